@@ -1,0 +1,24 @@
+# The two commands a fresh machine needs: `make run` and `make test`.
+CARGO ?= cargo
+
+.PHONY: run test lint build bench
+
+## Run Sightline on embedded defaults (data in ./sightline-data, API on 127.0.0.1:7700).
+run:
+	$(CARGO) run --release -p sightline -- serve
+
+## Every check CI runs: format, lints, and every test against real NATS and PostgreSQL.
+test: lint
+	./scripts/services.sh
+	$(CARGO) nextest run --workspace --no-fail-fast
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+build:
+	$(CARGO) build --release -p sightline
+
+## Ingest throughput, latency and memory: writes bench/README.md's table.
+bench: build
+	./bench/run.sh

@@ -1,0 +1,145 @@
+//! `sightline serve`: wires the crates together in one process.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use metrics_exporter_prometheus::PrometheusBuilder;
+use sightline_connectors::{Archive, Bus, Deliver, EmbeddedBus, NatsBus, NatsConfig};
+use sightline_model::Envelope;
+use sightline_pipeline::{Pipeline, PipelineConfig, ViewStore};
+use sightline_query_api::{AdminToken, AppState, router};
+use sightline_store::Store;
+
+/// Flags of `sightline serve`; each has an environment twin.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address the HTTP API listens on.
+    #[arg(long, env = "SIGHTLINE_LISTEN", default_value = "127.0.0.1:7700")]
+    listen: SocketAddr,
+    /// Where the archive and the default SQLite database live.
+    #[arg(long, env = "SIGHTLINE_DATA_DIR", default_value = "./sightline-data")]
+    data_dir: PathBuf,
+    /// NATS server URL (`nats://127.0.0.1:4222`); unset: the embedded in-process bus.
+    #[arg(long = "nats", env = "SIGHTLINE_NATS_URL")]
+    nats_url: Option<String>,
+    /// JetStream stream name in NATS mode; its subjects are `<name lowercased>.events.>`.
+    #[arg(long, env = "SIGHTLINE_NATS_STREAM", default_value = "SIGHTLINE")]
+    nats_stream: String,
+    /// Metadata database: `sqlite://…` or `postgres://…`; default: SQLite file in the data dir.
+    #[arg(long, env = "SIGHTLINE_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Where raw events are archived: `file:///path`; default: the data dir's `archive/`.
+    #[arg(long, env = "SIGHTLINE_OBJECT_STORE")]
+    object_store: Option<String>,
+    /// Timely worker threads; default: one per core.
+    #[arg(long, env = "SIGHTLINE_WORKERS")]
+    workers: Option<usize>,
+    /// Bootstrap secret with the admin role, for automation.
+    #[arg(long, env = "SIGHTLINE_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Views forget event-time buckets this many days after they end.
+    #[arg(long, env = "SIGHTLINE_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    retention_days: u32,
+}
+
+fn archive_dir(object_store: Option<&str>, data_dir: &Path) -> anyhow::Result<PathBuf> {
+    match object_store {
+        None => Ok(data_dir.join("archive")),
+        Some(url) => match url.strip_prefix("file://") {
+            Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
+            _ => bail!("--object-store: `{url}` is not supported by this build; use file:///absolute/path"),
+        },
+    }
+}
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let metrics = PrometheusBuilder::new().install_recorder().context("installing the metrics recorder")?;
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating the data dir {}", args.data_dir.display()))?;
+    let data_dir = args.data_dir.canonicalize()?;
+    let database_url = match &args.database_url {
+        Some(url) => url.clone(),
+        None => format!("sqlite://{}", data_dir.join("sightline.db").display()),
+    };
+    let store = Store::connect(&database_url).await.context("opening the metadata store")?;
+
+    let workers = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let retention_ms = i64::from(args.retention_days) * 86_400_000;
+    let views = Arc::new(ViewStore::default());
+    let pipeline = Arc::new(Pipeline::start(PipelineConfig { workers, retention_ms }, views)?);
+
+    let archive = Archive::open(&archive_dir(args.object_store.as_deref(), &data_dir)?)?;
+    let (replayed, archived_seqs) = replay(&archive, pipeline.clone()).await?;
+    tracing::info!(batches = replayed, "archive replayed into the pipeline");
+
+    let deliver: Deliver = {
+        let pipeline = pipeline.clone();
+        Arc::new(move |envelope: Envelope| pipeline.push(&envelope))
+    };
+    let bus = match &args.nats_url {
+        None => Bus::Embedded(EmbeddedBus::new(archive, deliver)),
+        Some(url) => {
+            let config = NatsConfig { url: url.clone(), stream: args.nats_stream.clone() };
+            let bus = NatsBus::connect(&config).await?;
+            bus.start_archiver(archive, deliver, archived_seqs).await?;
+            Bus::Nats(Box::new(bus))
+        }
+    };
+    let admin_token = args.admin_token.clone().and_then(AdminToken::new);
+    let state = AppState::new(store, bus, pipeline, admin_token, metrics);
+    let listener =
+        tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
+    state.mark_ready();
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        bus = state.bus.kind(),
+        workers,
+        ready_ms = started.elapsed().as_millis() as u64,
+        "sightline is ready"
+    );
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Feeds every archived batch to the pipeline; returns how many and the
+/// JetStream sequences among them.
+async fn replay(archive: &Archive, pipeline: Arc<Pipeline>) -> anyhow::Result<(u64, HashSet<u64>)> {
+    let archive = archive.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut seqs = HashSet::new();
+        let count = archive.replay(|batch| {
+            if let Some(seq) = batch.source_seq {
+                seqs.insert(seq);
+            }
+            match Envelope::decode(&batch.payload) {
+                Ok(envelope) => pipeline.push(&envelope),
+                Err(e) => tracing::error!(error = %e, "skipping an unreadable archived batch"),
+            }
+        })?;
+        Ok((count, seqs))
+    })
+    .await?
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,16 @@
+//! Connectors: the outside systems Sightline reads from and writes to.
+//!
+//! - [`archive`]: the durable record of every accepted batch on local disk.
+//! - [`bus`]: how an accepted batch travels from the ingest to the pipeline,
+//!   embedded (archive, then an in-process hand-off) or over NATS JetStream.
+//!
+//! A connector never knows about dataflow: the bus hands decoded envelopes
+//! to a [`bus::Deliver`] callback and that is all.
+
+pub mod archive;
+pub mod bus;
+pub mod nats;
+
+pub use archive::{Archive, ArchiveError, ArchivedBatch};
+pub use bus::{Bus, BusError, Deliver, EmbeddedBus};
+pub use nats::{NatsBus, NatsConfig};

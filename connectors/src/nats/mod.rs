@@ -1,0 +1,175 @@
+//! The NATS JetStream bus.
+//!
+//! The ingest publishes one message per accepted batch with the batch id as
+//! `Nats-Msg-Id` (so a retried publish is stored once) and answers only after
+//! JetStream acknowledged it. An archiver reads the stream through a durable
+//! pull consumer, appends each batch to the archive with its stream sequence,
+//! and acknowledges only after that append was flushed. A message redelivered
+//! after a crash between append and ack is recognised by its sequence and
+//! not delivered twice.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+use futures::StreamExt;
+use sightline_model::Envelope;
+
+use crate::archive::Archive;
+use crate::bus::{BusError, Deliver};
+
+/// Where and under which names Sightline uses JetStream.
+#[derive(Debug, Clone)]
+pub struct NatsConfig {
+    /// `nats://host:port`.
+    pub url: String,
+    /// The stream's name; its subjects are `<name lowercased>.events.>`.
+    pub stream: String,
+}
+
+impl NatsConfig {
+    fn subject_prefix(&self) -> String {
+        format!("{}.events", self.stream.to_ascii_lowercase())
+    }
+}
+
+/// The name of the durable consumer the archiver reads through.
+pub const ARCHIVER_CONSUMER: &str = "sightline-archiver";
+
+/// Publishes batches to JetStream.
+pub struct NatsBus {
+    js: jetstream::Context,
+    stream: stream::Stream,
+    prefix: String,
+}
+
+fn nats_err(e: impl std::fmt::Display) -> BusError {
+    BusError::Nats(e.to_string())
+}
+
+impl NatsBus {
+    /// Connects and creates the stream when it is missing.
+    pub async fn connect(config: &NatsConfig) -> Result<NatsBus, BusError> {
+        let client = async_nats::ConnectOptions::new()
+            .connection_timeout(Duration::from_secs(5))
+            .connect(config.url.as_str())
+            .await
+            .map_err(|e| BusError::Nats(format!("cannot connect to {}: {e}", config.url)))?;
+        let js = jetstream::new(client);
+        let prefix = config.subject_prefix();
+        let stream = js
+            .get_or_create_stream(stream::Config {
+                name: config.stream.clone(),
+                subjects: vec![format!("{prefix}.>")],
+                storage: stream::StorageType::File,
+                duplicate_window: Duration::from_secs(120),
+                ..Default::default()
+            })
+            .await
+            .map_err(nats_err)?;
+        Ok(NatsBus { js, stream, prefix })
+    }
+
+    pub(crate) async fn publish(&self, envelope: &Envelope) -> Result<(), BusError> {
+        let subject = format!("{}.{}", self.prefix, envelope.project_id);
+        let publish = jetstream::message::PublishMessage::build()
+            .message_id(envelope.batch_id.to_string())
+            .payload(envelope.encode().into());
+        let ack = self.js.send_publish(subject, publish).await.map_err(nats_err)?;
+        ack.await.map_err(nats_err)?;
+        Ok(())
+    }
+
+    /// Starts the archiver: reads the stream from where the durable consumer
+    /// left off, archives, acknowledges and delivers each batch.
+    /// `archived` holds the stream sequences already in the archive.
+    pub async fn start_archiver(
+        &self,
+        archive: Archive,
+        deliver: Deliver,
+        mut archived: HashSet<u64>,
+    ) -> Result<tokio::task::JoinHandle<()>, BusError> {
+        let mut consumer = self
+            .stream
+            .get_or_create_consumer(
+                ARCHIVER_CONSUMER,
+                consumer::pull::Config {
+                    durable_name: Some(ARCHIVER_CONSUMER.to_owned()),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait: Duration::from_secs(30),
+                    max_ack_pending: 20_000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(nats_err)?;
+        // Only messages past the ack floor can come again.
+        let floor = consumer.info().await.map_err(nats_err)?.ack_floor.stream_sequence;
+        archived.retain(|seq| *seq > floor);
+        let messages = consumer.messages().await.map_err(nats_err)?;
+        Ok(tokio::spawn(async move {
+            let mut chunks = messages.ready_chunks(512);
+            while let Some(chunk) = chunks.next().await {
+                archive_chunk(chunk, &archive, &deliver, &mut archived).await;
+                metrics::gauge!("sightline_bus_redelivery_guard").set(archived.len() as f64);
+                if archived.len() > 100_000
+                    && let Ok(info) = consumer.info().await
+                {
+                    let floor = info.ack_floor.stream_sequence;
+                    archived.retain(|seq| *seq > floor);
+                }
+            }
+            tracing::error!("JetStream message stream ended; the archiver stopped");
+        }))
+    }
+}
+
+type MessageResult = Result<jetstream::Message, jetstream::consumer::pull::MessagesError>;
+
+async fn archive_chunk(chunk: Vec<MessageResult>, archive: &Archive, deliver: &Deliver, archived: &mut HashSet<u64>) {
+    let mut pending = Vec::with_capacity(chunk.len());
+    for message in chunk {
+        let message = match message {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "JetStream fetch failed; retrying");
+                continue;
+            }
+        };
+        let Ok(info) = message.info() else {
+            tracing::warn!("JetStream message without metadata; skipped");
+            continue;
+        };
+        let seq = info.stream_sequence;
+        if archived.contains(&seq) {
+            // Archived before a crash, acknowledged too late: already counted.
+            let _ = message.ack().await;
+            continue;
+        }
+        match Envelope::decode(&message.payload) {
+            Ok(envelope) => pending.push((seq, message, envelope)),
+            Err(e) => {
+                tracing::warn!(seq, error = %e, "dropping a message that is not an envelope");
+                metrics::counter!("sightline_events_rejected_total", "reason" => "bad_bus_message").increment(1);
+                let _ = message.ack_with(jetstream::AckKind::Term).await;
+            }
+        }
+    }
+    let appends = pending.iter().map(|(seq, message, _)| archive.append(Some(*seq), message.payload.to_vec()));
+    let results = futures::future::join_all(appends).await;
+    for ((seq, message, envelope), result) in pending.into_iter().zip(results) {
+        match result {
+            Ok(()) => {
+                archived.insert(seq);
+                if let Err(e) = message.ack().await {
+                    tracing::warn!(seq, error = %e, "ack failed; the message will be redelivered and skipped");
+                }
+                deliver(envelope);
+            }
+            Err(e) => {
+                // Not acknowledged: JetStream redelivers it after ack_wait.
+                tracing::error!(seq, error = %e, "archiving failed; leaving the message unacknowledged");
+            }
+        }
+    }
+}

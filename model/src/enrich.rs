@@ -1,0 +1,146 @@
+//! Edge enrichment: what the server adds to a validated event.
+
+use uuid::Uuid;
+
+use crate::event::{ClientEvent, DeviceClass, Event};
+use crate::limits::MAX_CLOCK_SKEW_MS;
+
+/// Device, browser and OS read from a `User-Agent` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserAgentInfo {
+    pub device: DeviceClass,
+    pub browser: String,
+    pub os: String,
+}
+
+impl UserAgentInfo {
+    /// Parses a `User-Agent`; unknown parts are `"unknown"`.
+    pub fn parse(user_agent: Option<&str>) -> UserAgentInfo {
+        let Some(ua) = user_agent.filter(|ua| !ua.is_empty()) else {
+            return UserAgentInfo::unknown();
+        };
+        let Some(parsed) = woothee::parser::Parser::new().parse(ua) else {
+            return UserAgentInfo::unknown();
+        };
+        // woothee has no tablet class: iPads and Android without "Mobile"
+        // are the well-known tablet signatures.
+        let tablet = ua.contains("iPad") || (ua.contains("Android") && !ua.contains("Mobile"));
+        let device = match parsed.category {
+            _ if tablet => DeviceClass::Tablet,
+            "pc" => DeviceClass::Desktop,
+            "smartphone" | "mobilephone" => DeviceClass::Mobile,
+            "crawler" => DeviceClass::Bot,
+            _ => DeviceClass::Unknown,
+        };
+        let known = |s: &str| if s.is_empty() || s == "UNKNOWN" { "unknown".to_owned() } else { s.to_owned() };
+        UserAgentInfo { device, browser: known(parsed.name), os: known(parsed.os) }
+    }
+
+    fn unknown() -> UserAgentInfo {
+        UserAgentInfo { device: DeviceClass::Unknown, browser: "unknown".into(), os: "unknown".into() }
+    }
+}
+
+/// What the server knows about the request a batch came in.
+#[derive(Debug, Clone)]
+pub struct IngestContext {
+    pub project_id: String,
+    /// Server receive time, ms since the epoch.
+    pub received_at: i64,
+    pub user_agent: UserAgentInfo,
+}
+
+/// Turns a validated client event into the event the pipeline sees.
+pub fn enrich(event: ClientEvent, ctx: &IngestContext) -> Event {
+    let ts = match event.ts {
+        Some(ts) if ts <= ctx.received_at + MAX_CLOCK_SKEW_MS => ts,
+        _ => ctx.received_at,
+    };
+    let path = event.url.as_deref().map(path_of).unwrap_or_default();
+    Event {
+        id: Uuid::now_v7(),
+        project_id: ctx.project_id.clone(),
+        received_at: ctx.received_at,
+        ts,
+        client_ts: event.ts,
+        anonymous_id: event.anonymous_id,
+        session_id: event.session_id,
+        url: event.url,
+        path,
+        release: event.release,
+        device: ctx.user_agent.device,
+        browser: ctx.user_agent.browser.clone(),
+        os: ctx.user_agent.os.clone(),
+        kind: event.kind,
+    }
+}
+
+/// The path of a URL, without query or fragment; `/` when empty.
+pub fn path_of(url: &str) -> String {
+    let path = match url::Url::parse(url) {
+        Ok(parsed) => parsed.path().to_owned(),
+        Err(_) => url.split(['?', '#']).next().unwrap_or("").to_owned(),
+    };
+    if path.is_empty() { "/".to_owned() } else { path }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::EventKind;
+
+    const CHROME_MAC: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+    const SAFARI_IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1";
+    const IPAD: &str = "Mozilla/5.0 (iPad; CPU OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.6 Mobile/15E148 Safari/604.1";
+    const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+
+    #[test]
+    fn user_agents_are_classified() {
+        let chrome = UserAgentInfo::parse(Some(CHROME_MAC));
+        assert_eq!(
+            (chrome.device, chrome.browser.as_str(), chrome.os.as_str()),
+            (DeviceClass::Desktop, "Chrome", "Mac OSX")
+        );
+        let iphone = UserAgentInfo::parse(Some(SAFARI_IPHONE));
+        assert_eq!(
+            (iphone.device, iphone.browser.as_str(), iphone.os.as_str()),
+            (DeviceClass::Mobile, "Safari", "iPhone")
+        );
+        assert_eq!(UserAgentInfo::parse(Some(IPAD)).device, DeviceClass::Tablet);
+        assert_eq!(UserAgentInfo::parse(Some(GOOGLEBOT)).device, DeviceClass::Bot);
+        assert_eq!(UserAgentInfo::parse(None).device, DeviceClass::Unknown);
+    }
+
+    #[test]
+    fn paths_come_from_urls() {
+        assert_eq!(path_of("https://shop.example/cart?id=3#top"), "/cart");
+        assert_eq!(path_of("https://shop.example"), "/");
+        assert_eq!(path_of("/docs/intro?x"), "/docs/intro");
+    }
+
+    #[test]
+    fn a_clock_far_ahead_is_corrected() {
+        let ctx = IngestContext {
+            project_id: "p".into(),
+            received_at: 1_000_000_000_000,
+            user_agent: UserAgentInfo::parse(None),
+        };
+        let ev = |ts| ClientEvent {
+            ts,
+            anonymous_id: "a".into(),
+            session_id: None,
+            url: Some("https://x.example/a".into()),
+            release: None,
+            kind: EventKind::Pageview { referrer: None, title: None },
+        };
+        let day = MAX_CLOCK_SKEW_MS;
+        assert_eq!(enrich(ev(Some(ctx.received_at + day + 1)), &ctx).ts, ctx.received_at);
+        assert_eq!(enrich(ev(Some(ctx.received_at + day)), &ctx).ts, ctx.received_at + day);
+        assert_eq!(enrich(ev(Some(ctx.received_at - 5_000)), &ctx).ts, ctx.received_at - 5_000);
+        assert_eq!(enrich(ev(None), &ctx).ts, ctx.received_at);
+        let a = enrich(ev(None), &ctx);
+        let b = enrich(ev(None), &ctx);
+        assert_ne!(a.id, b.id);
+        assert_eq!(a.path, "/a");
+    }
+}

@@ -1,0 +1,16 @@
+//! Pure dataflow operators: each takes collections and returns collections,
+//! touches no I/O, and is tested against a plain batch reference.
+//!
+//! Times are ingestion ticks in ms since the epoch ([`Time`]); event time
+//! lives in the data, as buckets.
+
+pub mod buckets;
+pub mod pageviews;
+pub mod retention;
+
+pub use buckets::Interval;
+pub use pageviews::{BucketKey, PageviewRow, PageviewUpdate, pageview_views};
+pub use retention::expire_at;
+
+/// A timely time: the ingestion tick, ms since the Unix epoch.
+pub type Time = u64;

@@ -1,0 +1,195 @@
+//! Page views and unique visitors per project · interval · bucket · path.
+
+use differential_dataflow::VecCollection;
+use serde::{Deserialize, Serialize};
+
+use crate::Time;
+use crate::buckets::Interval;
+use crate::retention::expire_at;
+
+/// One page view as the dataflow sees it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PageviewRow {
+    pub project: String,
+    /// Event time, ms since the epoch.
+    pub ts: i64,
+    pub path: String,
+    /// A hash of the visitor's anonymous id.
+    pub visitor: u64,
+}
+
+/// Where a count lives: one bucket of one path of one project.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct BucketKey {
+    pub project: String,
+    pub interval: Interval,
+    pub bucket: i64,
+    pub path: String,
+}
+
+/// A change to the page view views. Its diff says how much: a page view
+/// count changes by the diff; a visitor joins (+1) or leaves (-1) the set
+/// of distinct visitors of the bucket.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum PageviewUpdate {
+    Pageviews(BucketKey),
+    Visitor(BucketKey, u64),
+}
+
+/// Page view counts and distinct visitors per bucket of every interval,
+/// each bucket forgotten `retention_ms` after it ends.
+pub fn pageview_views<'s>(
+    rows: VecCollection<'s, Time, PageviewRow>,
+    retention_ms: i64,
+) -> VecCollection<'s, Time, PageviewUpdate> {
+    let bucketed = rows.flat_map(|row| {
+        Interval::ALL.map(|interval| {
+            let key = BucketKey {
+                project: row.project.clone(),
+                interval,
+                bucket: interval.bucket_of(row.ts),
+                path: row.path.clone(),
+            };
+            (key, row.visitor)
+        })
+    });
+    let retained = expire_at(bucketed, move |(key, _)| {
+        key.bucket.saturating_add(key.interval.millis()).saturating_add(retention_ms)
+    });
+    let pageviews = retained.clone().map(|(key, _)| PageviewUpdate::Pageviews(key));
+    let visitors = retained.distinct().map(|(key, visitor)| PageviewUpdate::Visitor(key, visitor));
+    pageviews.concat(visitors)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::{Arc, Mutex};
+
+    use differential_dataflow::input::InputSession;
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+    use timely::dataflow::operators::{Inspect, Probe};
+
+    use super::*;
+
+    type View = BTreeMap<PageviewUpdate, isize>;
+
+    /// The obviously correct batch version of [`pageview_views`].
+    fn reference(rows: &[PageviewRow]) -> View {
+        let mut counts: BTreeMap<BucketKey, isize> = BTreeMap::new();
+        let mut visitors: BTreeSet<(BucketKey, u64)> = BTreeSet::new();
+        for row in rows {
+            for interval in Interval::ALL {
+                let key = BucketKey {
+                    project: row.project.clone(),
+                    interval,
+                    bucket: interval.bucket_of(row.ts),
+                    path: row.path.clone(),
+                };
+                *counts.entry(key.clone()).or_default() += 1;
+                visitors.insert((key, row.visitor));
+            }
+        }
+        let mut view: View = counts.into_iter().map(|(k, c)| (PageviewUpdate::Pageviews(k), c)).collect();
+        view.extend(visitors.into_iter().map(|(k, v)| (PageviewUpdate::Visitor(k, v), 1)));
+        view
+    }
+
+    /// Runs the operator over timed batches of (row, diff) and returns the
+    /// accumulated output as of tick `until`.
+    fn run(workers: usize, batches: Vec<Vec<(PageviewRow, isize)>>, retention_ms: i64, until: Time) -> View {
+        let out: Arc<Mutex<View>> = Arc::default();
+        let sink = out.clone();
+        let batches = Arc::new(batches);
+        timely::execute(timely::Config::process(workers), move |worker| {
+            let mut input: InputSession<Time, PageviewRow, isize> = InputSession::new();
+            let sink = sink.clone();
+            let probe = worker.dataflow(|scope| {
+                let updates = pageview_views(input.to_collection(scope), retention_ms);
+                // The view as of `until`: retractions scheduled later are not in it yet.
+                updates
+                    .inner
+                    .inspect(move |(update, time, diff)| {
+                        if *time < until {
+                            let mut view = sink.lock().unwrap();
+                            *view.entry(update.clone()).or_default() += diff;
+                        }
+                    })
+                    .probe()
+                    .0
+            });
+            // Batch i is inserted at tick i + 1 by worker (row index % workers).
+            for (i, batch) in batches.iter().enumerate() {
+                input.advance_to(i as Time + 1);
+                for (j, (row, diff)) in batch.iter().enumerate() {
+                    if j % worker.peers() == worker.index() {
+                        input.update(row.clone(), *diff);
+                    }
+                }
+            }
+            input.advance_to(until);
+            input.flush();
+            while probe.less_than(&until) {
+                worker.step();
+            }
+        })
+        .unwrap();
+        let mut view = Arc::try_unwrap(out).unwrap().into_inner().unwrap();
+        view.retain(|_, diff| *diff != 0);
+        view
+    }
+
+    fn random_rows(rng: &mut StdRng, n: usize) -> Vec<PageviewRow> {
+        (0..n)
+            .map(|_| PageviewRow {
+                project: format!("p{}", rng.random_range(0..2)),
+                ts: 1_700_000_000_000 + rng.random_range(0..3 * 3_600_000),
+                path: format!("/{}", rng.random_range(0..4)),
+                visitor: rng.random_range(0..20),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn matches_the_reference_with_inserts_and_retractions() {
+        for seed in 0..4u64 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let first = random_rows(&mut rng, 300);
+            let second = random_rows(&mut rng, 200);
+            // Retract a random third of the first batch in the last batch.
+            let retracted: Vec<PageviewRow> = first.iter().filter(|_| rng.random_bool(0.33)).cloned().collect();
+            let mut kept = first.clone();
+            for r in &retracted {
+                let pos = kept.iter().position(|k| k == r).unwrap();
+                kept.remove(pos);
+            }
+            kept.extend(second.iter().cloned());
+            let batches = vec![
+                first.into_iter().map(|r| (r, 1)).collect(),
+                second.into_iter().map(|r| (r, 1)).collect(),
+                retracted.into_iter().map(|r| (r, -1)).collect(),
+            ];
+            for workers in [1, 3] {
+                let got = run(workers, batches.clone(), i64::MAX / 4, 10);
+                assert_eq!(got, reference(&kept), "seed {seed}, {workers} workers");
+            }
+        }
+    }
+
+    #[test]
+    fn buckets_are_forgotten_after_retention() {
+        let row = PageviewRow { project: "p".into(), ts: 0, path: "/".into(), visitor: 1 };
+        let retention = 1_000;
+        // Before the minute bucket expires (at 60s + 1s) everything is there.
+        let early = run(1, vec![vec![(row.clone(), 1)]], retention, 60_000);
+        assert_eq!(early, reference(std::slice::from_ref(&row)));
+        // After the minute bucket expired, only hour and day buckets remain.
+        let later = run(1, vec![vec![(row.clone(), 1)]], retention, 61_001);
+        assert!(later.keys().all(|u| match u {
+            PageviewUpdate::Pageviews(k) | PageviewUpdate::Visitor(k, _) => k.interval != Interval::Minute,
+        }));
+        assert_eq!(later.len(), 4);
+        // After the day bucket expired, nothing is left.
+        assert!(run(1, vec![vec![(row, 1)]], retention, 86_401_001).is_empty());
+    }
+}

@@ -1,0 +1,29 @@
+//! From accepted events to the rows each dataflow input takes.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use sightline_model::{Event, EventKind};
+use sightline_operators::PageviewRow;
+
+/// A stable 64-bit id for a visitor's anonymous id.
+pub fn visitor_hash(anonymous_id: &str) -> u64 {
+    // DefaultHasher::new() uses fixed keys: the same id hashes the same way
+    // in every process of one build, which is all the views need (they are
+    // rebuilt from the archive on start).
+    let mut h = DefaultHasher::new();
+    anonymous_id.hash(&mut h);
+    h.finish()
+}
+
+/// The page view row of an event, if it is a page view.
+pub fn pageview_row(event: &Event) -> Option<PageviewRow> {
+    match event.kind {
+        EventKind::Pageview { .. } => Some(PageviewRow {
+            project: event.project_id.clone(),
+            ts: event.ts,
+            path: event.path.clone(),
+            visitor: visitor_hash(&event.anonymous_id),
+        }),
+        _ => None,
+    }
+}

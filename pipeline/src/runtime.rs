@@ -1,0 +1,212 @@
+//! Runs the timely workers and feeds them.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use sightline_model::Envelope;
+use sightline_operators::PageviewRow;
+
+use crate::dataflow;
+use crate::now_ms;
+use crate::rows::pageview_row;
+use crate::views::ViewStore;
+
+type RowReceiver = mpsc::Receiver<Vec<PageviewRow>>;
+
+/// How the pipeline runs.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Timely worker threads.
+    pub workers: usize,
+    /// Each bucket is forgotten this long after it ends.
+    pub retention_ms: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the pipeline: {0}")]
+pub struct PipelineError(String);
+
+/// The handle the rest of the process uses to feed the workers.
+pub struct Pipeline {
+    inputs: Vec<mpsc::Sender<Vec<PageviewRow>>>,
+    next_worker: AtomicUsize,
+    /// Wall-clock ms of the newest hand-over; the views have caught up once
+    /// they are applied past it.
+    last_push: AtomicU64,
+    /// Batches handed over and not yet taken by a worker.
+    queued: Arc<AtomicI64>,
+    views: Arc<ViewStore>,
+    runner: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// How long an idle worker sleeps before it advances time again.
+const IDLE_PARK: Duration = Duration::from_millis(5);
+
+impl Pipeline {
+    /// Starts `config.workers` timely workers applying updates to `views`.
+    pub fn start(config: PipelineConfig, views: Arc<ViewStore>) -> Result<Pipeline, PipelineError> {
+        let workers = config.workers.max(1);
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..workers).map(|_| mpsc::channel()).unzip();
+        let receivers: Arc<Mutex<Vec<Option<RowReceiver>>>> =
+            Arc::new(Mutex::new(receivers.into_iter().map(Some).collect()));
+        let queued = Arc::new(AtomicI64::new(0));
+        let worker_views = views.clone();
+        let worker_queued = queued.clone();
+        let retention_ms = config.retention_ms;
+        let guards = timely::execute(timely::Config::process(workers), move |worker| {
+            let rx = receivers.lock().expect("receivers")[worker.index()].take().expect("one receiver per worker");
+            let (mut inputs, probe) = dataflow::build(worker, retention_ms, worker_views.clone());
+            loop {
+                // Read the clock before draining: a batch handed over after
+                // this instant carries a later push time than this tick.
+                let now = now_ms();
+                let mut closed = false;
+                loop {
+                    match rx.try_recv() {
+                        Ok(rows) => {
+                            worker_queued.fetch_sub(1, Ordering::Relaxed);
+                            for row in rows {
+                                inputs.pageviews.insert(row);
+                            }
+                        }
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Disconnected) => {
+                            closed = true;
+                            break;
+                        }
+                    }
+                }
+                if now > *inputs.pageviews.time() {
+                    inputs.pageviews.advance_to(now);
+                }
+                inputs.pageviews.flush();
+                if closed {
+                    break;
+                }
+                // Keep at most a few ticks in flight; park when idle.
+                if probe.less_than(inputs.pageviews.time()) {
+                    worker.step();
+                } else {
+                    worker.step_or_park(Some(IDLE_PARK));
+                }
+            }
+        })
+        .map_err(PipelineError)?;
+        let runner = std::thread::Builder::new()
+            .name("pipeline".into())
+            .spawn(move || drop(guards.join()))
+            .map_err(|e| PipelineError(e.to_string()))?;
+        Ok(Pipeline {
+            inputs: senders,
+            next_worker: AtomicUsize::new(0),
+            last_push: AtomicU64::new(0),
+            queued,
+            views,
+            runner: Mutex::new(Some(runner)),
+        })
+    }
+
+    /// Hands one accepted batch to a worker.
+    pub fn push(&self, envelope: &Envelope) {
+        let rows: Vec<PageviewRow> = envelope.events.iter().filter_map(pageview_row).collect();
+        if rows.is_empty() {
+            return;
+        }
+        let worker = self.next_worker.fetch_add(1, Ordering::Relaxed) % self.inputs.len();
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        if self.inputs[worker].send(rows).is_err() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            tracing::error!("pipeline worker has stopped; batch not applied to views");
+            return;
+        }
+        self.last_push.fetch_max(now_ms(), Ordering::AcqRel);
+    }
+
+    /// Whether every batch handed over so far is reflected in the views.
+    pub fn caught_up(&self) -> bool {
+        self.views.applied_through() > self.last_push.load(Ordering::Acquire)
+    }
+
+    /// Batches handed over that no worker has taken yet.
+    pub fn queued_batches(&self) -> i64 {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    pub fn views(&self) -> &Arc<ViewStore> {
+        &self.views
+    }
+
+    /// Stops the workers after they took what was handed over.
+    pub fn shutdown(mut self) {
+        self.inputs.clear();
+        if let Some(runner) = self.runner.lock().ok().and_then(|mut r| r.take()) {
+            let _ = runner.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sightline_model::{DeviceClass, Event, EventKind};
+    use sightline_operators::Interval;
+
+    use super::*;
+    use crate::views::PageviewsQuery;
+
+    fn pageview(project: &str, ts: i64, path: &str, visitor: &str) -> Event {
+        Event {
+            id: uuid::Uuid::now_v7(),
+            project_id: project.into(),
+            received_at: ts,
+            ts,
+            client_ts: None,
+            anonymous_id: visitor.into(),
+            session_id: None,
+            url: None,
+            path: path.into(),
+            release: None,
+            device: DeviceClass::Desktop,
+            browser: "Firefox".into(),
+            os: "Linux".into(),
+            kind: EventKind::Pageview { referrer: None, title: None },
+        }
+    }
+
+    #[test]
+    fn batches_reach_the_views_on_every_worker_count() {
+        for workers in [1, 2, 4] {
+            let views = Arc::new(ViewStore::default());
+            let pipeline =
+                Pipeline::start(PipelineConfig { workers, retention_ms: 30 * 86_400_000 }, views.clone()).unwrap();
+            let now = now_ms() as i64;
+            for i in 0..40 {
+                let events = (0..25)
+                    .map(|j| pageview("p", now - 1000, &format!("/{}", j % 3), &format!("v{}", (i * 25 + j) % 7)))
+                    .collect();
+                pipeline.push(&Envelope {
+                    batch_id: uuid::Uuid::now_v7(),
+                    project_id: "p".into(),
+                    received_at: now,
+                    events,
+                });
+            }
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while !pipeline.caught_up() {
+                assert!(std::time::Instant::now() < deadline, "views did not catch up");
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            let answer = views.pageviews(&PageviewsQuery {
+                project_id: "p".into(),
+                interval: Interval::Day,
+                from: now - 86_400_000,
+                to: now + 1,
+                path: None,
+            });
+            assert_eq!((answer.total.pageviews, answer.total.visitors), (1000, 7), "{workers} workers");
+            pipeline.shutdown();
+        }
+    }
+}

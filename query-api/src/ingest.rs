@@ -1,0 +1,194 @@
+//! `POST /api/v1/ingest`: validate, enrich, make durable, then answer 202.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::{Deserialize, Serialize};
+use sightline_model::limits::MAX_BODY_BYTES;
+use sightline_model::{
+    BodyError, Encoding, Envelope, Format, IngestContext, UserAgentInfo, decode_body, enrich, validate_event,
+};
+use sightline_store::Project;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::telemetry;
+
+/// More batches than this waiting for a worker and the ingest answers 429.
+pub const MAX_QUEUED_BATCHES: i64 = 20_000;
+/// How long a looked-up ingest key is trusted before it is looked up again.
+const KEY_CACHE_TTL: Duration = Duration::from_secs(60);
+
+/// Ingest keys recently seen, so the hot path does not query the store.
+#[derive(Default)]
+pub struct IngestKeyCache(RwLock<HashMap<String, (Arc<Project>, Instant)>>);
+
+impl IngestKeyCache {
+    async fn project(&self, state: &AppState, key: &str) -> Result<Option<Arc<Project>>, ApiError> {
+        if let Some((project, at)) = self.0.read().unwrap_or_else(|e| e.into_inner()).get(key)
+            && at.elapsed() < KEY_CACHE_TTL
+        {
+            return Ok(Some(project.clone()));
+        }
+        let Some(project) = state.store.project_by_ingest_key(key).await? else {
+            return Ok(None);
+        };
+        let project = Arc::new(project);
+        let mut cache = self.0.write().unwrap_or_else(|e| e.into_inner());
+        if cache.len() > 100_000 {
+            cache.clear();
+        }
+        cache.insert(key.to_owned(), (project.clone(), Instant::now()));
+        Ok(Some(project))
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct IngestParams {
+    /// The project's public ingest key, for clients that cannot set headers
+    /// (`navigator.sendBeacon`).
+    pub key: Option<String>,
+}
+
+/// One event that was not accepted.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RejectedEvent {
+    pub index: usize,
+    pub code: String,
+    pub field: String,
+    pub message: String,
+}
+
+/// The answer to an ingest request.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct IngestAnswer {
+    pub accepted: usize,
+    pub rejected: Vec<RejectedEvent>,
+}
+
+/// The ingest body: `{"events": [...]}` as JSON or MessagePack.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct IngestBatch {
+    /// Up to 1000 events. Each has a `type` (`pageview`, `event`, `error`,
+    /// `vital`), optional `ts` (ms since the epoch), `anonymous_id`,
+    /// `session_id`, `url`, `release`, and the fields of its type.
+    #[schema(value_type = Vec<Object>)]
+    pub events: Vec<serde_json::Value>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/ingest",
+    tag = "ingest",
+    params(IngestParams, ("X-Sightline-Key" = Option<String>, Header, description = "the project's ingest key")),
+    request_body(content = IngestBatch, description = "JSON, or the same as MessagePack with `Content-Type: application/msgpack`; gzip accepted"),
+    responses(
+        (status = 202, description = "valid events accepted, the rest listed", body = IngestAnswer),
+        (status = 400, description = "not a batch", body = crate::error::ErrorBody),
+        (status = 401, description = "missing or unknown ingest key", body = crate::error::ErrorBody),
+        (status = 413, description = "body or batch too large", body = crate::error::ErrorBody),
+        (status = 415, description = "unsupported Content-Type or Content-Encoding", body = crate::error::ErrorBody),
+        (status = 429, description = "the pipeline is behind; retry after the given seconds", body = crate::error::ErrorBody),
+    )
+)]
+pub async fn ingest(
+    State(state): State<Arc<AppState>>,
+    Query(params): Query<IngestParams>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<IngestAnswer>), ApiError> {
+    let received_at = sightline_pipeline::now_ms() as i64;
+    let key = headers
+        .get("x-sightline-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or(params.key)
+        .filter(|k| !k.is_empty());
+    let Some(key) = key else {
+        telemetry::refused("missing_key");
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing_key",
+            "send the ingest key in `X-Sightline-Key` or `?key=`",
+        )
+        .field("key"));
+    };
+    let Some(project) = state.ingest_keys.project(&state, &key).await? else {
+        telemetry::refused("invalid_key");
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_key", "unknown ingest key").field("key"));
+    };
+    if state.pipeline.queued_batches() > MAX_QUEUED_BATCHES {
+        telemetry::refused("rate_limited");
+        return Err(ApiError {
+            retry_after_s: Some(1),
+            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "the pipeline is behind; retry shortly")
+        });
+    }
+    let header_str = |name| headers.get(name).and_then(|v: &axum::http::HeaderValue| v.to_str().ok());
+    let format = Format::from_content_type(header_str(header::CONTENT_TYPE)).ok_or_else(|| {
+        telemetry::refused("unsupported_media_type");
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "use application/json or application/msgpack",
+        )
+        .field("content-type")
+    })?;
+    let encoding = Encoding::from_content_encoding(header_str(header::CONTENT_ENCODING)).ok_or_else(|| {
+        telemetry::refused("unsupported_encoding");
+        ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_encoding", "use gzip or no Content-Encoding")
+            .field("content-encoding")
+    })?;
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| body_error(BodyError::TooLarge { limit: MAX_BODY_BYTES, decompressed: false }))?;
+    let batch = decode_body(&bytes, format, encoding).map_err(body_error)?;
+
+    let ctx = IngestContext {
+        project_id: project.id.clone(),
+        received_at,
+        user_agent: UserAgentInfo::parse(header_str(header::USER_AGENT)),
+    };
+    let mut events = Vec::with_capacity(batch.events.len());
+    let mut rejected = Vec::new();
+    for (index, value) in batch.events.iter().enumerate() {
+        match validate_event(value) {
+            Ok(event) => events.push(enrich(event, &ctx)),
+            Err(r) => {
+                telemetry::rejected(r.code, 1);
+                rejected.push(RejectedEvent { index, code: r.code.to_owned(), field: r.field, message: r.message });
+            }
+        }
+    }
+    let accepted = events.len();
+    if accepted > 0 {
+        let mut by_type: HashMap<&'static str, u64> = HashMap::new();
+        for e in &events {
+            *by_type.entry(e.kind.type_name()).or_default() += 1;
+        }
+        let envelope = Envelope { batch_id: uuid::Uuid::now_v7(), project_id: project.id.clone(), received_at, events };
+        state.bus.publish(envelope).await.map_err(|e| {
+            telemetry::rejected("bus_unavailable", accepted as u64);
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "bus_unavailable", format!("could not store the batch: {e}"))
+        })?;
+        for (kind, n) in by_type {
+            metrics::counter!(telemetry::EVENTS_ACCEPTED, "type" => kind).increment(n);
+        }
+    }
+    Ok((StatusCode::ACCEPTED, Json(IngestAnswer { accepted, rejected })))
+}
+
+fn body_error(e: BodyError) -> ApiError {
+    let code = e.code();
+    telemetry::refused(code);
+    let status = match e {
+        BodyError::TooLarge { .. } | BodyError::TooManyEvents { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        BodyError::BadGzip(_) | BodyError::NotABatch(_) => StatusCode::BAD_REQUEST,
+    };
+    ApiError::new(status, code, e.to_string()).field(e.field())
+}

@@ -1,0 +1,84 @@
+//! The HTTP face of Sightline: ingest, queries, the live feed, health,
+//! metrics and the OpenAPI document, as one axum router over [`AppState`].
+//!
+//! Handlers only translate between HTTP and the crates below: the model
+//! validates, the bus makes batches durable, the view store answers.
+
+pub mod auth;
+pub mod error;
+pub mod ingest;
+pub mod ops;
+pub mod projects;
+pub mod queries;
+pub mod telemetry;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
+use sightline_connectors::Bus;
+use sightline_pipeline::{Pipeline, ViewStore};
+use sightline_store::Store;
+
+pub use auth::AdminToken;
+pub use ops::ApiDoc;
+
+/// Everything a handler may use.
+pub struct AppState {
+    pub store: Store,
+    pub bus: Bus,
+    pub pipeline: Arc<Pipeline>,
+    pub views: Arc<ViewStore>,
+    pub admin_token: Option<AdminToken>,
+    pub metrics: PrometheusHandle,
+    pub ingest_keys: ingest::IngestKeyCache,
+    ready: AtomicBool,
+}
+
+impl AppState {
+    pub fn new(
+        store: Store,
+        bus: Bus,
+        pipeline: Arc<Pipeline>,
+        admin_token: Option<AdminToken>,
+        metrics: PrometheusHandle,
+    ) -> Arc<AppState> {
+        Arc::new(AppState {
+            views: pipeline.views().clone(),
+            store,
+            bus,
+            pipeline,
+            admin_token,
+            metrics,
+            ingest_keys: Default::default(),
+            ready: AtomicBool::new(false),
+        })
+    }
+
+    /// Called once the archive is replayed into the pipeline.
+    pub fn mark_ready(&self) {
+        self.ready.store(true, Ordering::Release);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+}
+
+/// The whole HTTP API.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/api/v1/ingest", post(ingest::ingest).layer(DefaultBodyLimit::disable()))
+        .route("/api/v1/projects", post(projects::create_project).get(projects::list_projects))
+        .route("/api/v1/projects/{id}", get(projects::get_project))
+        .route("/api/v1/projects/{id}/keys", post(projects::create_key))
+        .route("/api/v1/projects/{id}/pageviews", get(queries::pageviews))
+        .route("/api/v1/projects/{id}/live", get(queries::live))
+        .route("/api/v1/openapi.json", get(ops::openapi))
+        .route("/healthz", get(ops::healthz))
+        .route("/metrics", get(ops::metrics))
+        .with_state(state)
+}

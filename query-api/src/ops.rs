@@ -1,0 +1,82 @@
+//! Health, metrics and the OpenAPI document.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use serde::Serialize;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use crate::AppState;
+use crate::telemetry;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok` once the pipeline accepts events, `starting` before.
+    pub status: &'static str,
+    /// `embedded` or `nats`.
+    pub bus: &'static str,
+    /// Whether every accepted batch is reflected in the views.
+    pub caught_up: bool,
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "ops",
+    responses((status = 200, body = Health), (status = 503, description = "still replaying the archive", body = Health)))]
+pub async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let ready = state.is_ready();
+    let health = Health {
+        status: if ready { "ok" } else { "starting" },
+        bus: state.bus.kind(),
+        caught_up: ready && state.pipeline.caught_up(),
+    };
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(health))
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    metrics::gauge!(telemetry::BUS_LAG_BATCHES).set(state.pipeline.queued_batches() as f64);
+    let applied = state.views.applied_through();
+    let lag_ms = sightline_pipeline::now_ms().saturating_sub(applied);
+    let freshness = if state.pipeline.caught_up() { 0.0 } else { lag_ms as f64 / 1000.0 };
+    metrics::gauge!(telemetry::VIEW_FRESHNESS_SECONDS).set(freshness);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Sightline", description = "Real-time web analytics, error tracking and performance monitoring. Contract v1."),
+    paths(
+        crate::ingest::ingest,
+        crate::projects::create_project,
+        crate::projects::list_projects,
+        crate::projects::get_project,
+        crate::projects::create_key,
+        crate::queries::pageviews,
+        crate::queries::live,
+        healthz,
+        metrics,
+    ),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "ops", responses((status = 200, description = "this document")))]
+pub async fn openapi() -> impl IntoResponse {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,89 @@
+//! Read endpoints over the views, and the live feed.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::Stream;
+use serde::Deserialize;
+use sightline_operators::Interval;
+use sightline_pipeline::views::MAX_SERIES_POINTS;
+use sightline_pipeline::{PageviewsAnswer, PageviewsQuery};
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+
+use crate::AppState;
+use crate::auth::authenticate;
+use crate::error::ApiError;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct PageviewsParams {
+    /// Range start, ms since the epoch (default: 24 h before `to`).
+    pub from: Option<i64>,
+    /// Range end, exclusive, ms since the epoch (default: now).
+    pub to: Option<i64>,
+    /// `minute`, `hour` (default) or `day`.
+    pub interval: Option<String>,
+    /// Only this path.
+    pub path: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{id}/pageviews", tag = "queries",
+    params(("id" = String, Path), PageviewsParams),
+    responses((status = 200, body = PageviewsAnswer), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn pageviews(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    params: Result<Query<PageviewsParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<PageviewsAnswer>, ApiError> {
+    authenticate(&state, &headers).await?.can_read(&id)?;
+    let Query(params) = params.map_err(|e| ApiError::bad_request("invalid_query", "query", e.body_text()))?;
+    let interval = match params.interval.as_deref() {
+        None => Interval::Hour,
+        Some(s) => Interval::parse(s).ok_or_else(|| {
+            ApiError::bad_request("invalid_value", "interval", "`interval` must be minute, hour or day")
+        })?,
+    };
+    let to = params.to.unwrap_or_else(|| sightline_pipeline::now_ms() as i64);
+    let from = params.from.unwrap_or(to - Interval::Day.millis());
+    if from >= to {
+        return Err(ApiError::bad_request("invalid_value", "from", "`from` must be before `to`"));
+    }
+    if (to - interval.bucket_of(from)) / interval.millis() > MAX_SERIES_POINTS {
+        return Err(ApiError::bad_request(
+            "invalid_value",
+            "interval",
+            format!("the range holds more than {MAX_SERIES_POINTS} buckets; use a coarser interval"),
+        ));
+    }
+    let query = PageviewsQuery { project_id: id, interval, from, to, path: params.path };
+    Ok(Json(state.views.pageviews(&query)))
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{id}/live", tag = "queries", params(("id" = String, Path)),
+    responses((status = 200, description = "Server-Sent Events, one `pageviews` event per view update", content_type = "text/event-stream", body = sightline_pipeline::ViewChange)),
+    security(("bearer" = [])))]
+pub async fn live(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    authenticate(&state, &headers).await?.can_read(&id)?;
+    let changes = BroadcastStream::new(state.views.subscribe()).filter_map(move |change| match change {
+        Ok(change) if change.project_id == id => {
+            Some(Ok(Event::default().event(change.view).json_data(&*change).unwrap_or_default()))
+        }
+        Ok(_) => None,
+        Err(BroadcastStreamRecvError::Lagged(n)) => {
+            Some(Ok(Event::default().event("lagged").data(format!("{n} updates were skipped; re-read the views"))))
+        }
+    });
+    Ok(Sse::new(changes).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}

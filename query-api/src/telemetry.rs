@@ -1,0 +1,21 @@
+//! Every metric the process exports, named in one place.
+
+/// Events accepted, by `type`.
+pub const EVENTS_ACCEPTED: &str = "sightline_events_accepted_total";
+/// Events rejected, by `reason` (a rejection or body error code).
+pub const EVENTS_REJECTED: &str = "sightline_events_rejected_total";
+/// Requests refused as a whole, by `reason` (`invalid_key`, `body_too_large`, ...).
+pub const REQUESTS_REFUSED: &str = "sightline_ingest_requests_refused_total";
+/// Batches handed to the pipeline that no worker has taken yet.
+pub const BUS_LAG_BATCHES: &str = "sightline_bus_lag_batches";
+/// How far the views trail the wall clock, in seconds.
+pub const VIEW_FRESHNESS_SECONDS: &str = "sightline_view_freshness_seconds";
+
+/// Counts an event or request that was not accepted.
+pub fn rejected(reason: &'static str, events: u64) {
+    metrics::counter!(EVENTS_REJECTED, "reason" => reason).increment(events);
+}
+
+pub fn refused(reason: &'static str) {
+    metrics::counter!(REQUESTS_REFUSED, "reason" => reason).increment(1);
+}

@@ -1,0 +1,491 @@
+//! Integration tests for `sightline-store`, run with the same bodies against
+//! SQLite (a temporary file database) and PostgreSQL (a fresh database per
+//! test on a real server).
+//!
+//! PostgreSQL defaults to `postgres://postgres@127.0.0.1:5432/test` (trust
+//! auth); override with `SIGHTLINE_TEST_POSTGRES_URL`. If the server is not
+//! reachable the PostgreSQL tests fail (they are never skipped).
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::time::Duration;
+
+use sightline_store::{Backend, Role, Store, StoreError};
+// `db` names are generated here from hex digits only, so formatting them into
+// SQL is safe.
+use sqlx::{AssertSqlSafe, Connection, Executor, Row};
+
+const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+const START_HINT: &str = "start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start \
+     (or point SIGHTLINE_TEST_POSTGRES_URL at another server)";
+
+/// What every test body receives.
+struct Ctx {
+    /// Connected store, migrations applied.
+    store: Store,
+    /// URL the store was opened with, for reconnecting or raw queries.
+    url: String,
+    /// Which backend this run targets.
+    backend: Backend,
+}
+
+/// Generates `sqlite::<name>` and `postgres::<name>` tests for each body.
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::run_sqlite(super::$name).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::run_postgres(super::$name).await;
+                }
+            )*
+        }
+    };
+}
+
+backend_tests!(
+    create_list_get_projects,
+    invalid_project_names_rejected,
+    ingest_key_lookup,
+    secret_key_create_and_authenticate,
+    secret_not_stored_in_clear,
+    secret_key_for_missing_project_is_not_found,
+    revoked_secret_no_longer_authenticates,
+    ids_and_keys_distinct_across_projects,
+    data_survives_reconnect,
+);
+
+async fn run_sqlite<F, Fut>(body: F)
+where
+    F: FnOnce(Ctx) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().expect("create temp dir");
+    let path = dir.path().join("nested name").join("meta.db");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let url = format!("sqlite://{}", path.display());
+    let store = Store::connect(&url).await.unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+    assert_eq!(store.backend(), Backend::Sqlite);
+    assert!(path.exists(), "database file should have been created");
+    body(Ctx { store, url, backend: Backend::Sqlite }).await;
+    drop(dir);
+}
+
+/// Replaces the database name (URL path) of a postgres URL.
+fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[authority_start..].find('/') {
+        Some(i) => &base[..authority_start + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{db}?{q}"),
+        None => format!("{base}/{db}"),
+    }
+}
+
+async fn admin_connection(admin_url: &str) -> sqlx::PgConnection {
+    let attempt = tokio::time::timeout(Duration::from_secs(10), sqlx::PgConnection::connect(admin_url)).await;
+    match attempt {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => {
+            panic!("PostgreSQL test server not reachable at {admin_url}: {e}; {START_HINT}")
+        }
+        Err(_) => {
+            panic!("PostgreSQL test server at {admin_url} did not answer within 10s; {START_HINT}")
+        }
+    }
+}
+
+async fn run_postgres<F, Fut>(body: F)
+where
+    F: FnOnce(Ctx) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let admin_url = std::env::var("SIGHTLINE_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
+    let db = format!("sightline_test_{:016x}", rand::random::<u64>());
+    let mut admin = admin_connection(&admin_url).await;
+    admin
+        .execute(sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {db}"))))
+        .await
+        .unwrap_or_else(|e| panic!("CREATE DATABASE {db} via {admin_url}: {e}"));
+
+    let url = with_database(&admin_url, &db);
+    // Run the body on its own task so a failing assertion still lets us drop
+    // the database before re-raising the panic.
+    let outcome = match Store::connect(&url).await {
+        Ok(store) => {
+            assert_eq!(store.backend(), Backend::Postgres);
+            let task_store = store.clone();
+            let fut = body(Ctx { store: task_store, url, backend: Backend::Postgres });
+            let res = tokio::spawn(fut).await;
+            store.close().await;
+            res.map_err(|e| match e.try_into_panic() {
+                Ok(payload) => payload,
+                Err(e) => Box::new(format!("test task failed: {e}")),
+            })
+        }
+        Err(e) => Err(Box::new(format!("Store::connect({url}): {e}")) as _),
+    };
+
+    // Best-effort cleanup; WITH (FORCE) ends sessions a test may have leaked.
+    if let Err(e) =
+        admin.execute(sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")))).await
+    {
+        eprintln!("warning: could not drop test database {db}: {e}");
+    }
+    let _ = admin.close().await;
+
+    if let Err(payload) = outcome {
+        std::panic::resume_unwind(payload);
+    }
+}
+
+/// A raw pool on the store's database, bypassing the store's API.
+async fn raw_pool(url: &str) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    sqlx::AnyPool::connect(url).await.expect("raw connection")
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+fn is_lower_hex(s: &str) -> bool {
+    s.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+}
+
+fn assert_token(token: &str, prefix: &str, hex_len: usize) {
+    let rest = token.strip_prefix(prefix).unwrap_or_else(|| panic!("{token:?} should start with {prefix:?}"));
+    assert_eq!(rest.len(), hex_len, "{token:?} should have {hex_len} hex chars");
+    assert!(is_lower_hex(rest), "{token:?} should be lowercase hex");
+}
+
+// ---------------------------------------------------------------------------
+// Test bodies
+// ---------------------------------------------------------------------------
+
+async fn create_list_get_projects(ctx: Ctx) {
+    let store = &ctx.store;
+    assert!(store.list_projects().await.unwrap().is_empty());
+
+    let before = now_ms();
+    let a = store.create_project("  Marketing site  ").await.unwrap();
+    let b = store.create_project("Docs").await.unwrap();
+    let c = store.create_project("Docs").await.unwrap(); // names need not be unique
+    let after = now_ms();
+
+    assert_eq!(a.name, "Marketing site", "name is trimmed");
+    assert_token(&a.id, "proj_", 20);
+    assert_token(&a.ingest_key, "pk_", 32);
+    assert!((before..=after).contains(&a.created_at), "created_at {} within [{before}, {after}]", a.created_at);
+
+    let listed = store.list_projects().await.unwrap();
+    assert_eq!(listed.len(), 3);
+    let mut expected = vec![a.clone(), b.clone(), c.clone()];
+    expected.sort_by(|x, y| (x.created_at, &x.id).cmp(&(y.created_at, &y.id)));
+    assert_eq!(listed, expected, "ordered by created_at, id");
+
+    assert_eq!(store.get_project(&a.id).await.unwrap(), Some(a.clone()));
+    assert_eq!(store.get_project(&b.id).await.unwrap(), Some(b));
+    assert_eq!(store.get_project("proj_00000000000000000000").await.unwrap(), None);
+    assert_eq!(store.get_project("").await.unwrap(), None);
+
+    // 200 multi-byte characters is the maximum and is accepted.
+    let long = "é".repeat(200);
+    let p = store.create_project(&long).await.unwrap();
+    assert_eq!(store.get_project(&p.id).await.unwrap().unwrap().name, long);
+}
+
+async fn invalid_project_names_rejected(ctx: Ctx) {
+    let store = &ctx.store;
+    for bad in [String::new(), "   \t\n".to_owned(), "x".repeat(201)] {
+        match store.create_project(&bad).await {
+            Err(StoreError::Invalid(msg)) => {
+                assert!(msg.contains("name"), "message should name the field: {msg}")
+            }
+            other => panic!("expected Invalid for {:?}, got {other:?}", bad),
+        }
+    }
+    assert!(store.list_projects().await.unwrap().is_empty(), "nothing inserted");
+}
+
+async fn ingest_key_lookup(ctx: Ctx) {
+    let store = &ctx.store;
+    let a = store.create_project("A").await.unwrap();
+    let b = store.create_project("B").await.unwrap();
+    assert_eq!(store.project_by_ingest_key(&a.ingest_key).await.unwrap(), Some(a.clone()));
+    assert_eq!(store.project_by_ingest_key(&b.ingest_key).await.unwrap(), Some(b));
+    assert_eq!(store.project_by_ingest_key("pk_00000000000000000000000000000000").await.unwrap(), None);
+    // Lookups are exact: no case folding, no prefix matching.
+    assert_eq!(store.project_by_ingest_key(&a.ingest_key.to_uppercase()).await.unwrap(), None);
+    assert_eq!(store.project_by_ingest_key(&a.ingest_key[..10]).await.unwrap(), None);
+}
+
+async fn secret_key_create_and_authenticate(ctx: Ctx) {
+    let store = &ctx.store;
+    let p = store.create_project("P").await.unwrap();
+    let q = store.create_project("Q").await.unwrap();
+
+    let viewer = store.create_secret_key(&p.id, " dashboard ", Role::Viewer).await.unwrap();
+    let admin = store.create_secret_key(&q.id, "ops", Role::Admin).await.unwrap();
+    assert_token(&viewer.id, "key_", 16);
+    assert_token(&viewer.secret, "sk_", 48);
+    assert_eq!(viewer.project_id, p.id);
+    assert_eq!(viewer.name, "dashboard");
+    assert_eq!(viewer.role, Role::Viewer);
+    let dbg = format!("{viewer:?}");
+    assert!(!dbg.contains(&viewer.secret), "Debug leaks the secret: {dbg}");
+    assert!(dbg.contains("***"), "{dbg}");
+
+    assert_eq!(store.secret_key_last_used(&viewer.id).await.unwrap(), None);
+
+    let before = now_ms();
+    let grant = store.authenticate_secret(&viewer.secret).await.unwrap().expect("viewer secret authenticates");
+    let after = now_ms();
+    assert_eq!(grant.key_id, viewer.id);
+    assert_eq!(grant.project_id, p.id);
+    assert_eq!(grant.role, Role::Viewer);
+
+    let used = store.secret_key_last_used(&viewer.id).await.unwrap().expect("last_used_at set after authentication");
+    assert!((before..=after).contains(&used), "last_used_at {used} within [{before}, {after}]");
+    assert_eq!(store.secret_key_last_used(&admin.id).await.unwrap(), None, "other keys untouched");
+
+    let grant = store.authenticate_secret(&admin.secret).await.unwrap().expect("admin secret authenticates");
+    assert_eq!(grant.key_id, admin.id);
+    assert_eq!(grant.project_id, q.id);
+    assert_eq!(grant.role, Role::Admin);
+
+    // Unknown secrets, near misses and the key id itself do not authenticate.
+    for wrong in [
+        "sk_000000000000000000000000000000000000000000000000".to_owned(),
+        viewer.secret.to_uppercase(),
+        viewer.secret[..viewer.secret.len() - 1].to_owned(),
+        format!("{} ", viewer.secret),
+        viewer.id.clone(),
+        String::new(),
+    ] {
+        assert_eq!(store.authenticate_secret(&wrong).await.unwrap(), None, "{wrong:?} must not authenticate");
+    }
+
+    match store.secret_key_last_used("key_0000000000000000").await {
+        Err(StoreError::NotFound(msg)) => assert!(msg.contains("key_0000000000000000"), "{msg}"),
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+
+    let bad_name = store.create_secret_key(&p.id, "  ", Role::Viewer).await;
+    assert!(matches!(&bad_name, Err(StoreError::Invalid(m)) if m.contains("name")), "{bad_name:?}");
+}
+
+async fn secret_not_stored_in_clear(ctx: Ctx) {
+    let store = &ctx.store;
+    let p = store.create_project("P").await.unwrap();
+    let key = store.create_secret_key(&p.id, "ci", Role::Admin).await.unwrap();
+    let hex_part = key.secret.strip_prefix("sk_").unwrap().to_owned();
+
+    let pool = raw_pool(&ctx.url).await;
+    let rows = sqlx::query(
+        "SELECT id, project_id, name, role, secret_hash, created_at, last_used_at, revoked_at \
+         FROM secret_keys",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    let stored_hash: String = row.try_get("secret_hash").unwrap();
+    assert_eq!(stored_hash.len(), 64);
+    assert!(is_lower_hex(&stored_hash), "{stored_hash}");
+    assert_ne!(stored_hash, key.secret);
+
+    // Neither the secret nor its random part appears in any text column.
+    for col in ["id", "project_id", "name", "role", "secret_hash"] {
+        let value: String = row.try_get(col).unwrap();
+        assert!(
+            !value.contains(&key.secret) && !value.contains(&hex_part),
+            "column {col} contains the clear-text secret"
+        );
+    }
+    let role: String = row.try_get("role").unwrap();
+    assert_eq!(role, "admin");
+
+    // And no row anywhere matches it via a LIKE search either.
+    let hits: i64 = sqlx::query(
+        "SELECT COUNT(*) AS n FROM secret_keys \
+         WHERE secret_hash LIKE $1 OR name LIKE $1 OR id LIKE $1",
+    )
+    .bind(format!("%{hex_part}%"))
+    .fetch_one(&pool)
+    .await
+    .unwrap()
+    .try_get("n")
+    .unwrap();
+    assert_eq!(hits, 0);
+    pool.close().await;
+}
+
+async fn secret_key_for_missing_project_is_not_found(ctx: Ctx) {
+    let store = &ctx.store;
+    let missing = "proj_ffffffffffffffffffff";
+    match store.create_secret_key(missing, "orphan", Role::Viewer).await {
+        Err(e @ StoreError::NotFound(_)) => {
+            let msg = e.to_string();
+            assert!(msg.contains(missing), "message names the project: {msg}");
+        }
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+    let pool = raw_pool(&ctx.url).await;
+    let n: i64 =
+        sqlx::query("SELECT COUNT(*) AS n FROM secret_keys").fetch_one(&pool).await.unwrap().try_get("n").unwrap();
+    assert_eq!(n, 0, "no orphan key row written");
+    pool.close().await;
+}
+
+async fn revoked_secret_no_longer_authenticates(ctx: Ctx) {
+    let store = &ctx.store;
+    let p = store.create_project("P").await.unwrap();
+    let keep = store.create_secret_key(&p.id, "keep", Role::Viewer).await.unwrap();
+    let gone = store.create_secret_key(&p.id, "gone", Role::Admin).await.unwrap();
+    assert!(store.authenticate_secret(&gone.secret).await.unwrap().is_some());
+
+    assert!(store.revoke_secret_key(&gone.id).await.unwrap());
+    assert!(!store.revoke_secret_key(&gone.id).await.unwrap(), "second revoke reports already revoked");
+    assert!(matches!(store.revoke_secret_key("key_0000000000000000").await, Err(StoreError::NotFound(_))));
+
+    let last_used = store.secret_key_last_used(&gone.id).await.unwrap();
+    assert_eq!(store.authenticate_secret(&gone.secret).await.unwrap(), None);
+    assert_eq!(
+        store.secret_key_last_used(&gone.id).await.unwrap(),
+        last_used,
+        "failed authentication does not touch last_used_at"
+    );
+    assert!(store.authenticate_secret(&keep.secret).await.unwrap().is_some());
+}
+
+async fn ids_and_keys_distinct_across_projects(ctx: Ctx) {
+    let store = &ctx.store;
+    let mut ids = HashSet::new();
+    let mut ingest = HashSet::new();
+    let mut key_ids = HashSet::new();
+    let mut secrets = HashSet::new();
+    for i in 0..8 {
+        let p = store.create_project(&format!("project {i}")).await.unwrap();
+        assert!(ids.insert(p.id.clone()), "duplicate project id {}", p.id);
+        assert!(ingest.insert(p.ingest_key.clone()), "duplicate ingest key");
+        for role in [Role::Viewer, Role::Admin] {
+            let k = store.create_secret_key(&p.id, role.as_str(), role).await.unwrap();
+            assert!(key_ids.insert(k.id.clone()), "duplicate key id {}", k.id);
+            assert!(secrets.insert(k.secret.clone()), "duplicate secret");
+            let grant = store.authenticate_secret(&k.secret).await.unwrap().unwrap();
+            assert_eq!((grant.project_id, grant.role), (p.id.clone(), role));
+        }
+    }
+    assert!(ids.is_disjoint(&ingest));
+    assert_eq!(store.list_projects().await.unwrap().len(), 8);
+}
+
+async fn data_survives_reconnect(ctx: Ctx) {
+    let Ctx { store, url, backend } = ctx;
+    let p = store.create_project("Persistent").await.unwrap();
+    let key = store.create_secret_key(&p.id, "ci", Role::Admin).await.unwrap();
+    store.authenticate_secret(&key.secret).await.unwrap().unwrap();
+    let used = store.secret_key_last_used(&key.id).await.unwrap();
+    store.close().await;
+
+    // Reconnecting re-runs the migrations, which must be a no-op.
+    for _ in 0..2 {
+        let reopened = Store::connect(&url).await.expect("reconnect");
+        assert_eq!(reopened.backend(), backend);
+        assert_eq!(reopened.list_projects().await.unwrap(), vec![p.clone()]);
+        assert_eq!(reopened.project_by_ingest_key(&p.ingest_key).await.unwrap(), Some(p.clone()));
+        assert_eq!(reopened.secret_key_last_used(&key.id).await.unwrap(), used);
+        reopened.close().await;
+    }
+
+    let reopened = Store::connect(&url).await.expect("reconnect");
+    let grant = reopened.authenticate_secret(&key.secret).await.unwrap().expect("secret still valid after reconnect");
+    assert_eq!(grant.project_id, p.id);
+    assert_eq!(grant.role, Role::Admin);
+
+    // Foreign keys are enforced with ON DELETE CASCADE on both backends.
+    let pool = raw_pool(&url).await;
+    if backend == Backend::Sqlite {
+        sqlx::query("PRAGMA foreign_keys = ON").execute(&pool).await.unwrap();
+    }
+    sqlx::query("DELETE FROM projects WHERE id = $1").bind(&p.id).execute(&pool).await.unwrap();
+    pool.close().await;
+    assert_eq!(reopened.authenticate_secret(&key.secret).await.unwrap(), None);
+    reopened.close().await;
+}
+
+// ---------------------------------------------------------------------------
+// Backend-independent checks
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn sqlite_in_memory_works_and_is_private() {
+    let a = Store::connect("sqlite::memory:").await.unwrap();
+    let b = Store::connect("sqlite::memory:").await.unwrap();
+    let p = a.create_project("mem").await.unwrap();
+    // Several sequential operations must all see the same database.
+    assert_eq!(a.get_project(&p.id).await.unwrap(), Some(p.clone()));
+    let k = a.create_secret_key(&p.id, "k", Role::Viewer).await.unwrap();
+    assert!(a.authenticate_secret(&k.secret).await.unwrap().is_some());
+    assert!(b.list_projects().await.unwrap().is_empty());
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_uses_wal_and_foreign_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("wal.db").display());
+    let store = Store::connect(&url).await.unwrap();
+    let pool = raw_pool(&url).await;
+    let mode: String = sqlx::query("PRAGMA journal_mode").fetch_one(&pool).await.unwrap().try_get(0).unwrap();
+    assert_eq!(mode.to_lowercase(), "wal");
+    pool.close().await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn unsupported_url_is_rejected() {
+    for url in ["mysql://root:hunter2@localhost/db", "file.db", ""] {
+        match Store::connect(url).await {
+            Err(e @ StoreError::UnsupportedUrl(_)) => {
+                let msg = e.to_string();
+                assert!(!msg.contains("hunter2"), "password leaked: {msg}");
+                assert!(msg.contains("postgres://"), "message lists options: {msg}");
+            }
+            Err(other) => panic!("{url:?}: expected UnsupportedUrl, got {other:?}"),
+            Ok(_) => panic!("{url:?}: expected UnsupportedUrl, got a store"),
+        }
+    }
+}
+
+#[test]
+fn role_names_are_lowercase() {
+    assert_eq!(Role::Viewer.as_str(), "viewer");
+    assert_eq!(Role::Admin.to_string(), "admin");
+    assert_eq!(Role::parse("admin"), Some(Role::Admin));
+    assert_eq!(Role::parse("root"), None);
+}
+
+#[test]
+fn with_database_replaces_path() {
+    assert_eq!(with_database("postgres://postgres@127.0.0.1:5432/test", "x"), "postgres://postgres@127.0.0.1:5432/x");
+    assert_eq!(with_database("postgres://u:p@h/test?sslmode=disable", "x"), "postgres://u:p@h/x?sslmode=disable");
+    assert_eq!(with_database("postgres://h:1", "x"), "postgres://h:1/x");
+}
