@@ -144,9 +144,7 @@ pub async fn ingest(
         ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_encoding", "use gzip or no Content-Encoding")
             .field("content-encoding")
     })?;
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| body_error(BodyError::TooLarge { limit: MAX_BODY_BYTES, decompressed: false }))?;
+    let bytes = read_capped(body).await?;
     let batch = decode_body(&bytes, format, encoding).map_err(body_error)?;
 
     let ctx = IngestContext {
@@ -181,6 +179,34 @@ pub async fn ingest(
         }
     }
     Ok((StatusCode::ACCEPTED, Json(IngestAnswer { accepted, rejected })))
+}
+
+/// Past this much of an oversized body, the connection is dropped instead
+/// of reading on.
+const MAX_DISCARD_BYTES: usize = 64 * 1024 * 1024;
+
+/// Reads the body, keeping at most [`MAX_BODY_BYTES`]. The rest of an
+/// oversized body is read and thrown away (up to [`MAX_DISCARD_BYTES`]) so
+/// the client gets its 413 instead of a broken pipe.
+async fn read_capped(body: Body) -> Result<bytes::Bytes, ApiError> {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut kept = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::bad_request("invalid_body", "body", format!("reading the body failed: {e}")))?;
+        seen += chunk.len();
+        if seen <= MAX_BODY_BYTES {
+            kept.extend_from_slice(&chunk);
+        } else if seen > MAX_DISCARD_BYTES {
+            break;
+        }
+    }
+    if seen > MAX_BODY_BYTES {
+        return Err(body_error(BodyError::TooLarge { limit: MAX_BODY_BYTES, decompressed: false }));
+    }
+    Ok(kept.freeze())
 }
 
 fn body_error(e: BodyError) -> ApiError {

@@ -36,6 +36,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     pub ingest_keys: ingest::IngestKeyCache,
     ready: AtomicBool,
+    /// Flips to `true` when the server shuts down; long-lived responses end.
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
@@ -55,12 +57,26 @@ impl AppState {
             metrics,
             ingest_keys: Default::default(),
             ready: AtomicBool::new(false),
+            shutdown: tokio::sync::watch::channel(false).0,
         })
     }
 
     /// Called once the archive is replayed into the pipeline.
     pub fn mark_ready(&self) {
         self.ready.store(true, Ordering::Release);
+    }
+
+    /// Ends long-lived responses (the live feed) so a graceful stop finishes.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Resolves once [`AppState::begin_shutdown`] was called.
+    pub fn shutting_down(&self) -> impl std::future::Future<Output = ()> + Send + use<> {
+        let mut rx = self.shutdown.subscribe();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
     }
 
     pub fn is_ready(&self) -> bool {

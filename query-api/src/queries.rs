@@ -85,5 +85,6 @@ pub async fn live(
             Some(Ok(Event::default().event("lagged").data(format!("{n} updates were skipped; re-read the views"))))
         }
     });
+    let changes = futures::StreamExt::take_until(changes, state.shutting_down());
     Ok(Sse::new(changes).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

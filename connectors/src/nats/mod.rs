@@ -89,22 +89,33 @@ impl NatsBus {
         deliver: Deliver,
         mut archived: HashSet<u64>,
     ) -> Result<tokio::task::JoinHandle<()>, BusError> {
+        // Messages a crashed process had fetched but not acknowledged would
+        // only come back after `ack_wait`. So the consumer is recreated at
+        // its ack floor: everything unacknowledged is delivered at once, and
+        // what was archived already is recognised by its sequence below.
+        let floor = match self.stream.consumer_info(ARCHIVER_CONSUMER).await {
+            Ok(info) => info.ack_floor.stream_sequence,
+            Err(_) => 0,
+        };
+        if floor > 0 || self.stream.consumer_info(ARCHIVER_CONSUMER).await.is_ok() {
+            self.stream.delete_consumer(ARCHIVER_CONSUMER).await.map_err(nats_err)?;
+        }
+        let deliver_policy = match floor {
+            0 => consumer::DeliverPolicy::All,
+            floor => consumer::DeliverPolicy::ByStartSequence { start_sequence: floor + 1 },
+        };
         let mut consumer = self
             .stream
-            .get_or_create_consumer(
-                ARCHIVER_CONSUMER,
-                consumer::pull::Config {
-                    durable_name: Some(ARCHIVER_CONSUMER.to_owned()),
-                    ack_policy: consumer::AckPolicy::Explicit,
-                    ack_wait: Duration::from_secs(30),
-                    max_ack_pending: 20_000,
-                    ..Default::default()
-                },
-            )
+            .create_consumer(consumer::pull::Config {
+                durable_name: Some(ARCHIVER_CONSUMER.to_owned()),
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: Duration::from_secs(30),
+                max_ack_pending: 20_000,
+                deliver_policy,
+                ..Default::default()
+            })
             .await
             .map_err(nats_err)?;
-        // Only messages past the ack floor can come again.
-        let floor = consumer.info().await.map_err(nats_err)?.ack_floor.stream_sequence;
         archived.retain(|seq| *seq > floor);
         let messages = consumer.messages().await.map_err(nats_err)?;
         Ok(tokio::spawn(async move {

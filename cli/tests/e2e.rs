@@ -1,0 +1,462 @@
+//! End-to-end: the real binary on a free port, in embedded and NATS mode,
+//! over HTTP, with restarts and kill -9.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const ADMIN: &str = "e2e-admin-token";
+const NATS_URL: &str = "nats://127.0.0.1:4222";
+
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    Embedded,
+    /// NATS with this test's own stream.
+    Nats,
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    http: reqwest::Client,
+}
+
+/// A client that opens a connection per request: a server may close a
+/// connection after refusing an oversized body, and a pooled connection
+/// would then race that close.
+fn fresh_connections() -> reqwest::Client {
+    reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn nats_is_up() {
+    if std::net::TcpStream::connect_timeout(&"127.0.0.1:4222".parse().unwrap(), Duration::from_secs(2)).is_err() {
+        panic!(
+            "NATS with JetStream is not listening on 127.0.0.1:4222; start it with `./scripts/services.sh` \
+             (start-stop-daemon --start --background --exec /usr/sbin/nats-server -- -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server)"
+        );
+    }
+}
+
+impl Server {
+    async fn start(mode: Mode, data_dir: &Path, stream: &str) -> Server {
+        let port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sightline"));
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--workers")
+            .arg("2")
+            .env("SIGHTLINE_ADMIN_TOKEN", ADMIN)
+            .env("SIGHTLINE_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        if let Mode::Nats = mode {
+            nats_is_up();
+            cmd.arg("--nats").arg(NATS_URL).arg("--nats-stream").arg(stream);
+        }
+        let child = cmd.spawn().expect("start sightline");
+        let server = Server { child, base: format!("http://127.0.0.1:{port}"), http: fresh_connections() };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = server.http.get(format!("{}/healthz", server.base)).send().await
+                && r.status() == 200
+            {
+                return server;
+            }
+            assert!(Instant::now() < deadline, "server did not become healthy");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn create_project(&self, name: &str) -> (String, String) {
+        let r = self
+            .http
+            .post(self.url("/api/v1/projects"))
+            .bearer_auth(ADMIN)
+            .json(&json!({ "name": name }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let body: Value = r.json().await.unwrap();
+        (body["id"].as_str().unwrap().to_owned(), body["ingest_key"].as_str().unwrap().to_owned())
+    }
+
+    async fn ingest_raw(&self, key: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> (u16, Value) {
+        let mut req = self.http.post(self.url("/api/v1/ingest")).header("X-Sightline-Key", key).body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let r = req.send().await.unwrap_or_else(|e| panic!("ingest with {headers:?}: {e}"));
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn ingest(&self, key: &str, events: Value) -> Value {
+        let body = serde_json::to_vec(&json!({ "events": events })).unwrap();
+        let (status, answer) = self.ingest_raw(key, body, &[("Content-Type", "application/json")]).await;
+        assert_eq!(status, 202, "{answer}");
+        answer
+    }
+
+    async fn pageviews(&self, project: &str, query: &str) -> Value {
+        let r = self
+            .http
+            .get(self.url(&format!("/api/v1/projects/{project}/pageviews?{query}")))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+
+    /// Today's totals (page views, visitors), waiting up to `within` for
+    /// them to reach `expected` page views.
+    async fn totals_reaching(&self, project: &str, expected: i64, within: Duration) -> (i64, i64) {
+        let deadline = Instant::now() + within;
+        loop {
+            let now = now_ms();
+            let answer =
+                self.pageviews(project, &format!("interval=day&from={}&to={}", now - 86_400_000, now + 1)).await;
+            let total = (answer["total"]["pageviews"].as_i64().unwrap(), answer["total"]["visitors"].as_i64().unwrap());
+            if total.0 >= expected || Instant::now() > deadline {
+                return total;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGTERM, and the process must exit cleanly within ten seconds.
+    fn stop(mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "graceful stop exited with {status}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "graceful stop took over ten seconds");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+fn stream_name() -> String {
+    format!("E2E_{}_{}", std::process::id(), now_ms())
+}
+
+fn pageview(visitor: &str, path: &str) -> Value {
+    json!({ "type": "pageview", "anonymous_id": visitor, "url": format!("https://shop.example{path}?utm=x"), "ts": now_ms() })
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+async fn formats_reach_the_views(mode: Mode) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(mode, dir.path(), &stream_name()).await;
+    let (project, key) = server.create_project("shop").await;
+
+    let json_batch = json!([pageview("a", "/"), pageview("b", "/cart"), pageview("a", "/cart")]);
+    assert_eq!(server.ingest(&key, json_batch).await["accepted"], 3);
+
+    let msgpack = rmp_serde::to_vec_named(&json!({ "events": [pageview("c", "/"), pageview("a", "/")] })).unwrap();
+    let (status, answer) = server.ingest_raw(&key, msgpack, &[("Content-Type", "application/msgpack")]).await;
+    assert_eq!((status, answer["accepted"].as_i64()), (202, Some(2)), "{answer}");
+
+    let body = serde_json::to_vec(&json!({ "events": [pageview("d", "/x"), pageview("d", "/y")] })).unwrap();
+    let (status, answer) = server
+        .ingest_raw(&key, gzip(&body), &[("Content-Type", "application/json"), ("Content-Encoding", "gzip")])
+        .await;
+    assert_eq!((status, answer["accepted"].as_i64()), (202, Some(2)), "{answer}");
+
+    // Every accepted event shows within a second.
+    assert_eq!(server.totals_reaching(&project, 7, Duration::from_secs(1)).await, (7, 4));
+    let now = now_ms();
+    let cart =
+        server.pageviews(&project, &format!("interval=minute&from={}&to={}&path=/cart", now - 600_000, now + 1)).await;
+    assert_eq!(cart["total"], json!({ "pageviews": 2, "visitors": 2 }));
+    assert_eq!(cart["series"].as_array().unwrap().len(), 11);
+    server.stop();
+}
+
+#[tokio::test]
+async fn embedded_json_msgpack_and_gzip_reach_the_views() {
+    formats_reach_the_views(Mode::Embedded).await;
+}
+
+#[tokio::test]
+async fn nats_json_msgpack_and_gzip_reach_the_views() {
+    formats_reach_the_views(Mode::Nats).await;
+}
+
+async fn restarts_lose_nothing_and_count_nothing_twice(mode: Mode) {
+    let dir = tempfile::tempdir().unwrap();
+    let stream = stream_name();
+    let server = Server::start(mode, dir.path(), &stream).await;
+    let (project, key) = server.create_project("shop").await;
+    for i in 0..5 {
+        server.ingest(&key, json!([pageview(&format!("v{i}"), "/"), pageview("same", "/p")])).await;
+    }
+    assert_eq!(server.totals_reaching(&project, 10, Duration::from_secs(5)).await, (10, 6));
+    server.stop();
+
+    // Graceful restart: the same numbers.
+    let server = Server::start(mode, dir.path(), &stream).await;
+    assert_eq!(server.totals_reaching(&project, 10, Duration::from_secs(5)).await, (10, 6));
+
+    // Many batches in flight, kill -9 right after the last 202.
+    let mut sends = Vec::new();
+    for i in 0..40 {
+        let http = server.http.clone();
+        let url = server.url("/api/v1/ingest");
+        let key = key.clone();
+        sends.push(tokio::spawn(async move {
+            let body = json!({ "events": [pageview(&format!("k{i}"), "/k"), pageview(&format!("k{i}"), "/k2")] });
+            http.post(url).header("X-Sightline-Key", key).json(&body).send().await.map(|r| r.status().as_u16())
+        }));
+    }
+    let mut acknowledged = 0;
+    for send in sends {
+        if let Ok(Ok(202)) = send.await {
+            acknowledged += 2;
+        }
+    }
+    server.kill9();
+    assert_eq!(acknowledged, 80);
+
+    let server = Server::start(mode, dir.path(), &stream).await;
+    let expected = 10 + acknowledged;
+    let got = server.totals_reaching(&project, expected, Duration::from_secs(10)).await;
+    // Settle, then check again: nothing counted twice by a late redelivery.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let settled = server.totals_reaching(&project, expected, Duration::from_secs(1)).await;
+    assert_eq!(got, (expected, 6 + 40));
+    assert_eq!(settled, got);
+    server.stop();
+}
+
+#[tokio::test]
+async fn embedded_restart_and_kill9_lose_nothing_and_count_nothing_twice() {
+    restarts_lose_nothing_and_count_nothing_twice(Mode::Embedded).await;
+}
+
+#[tokio::test]
+async fn nats_restart_and_kill9_lose_nothing_and_count_nothing_twice() {
+    restarts_lose_nothing_and_count_nothing_twice(Mode::Nats).await;
+}
+
+#[tokio::test]
+async fn bad_input_is_answered_per_contract_and_the_process_stays_healthy() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(Mode::Embedded, dir.path(), "").await;
+    let (project, key) = server.create_project("shop").await;
+    let json_ct = [("Content-Type", "application/json")];
+
+    let expect_error = |status: u16, answer: &Value, want_status: u16, code: &str, field: &str| {
+        assert_eq!(status, want_status, "{answer}");
+        assert_eq!(answer["error"]["code"], code, "{answer}");
+        assert_eq!(answer["error"]["field"], field, "{answer}");
+        assert!(answer["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    };
+
+    // Malformed.
+    let (s, a) = server.ingest_raw(&key, b"{\"events\": [".to_vec(), &json_ct).await;
+    expect_error(s, &a, 400, "invalid_batch", "body");
+    let (s, a) = server.ingest_raw(&key, b"[1,2,3]".to_vec(), &json_ct).await;
+    expect_error(s, &a, 400, "invalid_batch", "body");
+    // Wrong key, no key.
+    let (s, a) = server.ingest_raw("pk_wrong", b"{\"events\":[]}".to_vec(), &json_ct).await;
+    expect_error(s, &a, 401, "invalid_key", "key");
+    let r = server.http.post(server.url("/api/v1/ingest")).body("{\"events\":[]}").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    // Over 5 MiB on the wire.
+    let big = format!(r#"{{"events":[],"pad":"{}"}}"#, "x".repeat(6 * 1024 * 1024));
+    let (s, a) = server.ingest_raw(&key, big.into_bytes(), &json_ct).await;
+    expect_error(s, &a, 413, "body_too_large", "body");
+    // A gzip bomb: small on the wire, 200 MiB inflated.
+    let bomb = gzip(&vec![b' '; 200 * 1024 * 1024]);
+    let (s, a) =
+        server.ingest_raw(&key, bomb, &[("Content-Type", "application/json"), ("Content-Encoding", "gzip")]).await;
+    expect_error(s, &a, 413, "body_too_large", "body");
+    // Too many events.
+    let many: Vec<Value> = (0..1001).map(|i| pageview(&format!("m{i}"), "/")).collect();
+    let (s, a) = server.ingest_raw(&key, serde_json::to_vec(&json!({ "events": many })).unwrap(), &json_ct).await;
+    expect_error(s, &a, 413, "too_many_events", "events");
+    // Nesting bomb.
+    let deep = format!(r#"{{"events":[{}]}}"#, "[".repeat(50_000));
+    let (s, a) = server.ingest_raw(&key, deep.into_bytes(), &json_ct).await;
+    expect_error(s, &a, 400, "invalid_batch", "body");
+    // Unsupported media type.
+    let (s, a) = server.ingest_raw(&key, b"{}".to_vec(), &[("Content-Type", "image/png")]).await;
+    expect_error(s, &a, 415, "unsupported_media_type", "content-type");
+
+    // A partly invalid batch keeps its valid events.
+    let nested = json!({ "type": "event", "name": "x", "props": { "deep": [[[[[[[[[1]]]]]]]]] } });
+    let answer = server
+        .ingest(
+            &key,
+            json!([
+                pageview("ok1", "/"),
+                { "type": "pageview", "url": "/" },
+                nested,
+                { "type": "vital", "name": "LCP", "value": "slow", "url": "/" },
+                { "type": "teleport" },
+                pageview("ok2", "/"),
+            ]),
+        )
+        .await;
+    assert_eq!(answer["accepted"], 2, "{answer}");
+    let rejected: Vec<(i64, &str, &str)> = answer["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["index"].as_i64().unwrap(), r["code"].as_str().unwrap(), r["field"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        rejected,
+        vec![
+            (1, "missing_field", "anonymous_id"),
+            (2, "too_deep", "props.deep[0][0][0][0][0][0]"),
+            (3, "invalid_type", "value"),
+            (4, "unknown_type", "type"),
+        ]
+    );
+
+    // Still healthy, and the valid events were counted.
+    let health: Value = server.http.get(server.url("/healthz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(server.totals_reaching(&project, 2, Duration::from_secs(2)).await, (2, 2));
+
+    let metrics = server.http.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for line in [
+        r#"sightline_ingest_requests_refused_total{reason="invalid_key"} 1"#,
+        r#"sightline_ingest_requests_refused_total{reason="body_too_large"} 2"#,
+        r#"sightline_events_rejected_total{reason="unknown_type"} 1"#,
+        r#"sightline_events_accepted_total{type="pageview"} 2"#,
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "missing `{line}` in\n{metrics}");
+    }
+    assert!(metrics.contains("sightline_view_freshness_seconds"));
+    assert!(metrics.contains("sightline_bus_lag_batches"));
+    server.stop();
+}
+
+#[tokio::test]
+async fn keys_read_only_their_own_project() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(Mode::Embedded, dir.path(), "").await;
+    let (a, _) = server.create_project("a").await;
+    let (b, _) = server.create_project("b").await;
+    let r = server
+        .http
+        .post(server.url(&format!("/api/v1/projects/{a}/keys")))
+        .bearer_auth(ADMIN)
+        .json(&json!({ "name": "ci", "role": "viewer" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let key: Value = r.json().await.unwrap();
+    let secret = key["secret"].as_str().unwrap();
+    let get = |path: String, token: Option<String>| {
+        let mut req = server.http.get(server.url(&path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(get(format!("/api/v1/projects/{a}/pageviews"), Some(secret.into())).await, 200);
+    assert_eq!(get(format!("/api/v1/projects/{b}/pageviews"), Some(secret.into())).await, 403);
+    assert_eq!(get(format!("/api/v1/projects/{a}/pageviews"), None).await, 401);
+    assert_eq!(get(format!("/api/v1/projects/{a}/pageviews"), Some("sk_nope".into())).await, 401);
+    // A viewer cannot create keys or projects.
+    let r = server
+        .http
+        .post(server.url(&format!("/api/v1/projects/{a}/keys")))
+        .bearer_auth(secret)
+        .json(&json!({ "name": "x", "role": "admin" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let listed: Value =
+        server.http.get(server.url("/api/v1/projects")).bearer_auth(secret).send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed["projects"].as_array().unwrap().len(), 1);
+    assert_eq!(listed["projects"][0]["id"], a.as_str());
+    server.stop();
+}
+
+#[tokio::test]
+async fn live_feed_streams_an_update_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(Mode::Embedded, dir.path(), "").await;
+    let (project, key) = server.create_project("shop").await;
+    let mut live = server
+        .http
+        .get(server.url(&format!("/api/v1/projects/{project}/live")))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+    let sent = Instant::now();
+    server.ingest(&key, json!([pageview("live", "/marker")])).await;
+    let mut seen = String::new();
+    while !seen.contains("/marker") {
+        let chunk = tokio::time::timeout(Duration::from_secs(1), live.chunk()).await;
+        let chunk = chunk.expect("no live update within a second").unwrap().expect("stream ended");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(sent.elapsed() < Duration::from_secs(1));
+    assert!(seen.contains("event: pageviews"), "{seen}");
+    assert!(seen.contains(r#""pageviews":1"#), "{seen}");
+    server.stop();
+}
+
+#[tokio::test]
+async fn openapi_document_describes_the_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(Mode::Embedded, dir.path(), "").await;
+    let doc: Value = server.http.get(server.url("/api/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in ["/api/v1/ingest", "/api/v1/projects", "/api/v1/projects/{id}/pageviews", "/api/v1/projects/{id}/live"]
+    {
+        assert!(doc["paths"].get(path).is_some(), "missing {path}");
+    }
+    server.stop();
+}
