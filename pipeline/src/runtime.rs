@@ -60,6 +60,14 @@ impl Pipeline {
             let rx = receivers.lock().expect("receivers")[worker.index()].take().expect("one receiver per worker");
             let (mut inputs, probe) = dataflow::build(worker, retention_ms, worker_views.clone());
             loop {
+                // While the dataflow has not finished the last tick, only
+                // work: queued batches wait in the channel, where they are
+                // counted (and refused with 429 past a limit), and the next
+                // tick takes all of them at once.
+                if probe.less_than(inputs.pageviews.time()) {
+                    worker.step();
+                    continue;
+                }
                 // Read the clock before draining: a batch handed over after
                 // this instant carries a later push time than this tick.
                 let now = now_ms();
@@ -86,12 +94,7 @@ impl Pipeline {
                 if closed {
                     break;
                 }
-                // Keep at most a few ticks in flight; park when idle.
-                if probe.less_than(inputs.pageviews.time()) {
-                    worker.step();
-                } else {
-                    worker.step_or_park(Some(IDLE_PARK));
-                }
+                worker.step_or_park(Some(IDLE_PARK));
             }
         })
         .map_err(PipelineError)?;

@@ -19,8 +19,11 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::telemetry;
 
-/// More batches than this waiting for a worker and the ingest answers 429.
-pub const MAX_QUEUED_BATCHES: i64 = 20_000;
+/// More batches than this waiting for a worker and the ingest answers 429
+/// with `Retry-After`: the views are falling behind, and holding more would
+/// only grow memory and the event-to-view delay (about a second of work at
+/// the measured pipeline rate, see bench/README.md).
+pub const MAX_QUEUED_BATCHES: i64 = 1_000;
 /// How long a looked-up ingest key is trusted before it is looked up again.
 const KEY_CACHE_TTL: Duration = Duration::from_secs(60);
 

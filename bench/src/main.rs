@@ -1,0 +1,206 @@
+//! Drives a running Sightline over HTTP and measures it:
+//! sustained ingest throughput (batches of 100 page views, many requests in
+//! flight), event-to-view latency through the live feed, and the time until
+//! the views reflect everything accepted. Prints one JSON object.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use serde_json::{Value, json};
+
+#[derive(Parser)]
+struct Args {
+    /// Base URL of the server.
+    #[arg(long, default_value = "http://127.0.0.1:7700")]
+    url: String,
+    #[arg(long, env = "SIGHTLINE_ADMIN_TOKEN")]
+    admin_token: String,
+    /// Seconds of sustained load.
+    #[arg(long, default_value_t = 20)]
+    seconds: u64,
+    /// Requests in flight.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Events per batch.
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    /// Marker events timed through the live feed.
+    #[arg(long, default_value_t = 200)]
+    markers: usize,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// Distinct pre-serialized batches: a Zipf-ish spread of 50 paths and
+/// 20k visitors, so the views do real distinct work.
+fn bodies(batch: usize, count: usize) -> Vec<Vec<u8>> {
+    let mut seed: u64 = 0x5eed;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    (0..count)
+        .map(|_| {
+            let events: Vec<Value> = (0..batch)
+                .map(|_| {
+                    let r = next();
+                    let path = 50 / (1 + (r % 50)); // skewed towards few pages
+                    json!({
+                        "type": "pageview",
+                        "anonymous_id": format!("v{}", next() % 20_000),
+                        "url": format!("https://shop.example/p/{path}"),
+                        "referrer": "https://search.example/",
+                    })
+                })
+                .collect();
+            serde_json::to_vec(&json!({ "events": events })).unwrap()
+        })
+        .collect()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let http = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency * 2).build()?;
+    let project: Value = http
+        .post(format!("{}/api/v1/projects", args.url))
+        .bearer_auth(&args.admin_token)
+        .json(&json!({ "name": "bench" }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let project_id = project["id"].as_str().context("project id")?.to_owned();
+    let key = project["ingest_key"].as_str().context("ingest key")?.to_owned();
+    let ingest_url = format!("{}/api/v1/ingest", args.url);
+
+    // 1. Sustained throughput.
+    let bodies = Arc::new(bodies(args.batch, 256));
+    let accepted = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.seconds);
+    let mut tasks = Vec::new();
+    for worker in 0..args.concurrency {
+        let (http, url, key, bodies, accepted, refused) =
+            (http.clone(), ingest_url.clone(), key.clone(), bodies.clone(), accepted.clone(), refused.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut i = worker;
+            while Instant::now() < deadline {
+                let body = bodies[i % bodies.len()].clone();
+                i += 1;
+                let r = http
+                    .post(&url)
+                    .header("X-Sightline-Key", &key)
+                    .header("Content-Type", "application/json")
+                    .body(body)
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status() == 202 => {
+                        let answer: Value = r.json().await.unwrap_or(Value::Null);
+                        accepted.fetch_add(answer["accepted"].as_u64().unwrap_or(0), Ordering::Relaxed);
+                    }
+                    _ => {
+                        refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let accepted = accepted.load(Ordering::Relaxed);
+    let throughput = accepted as f64 / elapsed;
+
+    // 2. Until the views hold everything accepted.
+    let caught_up_started = Instant::now();
+    let to = now_ms() + 60_000;
+    loop {
+        let answer: Value = http
+            .get(format!(
+                "{}/api/v1/projects/{project_id}/pageviews?interval=day&from={}&to={to}",
+                args.url,
+                to - 172_800_000
+            ))
+            .bearer_auth(&args.admin_token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if answer["total"]["pageviews"].as_u64() == Some(accepted) {
+            break;
+        }
+        if caught_up_started.elapsed() > Duration::from_secs(120) {
+            bail!("views did not reach {accepted} page views: {answer}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let catch_up_ms = caught_up_started.elapsed().as_secs_f64() * 1000.0;
+
+    // 3. Event-to-view latency: a marker page view, timed from send to its
+    // appearance in the live feed.
+    let mut live = http
+        .get(format!("{}/api/v1/projects/{project_id}/live", args.url))
+        .bearer_auth(&args.admin_token)
+        .send()
+        .await?
+        .error_for_status()?;
+    let mut latencies = Vec::with_capacity(args.markers);
+    let mut buffer = String::new();
+    for i in 0..args.markers {
+        let marker = format!("/marker/{i}");
+        let body = json!({ "events": [{ "type": "pageview", "anonymous_id": "m", "url": format!("https://shop.example{marker}") }] });
+        let sent = Instant::now();
+        let r = http.post(&ingest_url).header("X-Sightline-Key", &key).json(&body).send().await?;
+        if r.status() != 202 {
+            bail!("marker refused: {}", r.status());
+        }
+        let needle = format!("\"path\":\"{marker}\"");
+        while !buffer.contains(&needle) {
+            let chunk =
+                tokio::time::timeout(Duration::from_secs(10), live.chunk()).await.context("live feed timed out")??;
+            buffer.push_str(&String::from_utf8_lossy(&chunk.context("live feed ended")?));
+        }
+        latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+        buffer.clear();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    latencies.sort_by(f64::total_cmp);
+
+    println!(
+        "{}",
+        json!({
+            "seconds": elapsed,
+            "concurrency": args.concurrency,
+            "batch": args.batch,
+            "events_accepted": accepted,
+            "requests_refused": refused.load(Ordering::Relaxed),
+            "events_per_second": throughput.round(),
+            "catch_up_ms": catch_up_ms.round(),
+            "event_to_view_ms": {
+                "p50": percentile(&latencies, 0.50),
+                "p99": percentile(&latencies, 0.99),
+                "max": latencies.last().copied().unwrap_or(f64::NAN),
+            },
+        })
+    );
+    Ok(())
+}
