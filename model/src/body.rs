@@ -287,6 +287,40 @@ mod tests {
         assert!(decode_body(&mp, Format::MessagePack, Encoding::Identity).is_err());
     }
 
+    proptest::proptest! {
+        /// The fuzz target's property on stable: arbitrary bytes in any
+        /// format and encoding never panic the decoder or the validator.
+        #[test]
+        fn arbitrary_bodies_never_panic(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512), selector in 0u8..4) {
+            let format = if selector & 1 == 0 { Format::Json } else { Format::MessagePack };
+            let encoding = if selector & 2 == 0 { Encoding::Identity } else { Encoding::Gzip };
+            if let Ok(batch) = decode_body(&body, format, encoding) {
+                for event in &batch.events {
+                    let _ = crate::validate::validate_event(event);
+                }
+            }
+        }
+
+        /// JSON and MessagePack carry the same batch to the same values.
+        #[test]
+        fn json_and_msgpack_decode_alike(
+            names in proptest::collection::vec("[a-z]{1,12}", 1..20),
+            values in proptest::collection::vec(-1_000_000i64..1_000_000, 1..20),
+        ) {
+            let events: Vec<serde_json::Value> = names
+                .iter()
+                .zip(values.iter())
+                .map(|(n, v)| serde_json::json!({"type": "event", "name": n, "props": {"n": v, "s": n, "b": v % 2 == 0}}))
+                .collect();
+            let batch = serde_json::json!({ "events": events });
+            let from_json = decode_body(&serde_json::to_vec(&batch).unwrap(), Format::Json, Encoding::Identity).unwrap();
+            let from_msgpack = decode_body(&rmp_serde::to_vec_named(&batch).unwrap(), Format::MessagePack, Encoding::Identity).unwrap();
+            proptest::prop_assert_eq!(&from_json, &from_msgpack);
+            let gz = gzip(&serde_json::to_vec(&batch).unwrap());
+            proptest::prop_assert_eq!(decode_body(&gz, Format::Json, Encoding::Gzip).unwrap(), from_json);
+        }
+    }
+
     #[test]
     fn content_headers_are_understood() {
         assert_eq!(Format::from_content_type(Some("application/json; charset=utf-8")), Some(Format::Json));
