@@ -3,7 +3,14 @@
 mod serve;
 
 use clap::{Parser, Subcommand};
+use mimalloc::MiMalloc;
 use tracing_subscriber::EnvFilter;
+
+/// The dataflow allocates and frees many small records per event; glibc's
+/// allocator spent a quarter of the pipeline's time on them (perf, see
+/// bench/README.md).
+#[global_allocator]
+static GLOBAL: MiMalloc = MiMalloc;
 
 #[derive(Parser)]
 #[command(name = "sightline", version, about = "Real-time web analytics, error tracking and performance monitoring")]

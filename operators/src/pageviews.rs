@@ -19,12 +19,16 @@ pub struct PageviewRow {
 }
 
 /// Where a count lives: one bucket of one path of one project.
+///
+/// Field order is sort order: the cheap, discriminating integer first, the
+/// long project id (shared by most keys) last, so sorting in the dataflow
+/// rarely compares strings.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct BucketKey {
-    pub project: String,
-    pub interval: Interval,
     pub bucket: i64,
+    pub interval: Interval,
     pub path: String,
+    pub project: String,
 }
 
 /// A change to the page view views. Its diff says how much: a page view

@@ -1,13 +1,25 @@
 //! The temporal filter behind retention.
 
+use std::collections::BTreeMap;
+
 use differential_dataflow::{AsCollection, VecCollection};
-use timely::dataflow::operators::vec::Map;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::operator::Operator;
 
 use crate::Time;
+
+/// Retractions due in the same second share one capability.
+const SLOT_MS: Time = 1_000;
 
 /// Keeps each record until the tick `expiry(record)` and retracts it then.
 /// A record already expired when it arrives is dropped. Views built on the
 /// result shrink on their own as time passes.
+///
+/// The retractions are held here, by due time, until the frontier reaches
+/// them, instead of being sent downstream at once: a batcher holding
+/// millions of future updates would re-sort them on every tick.
 pub fn expire_at<'s, D>(
     records: VecCollection<'s, Time, D>,
     expiry: impl Fn(&D) -> i64 + 'static,
@@ -15,11 +27,42 @@ pub fn expire_at<'s, D>(
 where
     D: Clone + 'static,
 {
+    type Update<D> = (D, Time, isize);
     records
         .inner
-        .flat_map(move |(data, time, diff): (D, Time, isize)| {
-            let expires = u64::try_from(expiry(&data)).unwrap_or(0);
-            (expires > time).then(|| [(data.clone(), time, diff), (data, expires, -diff)]).into_iter().flatten()
+        .unary_frontier::<CapacityContainerBuilder<Vec<Update<D>>>, _, _, _>(Pipeline, "ExpireAt", move |_, _| {
+            let mut due: BTreeMap<Time, (Capability<Time>, Vec<Update<D>>)> = BTreeMap::new();
+            move |(input, frontier), output| {
+                input.for_each(|cap, data| {
+                    let Some(cap) = cap.retain_least(output.output_index()) else {
+                        return;
+                    };
+                    let mut now = Vec::with_capacity(data.len());
+                    for (record, time, diff) in data.drain(..) {
+                        let expires = u64::try_from(expiry(&record)).unwrap_or(0);
+                        if expires <= time {
+                            continue;
+                        }
+                        let slot = (expires / SLOT_MS * SLOT_MS).max(*cap.time());
+                        due.entry(slot).or_insert_with(|| (cap.delayed(&slot), Vec::new())).1.push((
+                            record.clone(),
+                            expires,
+                            -diff,
+                        ));
+                        now.push((record, time, diff));
+                    }
+                    output.session(&cap).give_iterator(now.into_iter());
+                });
+                // Release what the frontier has reached.
+                let reached = frontier.frontier().first().copied().unwrap_or(Time::MAX);
+                while let Some(entry) = due.first_entry() {
+                    if *entry.key() > reached {
+                        break;
+                    }
+                    let (cap, retractions) = entry.remove();
+                    output.session(&cap).give_iterator(retractions.into_iter());
+                }
+            }
         })
         .as_collection()
 }

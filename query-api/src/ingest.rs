@@ -125,7 +125,7 @@ pub async fn ingest(
         telemetry::refused("invalid_key");
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_key", "unknown ingest key").field("key"));
     };
-    if state.pipeline.queued_batches() > MAX_QUEUED_BATCHES {
+    if !pipeline_has_room(&state).await {
         telemetry::refused("rate_limited");
         return Err(ApiError {
             retry_after_s: Some(1),
@@ -182,6 +182,22 @@ pub async fn ingest(
         }
     }
     Ok((StatusCode::ACCEPTED, Json(IngestAnswer { accepted, rejected })))
+}
+
+/// How long a request waits for room in the pipeline before it is refused.
+const MAX_QUEUE_WAIT: Duration = Duration::from_millis(500);
+
+/// Whether the pipeline can take another batch, waiting a little for room:
+/// a short wait smooths a burst at less cost than a refusal and a retry.
+async fn pipeline_has_room(state: &AppState) -> bool {
+    let deadline = Instant::now() + MAX_QUEUE_WAIT;
+    while state.pipeline.queued_batches() > MAX_QUEUED_BATCHES {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    true
 }
 
 /// Past this much of an oversized body, the connection is dropped instead
