@@ -14,3 +14,6 @@ pub use retention::expire_at;
 
 /// A timely time: the ingestion tick, ms since the Unix epoch.
 pub type Time = u64;
+
+/// An interned string (a project id, a path): small, `Copy`, cheap to sort.
+pub type Symbol = u32;

@@ -3,38 +3,35 @@
 use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 
-use crate::Time;
 use crate::buckets::Interval;
 use crate::retention::expire_at;
+use crate::{Symbol, Time};
 
 /// One page view as the dataflow sees it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct PageviewRow {
-    pub project: String,
+    pub project: Symbol,
     /// Event time, ms since the epoch.
     pub ts: i64,
-    pub path: String,
+    pub path: Symbol,
     /// A hash of the visitor's anonymous id.
     pub visitor: u64,
 }
 
 /// Where a count lives: one bucket of one path of one project.
-///
-/// Field order is sort order: the cheap, discriminating integer first, the
-/// long project id (shared by most keys) last, so sorting in the dataflow
-/// rarely compares strings.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// Field order is sort order: the most discriminating field first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct BucketKey {
     pub bucket: i64,
     pub interval: Interval,
-    pub path: String,
-    pub project: String,
+    pub path: Symbol,
+    pub project: Symbol,
 }
 
 /// A change to the page view views. Its diff says how much: a page view
 /// count changes by the diff; a visitor joins (+1) or leaves (-1) the set
 /// of distinct visitors of the bucket.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum PageviewUpdate {
     Pageviews(BucketKey),
     Visitor(BucketKey, u64),
@@ -48,12 +45,7 @@ pub fn pageview_views<'s>(
 ) -> VecCollection<'s, Time, PageviewUpdate> {
     let bucketed = rows.flat_map(|row| {
         Interval::ALL.map(|interval| {
-            let key = BucketKey {
-                project: row.project.clone(),
-                interval,
-                bucket: interval.bucket_of(row.ts),
-                path: row.path.clone(),
-            };
+            let key = BucketKey { project: row.project, interval, bucket: interval.bucket_of(row.ts), path: row.path };
             (key, row.visitor)
         })
     });
@@ -84,13 +76,9 @@ mod tests {
         let mut visitors: BTreeSet<(BucketKey, u64)> = BTreeSet::new();
         for row in rows {
             for interval in Interval::ALL {
-                let key = BucketKey {
-                    project: row.project.clone(),
-                    interval,
-                    bucket: interval.bucket_of(row.ts),
-                    path: row.path.clone(),
-                };
-                *counts.entry(key.clone()).or_default() += 1;
+                let key =
+                    BucketKey { project: row.project, interval, bucket: interval.bucket_of(row.ts), path: row.path };
+                *counts.entry(key).or_default() += 1;
                 visitors.insert((key, row.visitor));
             }
         }
@@ -116,7 +104,7 @@ mod tests {
                     .inspect(move |(update, time, diff)| {
                         if *time < until {
                             let mut view = sink.lock().unwrap();
-                            *view.entry(update.clone()).or_default() += diff;
+                            *view.entry(*update).or_default() += diff;
                         }
                     })
                     .probe()
@@ -127,7 +115,7 @@ mod tests {
                 input.advance_to(i as Time + 1);
                 for (j, (row, diff)) in batch.iter().enumerate() {
                     if j % worker.peers() == worker.index() {
-                        input.update(row.clone(), *diff);
+                        input.update(*row, *diff);
                     }
                 }
             }
@@ -146,9 +134,9 @@ mod tests {
     fn random_rows(rng: &mut StdRng, n: usize) -> Vec<PageviewRow> {
         (0..n)
             .map(|_| PageviewRow {
-                project: format!("p{}", rng.random_range(0..2)),
+                project: rng.random_range(0..2),
                 ts: 1_700_000_000_000 + rng.random_range(0..3 * 3_600_000),
-                path: format!("/{}", rng.random_range(0..4)),
+                path: rng.random_range(0..4),
                 visitor: rng.random_range(0..20),
             })
             .collect()
@@ -182,13 +170,13 @@ mod tests {
 
     #[test]
     fn buckets_are_forgotten_after_retention() {
-        let row = PageviewRow { project: "p".into(), ts: 0, path: "/".into(), visitor: 1 };
+        let row = PageviewRow { project: 0, ts: 0, path: 0, visitor: 1 };
         let retention = 1_000;
         // Before the minute bucket expires (at 60s + 1s) everything is there.
-        let early = run(1, vec![vec![(row.clone(), 1)]], retention, 60_000);
+        let early = run(1, vec![vec![(row, 1)]], retention, 60_000);
         assert_eq!(early, reference(std::slice::from_ref(&row)));
         // After the minute bucket expired, only hour and day buckets remain.
-        let later = run(1, vec![vec![(row.clone(), 1)]], retention, 61_001);
+        let later = run(1, vec![vec![(row, 1)]], retention, 61_001);
         assert!(later.keys().all(|u| match u {
             PageviewUpdate::Pageviews(k) | PageviewUpdate::Visitor(k, _) => k.interval != Interval::Minute,
         }));

@@ -9,6 +9,7 @@
 //! - [`views`]: the read model and its queries, and the change feed.
 
 pub mod dataflow;
+pub mod interner;
 pub mod rows;
 pub mod runtime;
 pub mod views;

@@ -5,6 +5,8 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use sightline_model::{Event, EventKind};
 use sightline_operators::PageviewRow;
 
+use crate::interner::Interner;
+
 /// A stable 64-bit id for a visitor's anonymous id.
 pub fn visitor_hash(anonymous_id: &str) -> u64 {
     // DefaultHasher::new() uses fixed keys: the same id hashes the same way
@@ -16,12 +18,12 @@ pub fn visitor_hash(anonymous_id: &str) -> u64 {
 }
 
 /// The page view row of an event, if it is a page view.
-pub fn pageview_row(event: &Event) -> Option<PageviewRow> {
+pub fn pageview_row(event: &Event, names: &Interner) -> Option<PageviewRow> {
     match event.kind {
         EventKind::Pageview { .. } => Some(PageviewRow {
-            project: event.project_id.clone(),
+            project: names.intern(&event.project_id),
             ts: event.ts,
-            path: event.path.clone(),
+            path: names.intern(&event.path),
             visitor: visitor_hash(&event.anonymous_id),
         }),
         _ => None,

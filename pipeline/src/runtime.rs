@@ -114,7 +114,8 @@ impl Pipeline {
 
     /// Hands one accepted batch to a worker.
     pub fn push(&self, envelope: &Envelope) {
-        let rows: Vec<PageviewRow> = envelope.events.iter().filter_map(pageview_row).collect();
+        let names = self.views.names();
+        let rows: Vec<PageviewRow> = envelope.events.iter().filter_map(|e| pageview_row(e, names)).collect();
         if rows.is_empty() {
             return;
         }

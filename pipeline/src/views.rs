@@ -7,8 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
-use sightline_operators::{Interval, PageviewUpdate, Time};
+use sightline_operators::{Interval, PageviewUpdate, Symbol, Time};
 use tokio::sync::broadcast;
+
+use crate::interner::Interner;
 
 /// One path in one bucket.
 #[derive(Debug, Default)]
@@ -20,7 +22,7 @@ struct PathCell {
 /// One project's page view views, per interval, per bucket start, per path.
 #[derive(Debug, Default)]
 struct ProjectPageviews {
-    by_interval: [BTreeMap<i64, HashMap<String, PathCell>>; 3],
+    by_interval: [BTreeMap<i64, HashMap<Symbol, PathCell>>; 3],
 }
 
 fn interval_index(interval: Interval) -> usize {
@@ -88,7 +90,9 @@ pub const MAX_SERIES_POINTS: i64 = 10_000;
 /// The views, shared by the pipeline's sink (writer) and the HTTP handlers
 /// (readers).
 pub struct ViewStore {
-    pageviews: RwLock<HashMap<String, ProjectPageviews>>,
+    /// The strings behind the symbols in the views.
+    names: Interner,
+    pageviews: RwLock<HashMap<Symbol, ProjectPageviews>>,
     /// Every tick before this one is fully applied.
     applied_through: AtomicU64,
     changes: broadcast::Sender<Arc<ViewChange>>,
@@ -97,6 +101,7 @@ pub struct ViewStore {
 impl Default for ViewStore {
     fn default() -> Self {
         ViewStore {
+            names: Interner::default(),
             pageviews: RwLock::default(),
             applied_through: AtomicU64::new(0),
             changes: broadcast::channel(4096).0,
@@ -105,6 +110,11 @@ impl Default for ViewStore {
 }
 
 impl ViewStore {
+    /// The interner shared with the pipeline's inputs.
+    pub fn names(&self) -> &Interner {
+        &self.names
+    }
+
     /// Every tick before this one is reflected in the views.
     pub fn applied_through(&self) -> Time {
         self.applied_through.load(Ordering::Acquire)
@@ -119,8 +129,8 @@ impl ViewStore {
     pub fn apply(&self, through: Time, updates: &[(PageviewUpdate, isize)]) {
         if !updates.is_empty() {
             // project → (minute, path) → (page views, visitors) moved this tick
-            type Moves<'a> = BTreeMap<(i64, &'a str), (i64, i64)>;
-            let mut feed: BTreeMap<&str, Moves> = BTreeMap::new();
+            type Moves = BTreeMap<(i64, Symbol), (i64, i64)>;
+            let mut feed: BTreeMap<Symbol, Moves> = BTreeMap::new();
             let mut views = self.pageviews.write().unwrap_or_else(|e| e.into_inner());
             for (update, diff) in updates {
                 let diff = *diff as i64;
@@ -128,10 +138,10 @@ impl ViewStore {
                     PageviewUpdate::Pageviews(key) => (key, None),
                     PageviewUpdate::Visitor(key, v) => (key, Some(*v)),
                 };
-                let project = views.entry(key.project.clone()).or_default();
+                let project = views.entry(key.project).or_default();
                 let buckets = &mut project.by_interval[interval_index(key.interval)];
                 let paths = buckets.entry(key.bucket).or_default();
-                let cell = paths.entry(key.path.clone()).or_default();
+                let cell = paths.entry(key.path).or_default();
                 match visitor {
                     None => cell.pageviews += diff,
                     Some(v) if diff > 0 => {
@@ -148,7 +158,7 @@ impl ViewStore {
                     }
                 }
                 if key.interval == Interval::Minute {
-                    let entry = feed.entry(&key.project).or_default().entry((key.bucket, &key.path)).or_default();
+                    let entry = feed.entry(key.project).or_default().entry((key.bucket, key.path)).or_default();
                     match visitor {
                         None => entry.0 += diff,
                         Some(_) => entry.1 += diff,
@@ -158,14 +168,14 @@ impl ViewStore {
             drop(views);
             for (project, deltas) in feed {
                 let change = ViewChange {
-                    project_id: project.to_owned(),
+                    project_id: self.names.name(project).to_string(),
                     tick: through.saturating_sub(1),
                     view: "pageviews",
                     changes: deltas
                         .into_iter()
                         .map(|((t, path), (pageviews, visitors))| PageviewDelta {
                             t,
-                            path: path.to_owned(),
+                            path: self.names.name(path).to_string(),
                             pageviews,
                             visitors,
                         })
@@ -186,7 +196,10 @@ impl ViewStore {
         let mut series = Vec::new();
         let mut total_pageviews = 0;
         let mut all_visitors: HashSet<u64> = HashSet::new();
-        let buckets = views.get(&q.project_id).map(|p| &p.by_interval[interval_index(q.interval)]);
+        let project = self.names.lookup(&q.project_id);
+        let buckets = project.and_then(|p| views.get(&p)).map(|p| &p.by_interval[interval_index(q.interval)]);
+        // A path never seen matches nothing.
+        let path = q.path.as_deref().map(|p| self.names.lookup(p).unwrap_or(Symbol::MAX));
         let mut cursor = first;
         let push_empty_until = |series: &mut Vec<PageviewsPoint>, end: i64, cursor: &mut i64| {
             while *cursor < end {
@@ -199,7 +212,7 @@ impl ViewStore {
                 push_empty_until(&mut series, t, &mut cursor);
                 let mut pageviews = 0;
                 let mut visitors: HashSet<u64> = HashSet::new();
-                let cells = paths.iter().filter(|(path, _)| q.path.as_deref().is_none_or(|p| p == path.as_str()));
+                let cells = paths.iter().filter(|(p, _)| path.is_none_or(|wanted| wanted == **p));
                 for (_, cell) in cells {
                     pageviews += cell.pageviews;
                     visitors.extend(cell.visitors.iter().copied());
@@ -216,11 +229,6 @@ impl ViewStore {
             series,
         }
     }
-
-    /// Forgets everything of a project (when it is deleted).
-    pub fn drop_project(&self, project_id: &str) {
-        self.pageviews.write().unwrap_or_else(|e| e.into_inner()).remove(project_id);
-    }
 }
 
 #[cfg(test)]
@@ -229,8 +237,8 @@ mod tests {
 
     use super::*;
 
-    fn key(interval: Interval, bucket: i64, path: &str) -> BucketKey {
-        BucketKey { project: "p".into(), interval, bucket, path: path.into() }
+    fn key(views: &ViewStore, interval: Interval, bucket: i64, path: &str) -> BucketKey {
+        BucketKey { project: views.names().intern("p"), interval, bucket, path: views.names().intern(path) }
     }
 
     #[test]
@@ -241,11 +249,11 @@ mod tests {
         views.apply(
             10,
             &[
-                (PageviewUpdate::Pageviews(key(m, 0, "/a")), 3),
-                (PageviewUpdate::Visitor(key(m, 0, "/a"), 1), 1),
-                (PageviewUpdate::Visitor(key(m, 0, "/a"), 2), 1),
-                (PageviewUpdate::Pageviews(key(m, 120_000, "/b")), 2),
-                (PageviewUpdate::Visitor(key(m, 120_000, "/b"), 2), 1),
+                (PageviewUpdate::Pageviews(key(&views, m, 0, "/a")), 3),
+                (PageviewUpdate::Visitor(key(&views, m, 0, "/a"), 1), 1),
+                (PageviewUpdate::Visitor(key(&views, m, 0, "/a"), 2), 1),
+                (PageviewUpdate::Pageviews(key(&views, m, 120_000, "/b")), 2),
+                (PageviewUpdate::Visitor(key(&views, m, 120_000, "/b"), 2), 1),
             ],
         );
         assert_eq!(views.applied_through(), 10);
@@ -267,7 +275,10 @@ mod tests {
         // Retractions empty the cells again.
         views.apply(
             11,
-            &[(PageviewUpdate::Pageviews(key(m, 0, "/a")), -3), (PageviewUpdate::Visitor(key(m, 0, "/a"), 1), -1)],
+            &[
+                (PageviewUpdate::Pageviews(key(&views, m, 0, "/a")), -3),
+                (PageviewUpdate::Visitor(key(&views, m, 0, "/a"), 1), -1),
+            ],
         );
         let answer = views.pageviews(&q);
         assert_eq!(answer.series[0], PageviewsPoint { t: 0, pageviews: 0, visitors: 1 });
