@@ -10,6 +10,7 @@
 pub mod archive;
 pub mod bus;
 pub mod nats;
+pub mod telemetry;
 
 pub use archive::{Archive, ArchiveError, ArchivedBatch};
 pub use bus::{Bus, BusError, Deliver, EmbeddedBus};

@@ -1,9 +1,10 @@
-//! Every metric the process exports, named in one place.
+//! The metrics of the HTTP side, named in one place (the connectors' are in
+//! `sightline_connectors::telemetry`).
 
 /// Events accepted, by `type`.
 pub const EVENTS_ACCEPTED: &str = "sightline_events_accepted_total";
 /// Events rejected, by `reason` (a rejection or body error code).
-pub const EVENTS_REJECTED: &str = "sightline_events_rejected_total";
+pub const EVENTS_REJECTED: &str = sightline_connectors::telemetry::EVENTS_REJECTED;
 /// Requests refused as a whole, by `reason` (`invalid_key`, `body_too_large`, ...).
 pub const REQUESTS_REFUSED: &str = "sightline_ingest_requests_refused_total";
 /// Batches handed to the pipeline that no worker has taken yet.

@@ -136,7 +136,7 @@ impl Writer {
                 encode_record(&mut buf, req.source_seq, &req.payload);
             }
             let result = self.write_and_sync(&buf).map_err(|e| format!("{}: {e}", self.path.display()));
-            metrics::counter!("sightline_archive_syncs_total").increment(1);
+            metrics::counter!(crate::telemetry::ARCHIVE_SYNCS).increment(1);
             for req in group {
                 let _ = req.done.send(result.clone());
             }

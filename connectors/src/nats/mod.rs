@@ -17,6 +17,7 @@ use sightline_model::Envelope;
 
 use crate::archive::Archive;
 use crate::bus::{BusError, Deliver};
+use crate::telemetry;
 
 /// Where and under which names Sightline uses JetStream.
 #[derive(Debug, Clone)]
@@ -118,11 +119,12 @@ impl NatsBus {
             .map_err(nats_err)?;
         archived.retain(|seq| *seq > floor);
         let messages = consumer.messages().await.map_err(nats_err)?;
+        tokio::spawn(report_pending(self.stream.clone()));
         Ok(tokio::spawn(async move {
             let mut chunks = messages.ready_chunks(512);
             while let Some(chunk) = chunks.next().await {
                 archive_chunk(chunk, &archive, &deliver, &mut archived).await;
-                metrics::gauge!("sightline_bus_redelivery_guard").set(archived.len() as f64);
+                metrics::gauge!(telemetry::NATS_REDELIVERY_GUARD).set(archived.len() as f64);
                 if archived.len() > 100_000
                     && let Ok(info) = consumer.info().await
                 {
@@ -132,6 +134,21 @@ impl NatsBus {
             }
             tracing::error!("JetStream message stream ended; the archiver stopped");
         }))
+    }
+}
+
+/// Every few seconds, how far the archiver trails the stream.
+async fn report_pending(stream: stream::Stream) {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tick.tick().await;
+        match stream.consumer_info(ARCHIVER_CONSUMER).await {
+            Ok(info) => {
+                let pending = info.num_pending + info.num_ack_pending as u64;
+                metrics::gauge!(telemetry::NATS_CONSUMER_PENDING).set(pending as f64);
+            }
+            Err(e) => tracing::debug!(error = %e, "consumer info unavailable"),
+        }
     }
 }
 
@@ -161,7 +178,7 @@ async fn archive_chunk(chunk: Vec<MessageResult>, archive: &Archive, deliver: &D
             Ok(envelope) => pending.push((seq, message, envelope)),
             Err(e) => {
                 tracing::warn!(seq, error = %e, "dropping a message that is not an envelope");
-                metrics::counter!("sightline_events_rejected_total", "reason" => "bad_bus_message").increment(1);
+                metrics::counter!(telemetry::EVENTS_REJECTED, "reason" => "bad_bus_message").increment(1);
                 let _ = message.ack_with(jetstream::AckKind::Term).await;
             }
         }
