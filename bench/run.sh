@@ -15,7 +15,8 @@ for mode in embedded nats; do
   dir=$(mktemp -d)
   port=$(( 20000 + RANDOM % 20000 ))
   extra=()
-  if [ "$mode" = nats ]; then extra=(--nats nats://127.0.0.1:4222 --nats-stream "BENCH_$(date +%s)"); fi
+  stream="BENCH_$(date +%s)"
+  if [ "$mode" = nats ]; then extra=(--nats nats://127.0.0.1:4222 --nats-stream "$stream"); fi
   SIGHTLINE_ADMIN_TOKEN=$TOKEN SIGHTLINE_LOG=warn $BIN serve --listen 127.0.0.1:$port --data-dir "$dir" "${extra[@]}" &
   pid=$!
   until curl -sf "127.0.0.1:$port/healthz" >/dev/null; do sleep 0.1; done
@@ -32,6 +33,7 @@ for mode in embedded nats; do
   restart_ms=$(( ($(date +%s%N) - start) / 1000000 ))
   kill -TERM $pid; wait $pid || true
   rm -rf "$dir"
+  if [ "$mode" = nats ]; then target/release/sightline-bench --delete-nats-stream "$stream"; fi
   [ $first = 1 ] || echo "," >> "$out.tmp"
   first=0
   echo "{\"mode\":\"$mode\",\"rss_idle_kib\":$rss_idle,\"rss_after_kib\":$rss_after,\"rss_peak_kib\":$rss_peak,\"restart_to_caught_up_ms\":$restart_ms,\"load\":$result}" >> "$out.tmp"

@@ -16,7 +16,7 @@ struct Args {
     /// Base URL of the server.
     #[arg(long, default_value = "http://127.0.0.1:7700")]
     url: String,
-    #[arg(long, env = "SIGHTLINE_ADMIN_TOKEN")]
+    #[arg(long, env = "SIGHTLINE_ADMIN_TOKEN", default_value = "")]
     admin_token: String,
     /// Seconds of sustained load.
     #[arg(long, default_value_t = 20)]
@@ -30,6 +30,10 @@ struct Args {
     /// Marker events timed through the live feed.
     #[arg(long, default_value_t = 200)]
     markers: usize,
+    /// Delete this JetStream stream (on 127.0.0.1:4222) and exit: the
+    /// benchmark's NATS runs leave gigabytes behind otherwise.
+    #[arg(long)]
+    delete_nats_stream: Option<String>,
 }
 
 fn now_ms() -> i64 {
@@ -75,6 +79,11 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(stream) = &args.delete_nats_stream {
+        let client = async_nats::connect("nats://127.0.0.1:4222").await?;
+        async_nats::jetstream::new(client).delete_stream(stream).await?;
+        return Ok(());
+    }
     let http = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency * 2).build()?;
     let project: Value = http
         .post(format!("{}/api/v1/projects", args.url))

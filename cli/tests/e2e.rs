@@ -181,6 +181,12 @@ fn stream_name() -> String {
     format!("E2E_{}_{}", std::process::id(), now_ms())
 }
 
+/// Removes a test's JetStream stream so runs leave nothing behind.
+async fn delete_stream(stream: &str) {
+    let client = async_nats::connect(NATS_URL).await.unwrap();
+    let _ = async_nats::jetstream::new(client).delete_stream(stream).await;
+}
+
 fn pageview(visitor: &str, path: &str) -> Value {
     json!({ "type": "pageview", "anonymous_id": visitor, "url": format!("https://shop.example{path}?utm=x"), "ts": now_ms() })
 }
@@ -193,7 +199,8 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 
 async fn formats_reach_the_views(mode: Mode) {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(mode, dir.path(), &stream_name()).await;
+    let stream = stream_name();
+    let server = Server::start(mode, dir.path(), &stream).await;
     let (project, key) = server.create_project("shop").await;
 
     let json_batch = json!([pageview("a", "/"), pageview("b", "/cart"), pageview("a", "/cart")]);
@@ -229,6 +236,9 @@ async fn formats_reach_the_views(mode: Mode) {
         }
     }
     server.stop();
+    if let Mode::Nats = mode {
+        delete_stream(&stream).await;
+    }
 }
 
 #[tokio::test]
@@ -285,6 +295,9 @@ async fn restarts_lose_nothing_and_count_nothing_twice(mode: Mode) {
     assert_eq!(got, (expected, 6 + 40));
     assert_eq!(settled, got);
     server.stop();
+    if let Mode::Nats = mode {
+        delete_stream(&stream).await;
+    }
 }
 
 #[tokio::test]
