@@ -551,3 +551,40 @@ async fn serves_with_postgresql_as_the_metadata_store() {
         .arg(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .output();
 }
+
+/// Golden pipeline cases: `golden/<case>/input.jsonl` is sent in two halves
+/// with a restart between them; every query in `expected.json` must then
+/// answer exactly as written there.
+#[tokio::test]
+async fn golden_pipeline_cases_survive_a_restart() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    for case in std::fs::read_dir(&root).unwrap() {
+        let case = case.unwrap().path();
+        let input = std::fs::read_to_string(case.join("input.jsonl")).unwrap();
+        let events: Vec<Value> = input.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let expected: serde_json::Map<String, Value> =
+            serde_json::from_str(&std::fs::read_to_string(case.join("expected.json")).unwrap()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        // The cases carry fixed dates; keep them inside the window for years.
+        let args = ["--retention-days", "3650"];
+        let server = Server::start_with(Mode::Embedded, dir.path(), "", &args).await;
+        let (project, key) = server.create_project("golden").await;
+        let (first, second) = events.split_at(events.len() / 2);
+        assert_eq!(server.ingest(&key, Value::from(first.to_vec())).await["accepted"], first.len());
+        server.stop();
+        let server = Server::start_with(Mode::Embedded, dir.path(), "", &args).await;
+        assert_eq!(server.ingest(&key, Value::from(second.to_vec())).await["accepted"], second.len());
+        let deadline = Instant::now() + Duration::from_secs(3);
+        for (query, want) in &expected {
+            loop {
+                let got = server.pageviews(&project, query).await;
+                if &got == want {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{}: `{query}`\n got {got}\nwant {want}", case.display());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        server.stop();
+    }
+}
