@@ -588,3 +588,114 @@ async fn golden_pipeline_cases_survive_a_restart() {
         server.stop();
     }
 }
+
+fn engine_stack(engine: &str) -> String {
+    let path = format!("{}/../errors/tests/fixtures/same_bug_{engine}.txt", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(path).unwrap()
+}
+
+fn error_event(visitor: &str, stack: &str, message: &str, release: &str) -> Value {
+    json!({
+        "type": "error", "anonymous_id": visitor, "url": "https://shop.example/cart", "release": release,
+        "error_type": "TypeError", "message": message, "stack": stack, "ts": now_ms(),
+    })
+}
+
+#[tokio::test]
+async fn errors_group_across_browsers_and_are_served_with_their_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(Mode::Embedded, dir.path(), "").await;
+    let (project, key) = server.create_project("shop").await;
+    let get = |path: String| {
+        let req = server.http.get(server.url(&path)).bearer_auth(ADMIN);
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let mut live = server
+        .http
+        .get(server.url(&format!("/api/v1/projects/{project}/live")))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+
+    server
+        .ingest(
+            &key,
+            json!([
+                error_event("u1", &engine_stack("chrome"), "Cannot read properties of undefined (reading 'price')", "1.0"),
+                error_event("u2", &engine_stack("firefox"), "cart.items[0] is undefined", "1.0"),
+                error_event("u3", &engine_stack("safari"), "undefined is not an object (evaluating 'cart.items[0].price')", "1.1"),
+                error_event("u1", &engine_stack("chrome"), "Cannot read properties of undefined (reading 'price')", "1.1"),
+                // No stack: grouped by the message with its numbers replaced.
+                { "type": "error", "anonymous_id": "u4", "error_type": "NetworkError", "message": "request 17 timed out after 3000 ms" },
+                { "type": "error", "anonymous_id": "u5", "error_type": "NetworkError", "message": "request 42 timed out after 5000 ms" },
+                // An explicit fingerprint wins.
+                { "type": "error", "anonymous_id": "u6", "message": "a", "fingerprint": ["checkout-down"] },
+                { "type": "error", "anonymous_id": "u6", "message": "b", "fingerprint": ["checkout-down"] },
+                pageview("u1", "/cart"),
+            ]),
+        )
+        .await;
+
+    // A new group reaches the live feed as soon as it forms.
+    let mut seen = String::new();
+    while !seen.contains("event: error_groups") {
+        let chunk = tokio::time::timeout(Duration::from_secs(2), live.chunk()).await.expect("no error_groups event");
+        seen.push_str(&String::from_utf8_lossy(&chunk.unwrap().unwrap()));
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let groups = loop {
+        let (status, answer) = get(format!("/api/v1/projects/{project}/errors")).await;
+        assert_eq!(status, 200, "{answer}");
+        let groups = answer["groups"].as_array().unwrap().clone();
+        if groups.iter().map(|g| g["count"].as_i64().unwrap()).sum::<i64>() == 8 || Instant::now() > deadline {
+            break groups;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let mut summary: Vec<(i64, i64, Vec<Value>)> = groups
+        .iter()
+        .map(|g| {
+            (g["count"].as_i64().unwrap(), g["users"].as_i64().unwrap(), g["releases"].as_array().unwrap().clone())
+        })
+        .collect();
+    // Most frequent first; the two groups of 2 may come in either order.
+    summary[1..].sort_by_key(|(_, users, _)| std::cmp::Reverse(*users));
+    assert_eq!(summary, vec![(4, 3, vec![json!("1.0"), json!("1.1")]), (2, 2, vec![]), (2, 1, vec![])], "{groups:#?}");
+    let browser_bug = groups[0]["fingerprint"].as_str().unwrap();
+    assert!(groups[0]["first_seen"].as_i64().unwrap() <= groups[0]["last_seen"].as_i64().unwrap());
+
+    // Filters: a release, a path.
+    let (_, r11) = get(format!("/api/v1/projects/{project}/errors?release=1.1")).await;
+    assert_eq!(r11["groups"].as_array().unwrap().len(), 1);
+    assert_eq!(r11["groups"][0]["count"], 2);
+    let (_, none) = get(format!("/api/v1/projects/{project}/errors?path=/nowhere")).await;
+    assert_eq!(none["groups"], json!([]));
+
+    // The group page: latest event with parsed, in-app frames, and how it was grouped.
+    let (status, detail) = get(format!("/api/v1/projects/{project}/errors/{browser_bug}")).await;
+    assert_eq!(status, 200, "{detail}");
+    assert_eq!(detail["count"], 4);
+    assert_eq!(detail["grouping"]["version"], "v1");
+    assert_eq!(detail["grouping"]["basis"], "in_app_frames");
+    let frames = detail["latest_event"]["frames"].as_array().unwrap();
+    assert_eq!(frames[0]["function"], "inner");
+    assert_eq!(frames[0]["file"], "https://shop.example/static/app.js");
+    assert_eq!((frames[0]["line"].as_i64(), frames[0]["column"].as_i64()), (Some(10), Some(15)));
+    assert_eq!(frames[0]["in_app"], true);
+    assert_eq!(detail["series"].as_array().unwrap().iter().map(|p| p["count"].as_i64().unwrap()).sum::<i64>(), 4);
+    let (status, _) = get(format!("/api/v1/projects/{project}/errors/0000000000000000000000000000dead")).await;
+    assert_eq!(status, 404);
+
+    // Error rate against page views.
+    let (_, rate) = get(format!("/api/v1/projects/{project}/error-rate?interval=day")).await;
+    let today = rate.as_array().unwrap().last().unwrap();
+    assert_eq!((today["errors"].as_i64(), today["pageviews"].as_i64()), (Some(8), Some(1)), "{rate}");
+    assert_eq!(today["rate"].as_f64(), Some(8.0));
+    drop(live);
+    server.stop();
+}

@@ -39,7 +39,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::event::{DeviceClass, EventKind, Frame, PropValue, VitalName};
+    use crate::event::{DeviceClass, EventKind, Frame, GroupRef, PropValue, VitalName};
 
     fn opt_str() -> impl Strategy<Value = Option<String>> {
         proptest::option::of(".{0,20}")
@@ -74,8 +74,19 @@ mod tests {
                     stack,
                     frames: frames
                         .into_iter()
-                        .map(|(function, file, line, column)| Frame { function, file, line, column })
+                        .map(|(function, file, line, column)| Frame {
+                            function,
+                            file,
+                            line,
+                            column,
+                            in_app: line.is_some()
+                        })
                         .collect(),
+                    group: fingerprint.as_ref().map(|f: &Vec<String>| GroupRef {
+                        fingerprint: f.concat(),
+                        version: "v1".into(),
+                        basis: "custom".into(),
+                    }),
                     fingerprint,
                 }),
             (proptest::sample::select(VitalName::ALL.to_vec()), 0f64..1e6)

@@ -14,13 +14,28 @@ pub enum PropValue {
     Str(String),
 }
 
-/// One stack frame sent pre-parsed by a client.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// One stack frame: sent pre-parsed by a client, or parsed from `stack` at
+/// ingest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Frame {
     pub function: Option<String>,
     pub file: Option<String>,
     pub line: Option<u32>,
     pub column: Option<u32>,
+    /// Whether the frame is the application's own code (set at ingest).
+    #[serde(default)]
+    pub in_app: bool,
+}
+
+/// The issue an error event belongs to, decided at ingest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GroupRef {
+    /// 32 hex characters, the same for every event of the issue.
+    pub fingerprint: String,
+    /// The grouping algorithm that decided it (`v1`).
+    pub version: String,
+    /// `custom`, `in_app_frames`, `all_frames` or `message`.
+    pub basis: String,
 }
 
 /// The web vitals Sightline understands.
@@ -70,8 +85,12 @@ pub enum EventKind {
         error_type: Option<String>,
         message: Option<String>,
         stack: Option<String>,
+        /// Innermost first.
         frames: Vec<Frame>,
+        /// The client's explicit fingerprint, if any.
         fingerprint: Option<Vec<String>>,
+        /// Set at ingest by the error processing.
+        group: Option<GroupRef>,
     },
     Vital {
         name: VitalName,

@@ -77,7 +77,7 @@ pub fn validate_event(value: &WireValue) -> Result<ClientEvent, Rejection> {
                     "an error needs at least one of `error_type`, `message`, `stack` or `frames`",
                 ));
             }
-            EventKind::Error { error_type, message, stack, frames, fingerprint: event.fingerprint()? }
+            EventKind::Error { error_type, message, stack, frames, fingerprint: event.fingerprint()?, group: None }
         }
         "vital" => {
             let name = event.required_str("name", MAX_STRING_BYTES)?;
@@ -270,6 +270,7 @@ impl<'a> Fields<'a> {
                     file: f.optional_str("file", MAX_STRING_BYTES)?,
                     line: f.optional_u32("line")?,
                     column: f.optional_u32("column")?,
+                    in_app: false,
                 })
             })
             .collect()

@@ -5,10 +5,12 @@
 //! lives in the data, as buckets.
 
 pub mod buckets;
+pub mod errors;
 pub mod pageviews;
 pub mod retention;
 
 pub use buckets::Interval;
+pub use errors::{ErrorCell, ErrorRow, ErrorUpdate, error_group_views};
 pub use pageviews::{BucketKey, PageviewRow, PageviewUpdate, pageview_views};
 pub use retention::expire_at;
 

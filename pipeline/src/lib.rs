@@ -15,7 +15,10 @@ pub mod runtime;
 pub mod views;
 
 pub use runtime::{Pipeline, PipelineConfig};
-pub use views::{PageviewsAnswer, PageviewsPoint, PageviewsQuery, PageviewsTotal, ViewChange, ViewStore};
+pub use views::{
+    ErrorGroupDetail, ErrorRatePoint, ErrorsAnswer, ErrorsQuery, PageviewsAnswer, PageviewsPoint, PageviewsQuery,
+    PageviewsTotal, ViewChange, ViewStore,
+};
 
 /// Wall-clock ms since the Unix epoch.
 pub fn now_ms() -> u64 {

@@ -3,7 +3,7 @@
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use sightline_model::{Event, EventKind};
-use sightline_operators::PageviewRow;
+use sightline_operators::{ErrorRow, PageviewRow};
 
 use crate::interner::Interner;
 
@@ -25,6 +25,22 @@ pub fn pageview_row(event: &Event, names: &Interner) -> Option<PageviewRow> {
             ts: event.ts,
             path: names.intern(&event.path),
             visitor: visitor_hash(&event.anonymous_id),
+        }),
+        _ => None,
+    }
+}
+
+/// The error row of an event, if it is an error.
+pub fn error_row(event: &Event, names: &Interner) -> Option<ErrorRow> {
+    match &event.kind {
+        EventKind::Error { group, .. } => Some(ErrorRow {
+            project: names.intern(&event.project_id),
+            group: names.intern(group.as_ref().map_or("ungrouped", |g| g.fingerprint.as_str())),
+            ts: event.ts,
+            visitor: visitor_hash(&event.anonymous_id),
+            release: names.intern(event.release.as_deref().unwrap_or("")),
+            path: names.intern(&event.path),
+            device: names.intern(event.device.as_str()),
         }),
         _ => None,
     }

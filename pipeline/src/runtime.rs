@@ -7,14 +7,21 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use sightline_model::Envelope;
-use sightline_operators::PageviewRow;
+use sightline_operators::{ErrorRow, PageviewRow};
 
 use crate::dataflow;
 use crate::now_ms;
-use crate::rows::pageview_row;
+use crate::rows::{error_row, pageview_row};
 use crate::views::ViewStore;
 
-type RowReceiver = mpsc::Receiver<Vec<PageviewRow>>;
+/// One batch's rows for each input.
+#[derive(Default)]
+struct Rows {
+    pageviews: Vec<PageviewRow>,
+    errors: Vec<ErrorRow>,
+}
+
+type RowReceiver = mpsc::Receiver<Rows>;
 
 /// How the pipeline runs.
 #[derive(Debug, Clone)]
@@ -31,7 +38,7 @@ pub struct PipelineError(String);
 
 /// The handle the rest of the process uses to feed the workers.
 pub struct Pipeline {
-    inputs: Vec<mpsc::Sender<Vec<PageviewRow>>>,
+    inputs: Vec<mpsc::Sender<Rows>>,
     next_worker: AtomicUsize,
     /// Wall-clock ms of the newest hand-over; the views have caught up once
     /// they are applied past it.
@@ -64,7 +71,7 @@ impl Pipeline {
                 // work: queued batches wait in the channel, where they are
                 // counted (and refused with 429 past a limit), and the next
                 // tick takes all of them at once.
-                if probe.less_than(inputs.pageviews.time()) {
+                if probe.less_than(&inputs.time()) {
                     worker.step();
                     continue;
                 }
@@ -76,8 +83,11 @@ impl Pipeline {
                     match rx.try_recv() {
                         Ok(rows) => {
                             worker_queued.fetch_sub(1, Ordering::Relaxed);
-                            for row in rows {
+                            for row in rows.pageviews {
                                 inputs.pageviews.insert(row);
+                            }
+                            for row in rows.errors {
+                                inputs.errors.insert(row);
                             }
                         }
                         Err(TryRecvError::Empty) => break,
@@ -87,10 +97,7 @@ impl Pipeline {
                         }
                     }
                 }
-                if now > *inputs.pageviews.time() {
-                    inputs.pageviews.advance_to(now);
-                }
-                inputs.pageviews.flush();
+                inputs.advance_to(now);
                 if closed {
                     break;
                 }
@@ -115,8 +122,16 @@ impl Pipeline {
     /// Hands one accepted batch to a worker.
     pub fn push(&self, envelope: &Envelope) {
         let names = self.views.names();
-        let rows: Vec<PageviewRow> = envelope.events.iter().filter_map(|e| pageview_row(e, names)).collect();
-        if rows.is_empty() {
+        let mut rows = Rows::default();
+        for event in &envelope.events {
+            if let Some(row) = pageview_row(event, names) {
+                rows.pageviews.push(row);
+            } else if let Some(row) = error_row(event, names) {
+                self.views.note_error_event(row.project, row.group, event);
+                rows.errors.push(row);
+            }
+        }
+        if rows.pageviews.is_empty() && rows.errors.is_empty() {
             return;
         }
         let worker = self.next_worker.fetch_add(1, Ordering::Relaxed) % self.inputs.len();

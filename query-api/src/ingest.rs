@@ -159,7 +159,11 @@ pub async fn ingest(
     let mut rejected = Vec::new();
     for (index, value) in batch.events.iter().enumerate() {
         match validate_event(value) {
-            Ok(event) => events.push(enrich(event, &ctx)),
+            Ok(event) => {
+                let mut event = enrich(event, &ctx);
+                sightline_errors::process_error(&mut event);
+                events.push(event);
+            }
             Err(r) => {
                 telemetry::rejected(r.code, 1);
                 rejected.push(RejectedEvent { index, code: r.code.to_owned(), field: r.field, message: r.message });

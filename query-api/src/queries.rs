@@ -12,6 +12,7 @@ use futures::Stream;
 use serde::Deserialize;
 use sightline_operators::Interval;
 use sightline_pipeline::views::MAX_SERIES_POINTS;
+use sightline_pipeline::views::{ErrorGroupDetail, ErrorRatePoint, ErrorsAnswer, ErrorsQuery, interval_for};
 use sightline_pipeline::{PageviewsAnswer, PageviewsQuery};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
@@ -51,11 +52,7 @@ pub async fn pageviews(
             ApiError::bad_request("invalid_value", "interval", "`interval` must be minute, hour or day")
         })?,
     };
-    let to = params.to.unwrap_or_else(|| sightline_pipeline::now_ms() as i64);
-    let from = params.from.unwrap_or(to - Interval::Day.millis());
-    if from >= to {
-        return Err(ApiError::bad_request("invalid_value", "from", "`from` must be before `to`"));
-    }
+    let (from, to) = range(params.from, params.to)?;
     if (to - interval.bucket_of(from)) / interval.millis() > MAX_SERIES_POINTS {
         return Err(ApiError::bad_request(
             "invalid_value",
@@ -65,6 +62,103 @@ pub async fn pageviews(
     }
     let query = PageviewsQuery { project_id: id, interval, from, to, path: params.path };
     Ok(Json(state.views.pageviews(&query)))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ErrorsParams {
+    /// Range start, ms since the epoch (default: 24 h before `to`).
+    pub from: Option<i64>,
+    /// Range end, exclusive, ms since the epoch (default: now).
+    pub to: Option<i64>,
+    /// Only events of this release.
+    pub release: Option<String>,
+    /// Only events on this path.
+    pub path: Option<String>,
+    /// Only events from this device class (`desktop`, `mobile`, `tablet`, `bot`, `unknown`).
+    pub device: Option<String>,
+}
+
+/// The range of a query: `to` defaults to now, `from` to 24 h before `to`.
+fn range(from: Option<i64>, to: Option<i64>) -> Result<(i64, i64), ApiError> {
+    let to = to.unwrap_or_else(|| sightline_pipeline::now_ms() as i64);
+    let from = from.unwrap_or(to - Interval::Day.millis());
+    if from >= to {
+        return Err(ApiError::bad_request("invalid_value", "from", "`from` must be before `to`"));
+    }
+    Ok((from, to))
+}
+
+fn errors_query(id: String, params: ErrorsParams) -> Result<ErrorsQuery, ApiError> {
+    let (from, to) = range(params.from, params.to)?;
+    Ok(ErrorsQuery { project_id: id, from, to, release: params.release, path: params.path, device: params.device })
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{id}/errors", tag = "queries",
+    params(("id" = String, Path), ErrorsParams),
+    responses((status = 200, body = ErrorsAnswer), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn errors(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    params: Result<Query<ErrorsParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<ErrorsAnswer>, ApiError> {
+    authenticate(&state, &headers).await?.can_read(&id)?;
+    let Query(params) = params.map_err(|e| ApiError::bad_request("invalid_query", "query", e.body_text()))?;
+    Ok(Json(state.views.errors(&errors_query(id, params)?)))
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{id}/errors/{fingerprint}", tag = "queries",
+    params(("id" = String, Path), ("fingerprint" = String, Path), ErrorsParams),
+    responses((status = 200, body = ErrorGroupDetail), (status = 404, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn error_group(
+    State(state): State<Arc<AppState>>,
+    Path((id, fingerprint)): Path<(String, String)>,
+    headers: HeaderMap,
+    params: Result<Query<ErrorsParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<ErrorGroupDetail>, ApiError> {
+    authenticate(&state, &headers).await?.can_read(&id)?;
+    let Query(params) = params.map_err(|e| ApiError::bad_request("invalid_query", "query", e.body_text()))?;
+    let query = errors_query(id, params)?;
+    state
+        .views
+        .error_group(&query, &fingerprint)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no error group `{fingerprint}` in this project")))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ErrorRateParams {
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    /// `minute`, `hour` or `day`; default: by the range's length.
+    pub interval: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{id}/error-rate", tag = "queries",
+    params(("id" = String, Path), ErrorRateParams),
+    responses((status = 200, body = Vec<ErrorRatePoint>), (status = 400, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn error_rate(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    params: Result<Query<ErrorRateParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<ErrorRatePoint>>, ApiError> {
+    authenticate(&state, &headers).await?.can_read(&id)?;
+    let Query(params) = params.map_err(|e| ApiError::bad_request("invalid_query", "query", e.body_text()))?;
+    let (from, to) = range(params.from, params.to)?;
+    let interval = match params.interval.as_deref() {
+        None => interval_for(from, to),
+        Some(s) => Interval::parse(s).ok_or_else(|| {
+            ApiError::bad_request("invalid_value", "interval", "`interval` must be minute, hour or day")
+        })?,
+    };
+    if (to - interval.bucket_of(from)) / interval.millis() > MAX_SERIES_POINTS {
+        return Err(ApiError::bad_request("invalid_value", "interval", "too many buckets; use a coarser interval"));
+    }
+    Ok(Json(state.views.error_rate(&id, interval, from, to)))
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}/live", tag = "queries", params(("id" = String, Path)),
@@ -78,7 +172,7 @@ pub async fn live(
     authenticate(&state, &headers).await?.can_read(&id)?;
     let changes = BroadcastStream::new(state.views.subscribe()).filter_map(move |change| match change {
         Ok(change) if change.project_id == id => {
-            Some(Ok(Event::default().event(change.view).json_data(&*change).unwrap_or_default()))
+            Some(Ok(Event::default().event(change.view()).json_data(&*change).unwrap_or_default()))
         }
         Ok(_) => None,
         Err(BroadcastStreamRecvError::Lagged(n)) => {

@@ -1,0 +1,54 @@
+//! Grouping: which errors are the same issue.
+//!
+//! Each shipped algorithm lives in its own module and is never edited once
+//! shipped; every group records the version that made it, so a new version
+//! can be introduced without silently regrouping old issues.
+
+pub mod v1;
+
+use serde::{Deserialize, Serialize};
+
+use crate::stack::StackFrame;
+
+/// The version new events are grouped with.
+pub const CURRENT: &str = v1::VERSION;
+
+/// What grouping looks at.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupingInput<'a> {
+    pub error_type: Option<&'a str>,
+    pub message: Option<&'a str>,
+    /// Innermost frame first, with `in_app` decided.
+    pub frames: &'a [StackFrame],
+    /// A fingerprint the client set explicitly.
+    pub fingerprint: Option<&'a [String]>,
+}
+
+/// Which rule decided a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupingBasis {
+    /// The client's own `fingerprint`.
+    Custom,
+    /// Exception type and the in-app frames.
+    InAppFrames,
+    /// Exception type and all frames (no frame was in-app).
+    AllFrames,
+    /// Exception type and the normalized message (no usable stack).
+    Message,
+}
+
+/// A group decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grouping {
+    /// 32 hex characters; the same for every event of one issue.
+    pub fingerprint: String,
+    /// The algorithm version, e.g. `v1`.
+    pub version: String,
+    pub basis: GroupingBasis,
+}
+
+/// Groups with the current version.
+pub fn group(input: &GroupingInput<'_>) -> Grouping {
+    v1::group(input)
+}

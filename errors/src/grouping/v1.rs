@@ -1,0 +1,283 @@
+//! Grouping v1. Shipped: never edit; add `v2` instead.
+//!
+//! Rules, first that applies:
+//! 1. An explicit client `fingerprint` wins; a `{{ default }}` part in it
+//!    stands for what the default rules would have used.
+//! 2. Exception type plus the in-app frames, each as (module, function):
+//!    the file's basename without query, fragment or build hash, and the
+//!    function's own name (receiver, `async`, `new` and engine decorations
+//!    dropped, so Chrome, Firefox and Safari agree). Top-level and anonymous
+//!    frames are ignored; direct recursion is collapsed.
+//! 3. When no frame is in-app: the same over all frames.
+//! 4. Without any usable frame: the type plus the message with numbers,
+//!    hex, UUIDs, emails, URLs, IPs and dates replaced by placeholders.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+use sha2::{Digest, Sha256};
+
+use super::{Grouping, GroupingBasis, GroupingInput};
+use crate::stack::StackFrame;
+
+pub const VERSION: &str = "v1";
+
+/// Groups one error.
+pub fn group(input: &GroupingInput<'_>) -> Grouping {
+    let (default_basis, default_parts) = default_components(input);
+    let (basis, parts) = match input.fingerprint {
+        Some(custom) if !custom.is_empty() => {
+            let mut parts = vec!["custom".to_owned()];
+            for part in custom {
+                if part.trim() == "{{ default }}" || part.trim() == "{{default}}" {
+                    parts.extend(default_parts.iter().cloned());
+                } else {
+                    parts.push(part.clone());
+                }
+            }
+            (GroupingBasis::Custom, parts)
+        }
+        _ => (default_basis, default_parts),
+    };
+    let mut hasher = Sha256::new();
+    for part in &parts {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    let digest = hasher.finalize();
+    Grouping { fingerprint: hex::encode(&digest[..16]), version: VERSION.to_owned(), basis }
+}
+
+fn default_components(input: &GroupingInput<'_>) -> (GroupingBasis, Vec<String>) {
+    let error_type = input.error_type.map(str::trim).filter(|t| !t.is_empty()).unwrap_or("Error").to_owned();
+    let in_app: Vec<&StackFrame> = input.frames.iter().filter(|f| f.in_app).collect();
+    let (basis, frames) = if in_app.iter().any(|f| frame_component(f).is_some()) {
+        (GroupingBasis::InAppFrames, in_app)
+    } else {
+        (GroupingBasis::AllFrames, input.frames.iter().collect())
+    };
+    let mut components: Vec<String> = Vec::new();
+    for frame in frames {
+        if let Some(c) = frame_component(frame)
+            && components.last() != Some(&c)
+        {
+            components.push(c);
+        }
+    }
+    if components.is_empty() {
+        let message = normalize_message(input.message.unwrap_or(""));
+        return (GroupingBasis::Message, vec![error_type, message]);
+    }
+    let mut parts = vec![error_type];
+    parts.extend(components);
+    (basis, parts)
+}
+
+/// `module:function`, or `None` for a frame grouping ignores.
+fn frame_component(frame: &StackFrame) -> Option<String> {
+    let function = function_name(frame.function.as_deref()?)?;
+    let module = frame.file.as_deref().map(module_name).unwrap_or_default();
+    Some(format!("{module}:{function}"))
+}
+
+/// Names of top-level code; frames with these are ignored.
+const TOP_LEVEL: [&str; 6] = ["global code", "eval code", "module code", "<anonymous>", "anonymous", "eval"];
+
+/// The function's own name, as every engine would print it.
+pub fn function_name(raw: &str) -> Option<String> {
+    let mut name = raw.trim();
+    for prefix in ["async ", "new "] {
+        name = name.strip_prefix(prefix).unwrap_or(name);
+    }
+    // Chrome's `Foo.bar [as baz]`: the alias is call-site noise.
+    if let Some(i) = name.find(" [as ") {
+        name = &name[..i];
+    }
+    // Firefox's nesting decorations: `outer/inner<`, `Foo/<.bar`, `a/b/<`.
+    let name = name.trim_end_matches(['<', '/']);
+    let name = name.rsplit(['/', '.']).next().unwrap_or(name);
+    // `<computed>`, `<anonymous>`: no name of its own.
+    if name.starts_with('<') && name.ends_with('>') {
+        return None;
+    }
+    let name = name.trim_matches(['<', '/']);
+    if name.is_empty() || TOP_LEVEL.contains(&name) {
+        return None;
+    }
+    Some(name.to_owned())
+}
+
+/// The file's basename without query, fragment or build hash.
+pub fn module_name(file: &str) -> String {
+    let file = file.split(['?', '#']).next().unwrap_or(file);
+    let base = file.rsplit(['/', '\\']).next().unwrap_or(file);
+    let parts: Vec<&str> = base.split('.').collect();
+    let kept: Vec<String> = parts
+        .iter()
+        .enumerate()
+        .filter(|(i, p)| *i == 0 || !looks_like_hash(p))
+        .map(|(_, p)| strip_hash_suffix(p))
+        .collect();
+    kept.join(".")
+}
+
+fn looks_like_hash(part: &str) -> bool {
+    part.len() >= 6 && part.chars().all(|c| c.is_ascii_alphanumeric()) && part.chars().any(|c| c.is_ascii_digit())
+}
+
+/// `app-3f9a1c2b` → `app`, `chunk_8d7e6f5a` → `chunk`.
+fn strip_hash_suffix(part: &str) -> String {
+    match part.rfind(['-', '_']) {
+        Some(i) if i > 0 && looks_like_hash(&part[i + 1..]) => part[..i].to_owned(),
+        _ => part.to_owned(),
+    }
+}
+
+static NORMALIZERS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
+    [
+        (r#"(?i)\b[a-z][a-z0-9+.-]*://[^\s'"<>)]+"#, "<url>"),
+        (r"(?i)\b[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}\b", "<email>"),
+        (r"(?i)\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", "<uuid>"),
+        (r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?\b", "<date>"),
+        (r"\b(?:\d{1,3}\.){3}\d{1,3}\b", "<ip>"),
+        (r"(?i)\b[0-9a-f:]*::[0-9a-f:]+\b", "<ip>"),
+        (r"(?i)\b0x[0-9a-f]+\b", "<hex>"),
+        (r"(?i)\b[0-9a-f]*[0-9][0-9a-f]*[a-f][0-9a-f]*\b|\b[0-9a-f]*[a-f][0-9a-f]*[0-9][0-9a-f]*\b", "<hex>"),
+        (r"\b\d+(?:\.\d+)?", "<n>"),
+    ]
+    .into_iter()
+    .map(|(pattern, placeholder)| (Regex::new(pattern).expect("a valid pattern"), placeholder))
+    .collect()
+});
+
+/// The message with its variable parts replaced, for grouping by message.
+pub fn normalize_message(message: &str) -> String {
+    let mut out = message.trim().to_owned();
+    for (pattern, placeholder) in NORMALIZERS.iter() {
+        out = pattern.replace_all(&out, *placeholder).into_owned();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(function: Option<&str>, file: &str, line: u32, in_app: bool) -> StackFrame {
+        StackFrame {
+            function: function.map(str::to_owned),
+            file: Some(file.to_owned()),
+            line: Some(line),
+            column: Some(1),
+            in_app,
+        }
+    }
+
+    fn input<'a>(error_type: &'a str, message: &'a str, frames: &'a [StackFrame]) -> GroupingInput<'a> {
+        GroupingInput { error_type: Some(error_type), message: Some(message), frames, fingerprint: None }
+    }
+
+    #[test]
+    fn messages_that_differ_only_in_variables_group_together() {
+        let a = normalize_message(
+            "User 4213 not found at https://api.example/u/4213?x=1 (id 6f1c2a9e-1b2c-4d3e-8f90-aabbccddeeff)",
+        );
+        let b = normalize_message(
+            "User 77 not found at https://api.example/u/77 (id 0a1b2c3d-0000-4d3e-8f90-000000000001)",
+        );
+        assert_eq!(a, b);
+        assert_eq!(a, "User <n> not found at <url> (id <uuid>)");
+        assert_eq!(
+            normalize_message(
+                "timeout after 3.5s contacting 10.0.0.12 for bob@shop.example on 2026-11-26T10:00:00Z, code 0xDEAD"
+            ),
+            "timeout after <n>s contacting <ip> for <email> on <date>, code <hex>"
+        );
+        assert_eq!(normalize_message("hash 9f86d081884c7d65 mismatch"), "hash <hex> mismatch");
+        assert_ne!(
+            normalize_message("Cannot read properties of undefined (reading 'id')"),
+            normalize_message("Cannot read properties of undefined (reading 'name')")
+        );
+        let g1 = group(&input("NetworkError", "request 1 failed", &[]));
+        let g2 = group(&input("NetworkError", "request 2 failed", &[]));
+        assert_eq!(g1, g2);
+        assert_eq!(g1.basis, GroupingBasis::Message);
+        assert_ne!(g1, group(&input("TypeError", "request 1 failed", &[])));
+    }
+
+    #[test]
+    fn in_app_frames_decide_and_library_frames_do_not() {
+        let ours = [frame(Some("render"), "https://shop.example/static/app.3f9a1c.js", 10, true)];
+        let with_lib = [
+            frame(Some("dispatch"), "https://cdn.jsdelivr.net/npm/react-dom.js", 99, false),
+            frame(Some("render"), "https://shop.example/static/app.77aa01.js?v=2", 11, true),
+        ];
+        let a = group(&input("TypeError", "x is undefined", &ours));
+        let b = group(&input("TypeError", "y is not a function", &with_lib));
+        assert_eq!(a.basis, GroupingBasis::InAppFrames);
+        assert_eq!(a.fingerprint, b.fingerprint, "same in-app frames, other message, other build hash");
+        let other = [frame(Some("checkout"), "https://shop.example/static/app.3f9a1c.js", 10, true)];
+        assert_ne!(a.fingerprint, group(&input("TypeError", "x is undefined", &other)).fingerprint);
+    }
+
+    #[test]
+    fn without_in_app_frames_all_frames_count() {
+        let lib_a = [frame(Some("parse"), "https://unpkg.com/lib.js", 1, false)];
+        let lib_b = [frame(Some("stringify"), "https://unpkg.com/lib.js", 1, false)];
+        let a = group(&input("SyntaxError", "bad", &lib_a));
+        assert_eq!(a.basis, GroupingBasis::AllFrames);
+        assert_ne!(a.fingerprint, group(&input("SyntaxError", "bad", &lib_b)).fingerprint, "no over-grouping");
+    }
+
+    #[test]
+    fn top_level_frames_are_ignored_and_recursion_collapsed() {
+        let once = [frame(Some("walk"), "/srv/tree.js", 3, true), frame(Some("global code"), "/srv/tree.js", 1, true)];
+        let deep = [
+            frame(Some("walk"), "/srv/tree.js", 3, true),
+            frame(Some("walk"), "/srv/tree.js", 3, true),
+            frame(Some("walk"), "/srv/tree.js", 3, true),
+            frame(None, "/srv/tree.js", 1, true),
+        ];
+        assert_eq!(
+            group(&input("RangeError", "a", &once)).fingerprint,
+            group(&input("RangeError", "b", &deep)).fingerprint
+        );
+    }
+
+    #[test]
+    fn engines_name_functions_alike() {
+        for (raw, want) in [
+            ("Object.outer", Some("outer")),
+            ("Foo.prototype.bar", Some("bar")),
+            ("async handler", Some("handler")),
+            ("new Widget", Some("Widget")),
+            ("Foo.<computed> [as bar]", None),
+            ("outer/inner<", Some("inner")),
+            ("Foo/<.bar", Some("bar")),
+            ("a/b/<", Some("b")),
+            ("global code", None),
+            ("<anonymous>", None),
+        ] {
+            assert_eq!(function_name(raw).as_deref(), want, "{raw}");
+        }
+        assert_eq!(module_name("https://x.example/static/js/main.a1b2c3d4.chunk.js?v=1#x"), "main.chunk.js");
+        assert_eq!(module_name("/srv/app/dist/app-3f9a1c2b.js"), "app.js");
+        assert_eq!(module_name("C:\\app\\src\\cart.js"), "cart.js");
+        assert_eq!(module_name("webpack-internal:///./src/cart.ts"), "cart.ts");
+    }
+
+    #[test]
+    fn a_custom_fingerprint_wins_and_can_extend_the_default() {
+        let frames = [frame(Some("render"), "https://shop.example/app.js", 1, true)];
+        let custom = ["payment-provider-down".to_owned()];
+        let a = group(&GroupingInput { fingerprint: Some(&custom), ..input("TypeError", "a", &frames) });
+        let b = group(&GroupingInput { fingerprint: Some(&custom), ..input("RangeError", "b", &[]) });
+        assert_eq!(a.fingerprint, b.fingerprint);
+        assert_eq!(a.basis, GroupingBasis::Custom);
+        let extended = ["{{ default }}".to_owned(), "eu".to_owned()];
+        let c = group(&GroupingInput { fingerprint: Some(&extended), ..input("TypeError", "a", &frames) });
+        assert_ne!(c.fingerprint, a.fingerprint);
+        assert_ne!(c.fingerprint, group(&input("TypeError", "a", &frames)).fingerprint);
+        assert_eq!(c.version, "v1");
+    }
+}

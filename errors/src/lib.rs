@@ -1,0 +1,11 @@
+//! JavaScript error processing, pure functions only: parse a raw
+//! `Error.stack` from any engine into frames ([`stack`]), decide which frames
+//! are the application's own, and group errors into issues ([`grouping`]);
+//! [`process_error`] does all of it to an ingested event.
+
+pub mod grouping;
+pub mod process;
+pub mod stack;
+
+pub use process::process_error;
+pub use stack::{StackFrame, is_in_app, parse_stack};

@@ -1,0 +1,209 @@
+//! Error groups: counts and distinct users per group, bucket and the
+//! attributes queries filter on, and each group's first and last sighting.
+
+use differential_dataflow::VecCollection;
+use serde::{Deserialize, Serialize};
+
+use crate::buckets::Interval;
+use crate::retention::expire_at;
+use crate::{Symbol, Time};
+
+/// One error event as the dataflow sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ErrorRow {
+    pub project: Symbol,
+    /// The group's fingerprint, interned.
+    pub group: Symbol,
+    /// Event time, ms since the epoch.
+    pub ts: i64,
+    pub visitor: u64,
+    pub release: Symbol,
+    pub path: Symbol,
+    pub device: Symbol,
+}
+
+/// One cell of a group's counts: a bucket and the attributes filters use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ErrorCell {
+    pub bucket: i64,
+    pub interval: Interval,
+    pub group: Symbol,
+    pub project: Symbol,
+    pub release: Symbol,
+    pub path: Symbol,
+    pub device: Symbol,
+}
+
+/// A change to the error views; the diff says how much (see
+/// [`crate::PageviewUpdate`] for the conventions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ErrorUpdate {
+    /// The count of a cell changes by the diff.
+    Count(ErrorCell),
+    /// A user joins (+1) or leaves (-1) a cell's distinct users.
+    User(ErrorCell, u64),
+    /// A group's first and last event time: +1 the current, -1 the old.
+    Seen { project: Symbol, group: Symbol, first: i64, last: i64 },
+}
+
+/// The error views, each bucket forgotten `retention_ms` after it ends.
+pub fn error_group_views<'s>(
+    rows: VecCollection<'s, Time, ErrorRow>,
+    retention_ms: i64,
+) -> VecCollection<'s, Time, ErrorUpdate> {
+    let cells = rows.clone().flat_map(|row| {
+        Interval::ALL.map(|interval| {
+            let cell = ErrorCell {
+                bucket: interval.bucket_of(row.ts),
+                interval,
+                group: row.group,
+                project: row.project,
+                release: row.release,
+                path: row.path,
+                device: row.device,
+            };
+            (cell, row.visitor)
+        })
+    });
+    let cells = expire_at(cells, move |(cell, _)| {
+        cell.bucket.saturating_add(cell.interval.millis()).saturating_add(retention_ms)
+    });
+    let counts = cells.clone().map(|(cell, _)| ErrorUpdate::Count(cell));
+    let users = cells.distinct().map(|(cell, user)| ErrorUpdate::User(cell, user));
+    // First and last sighting over the retained events; the daily bucket's
+    // expiry bounds them like the counts.
+    let retained = expire_at(rows, move |row| {
+        Interval::Day.bucket_of(row.ts).saturating_add(Interval::Day.millis()).saturating_add(retention_ms)
+    });
+    let seen = retained
+        .map(|row| ((row.project, row.group), row.ts))
+        .reduce(|_key, times, out| {
+            // `times` is sorted by value: the first and last are the extremes.
+            let first = *times[0].0;
+            let last = *times[times.len() - 1].0;
+            out.push(((first, last), 1));
+        })
+        .map(|((project, group), (first, last))| ErrorUpdate::Seen { project, group, first, last });
+    counts.concat(users).concat(seen)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::{Arc, Mutex};
+
+    use differential_dataflow::input::InputSession;
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+    use timely::dataflow::operators::{Inspect, Probe};
+
+    use super::*;
+
+    type View = BTreeMap<ErrorUpdate, isize>;
+
+    /// The obviously correct batch version of [`error_group_views`].
+    fn reference(rows: &[ErrorRow]) -> View {
+        let mut view = View::new();
+        let mut users = BTreeSet::new();
+        let mut seen: BTreeMap<(Symbol, Symbol), (i64, i64)> = BTreeMap::new();
+        for row in rows {
+            for interval in Interval::ALL {
+                let cell = ErrorCell {
+                    bucket: interval.bucket_of(row.ts),
+                    interval,
+                    group: row.group,
+                    project: row.project,
+                    release: row.release,
+                    path: row.path,
+                    device: row.device,
+                };
+                *view.entry(ErrorUpdate::Count(cell)).or_default() += 1;
+                users.insert((cell, row.visitor));
+            }
+            let entry = seen.entry((row.project, row.group)).or_insert((row.ts, row.ts));
+            entry.0 = entry.0.min(row.ts);
+            entry.1 = entry.1.max(row.ts);
+        }
+        view.extend(users.into_iter().map(|(cell, user)| (ErrorUpdate::User(cell, user), 1)));
+        view.extend(
+            seen.into_iter()
+                .map(|((project, group), (first, last))| (ErrorUpdate::Seen { project, group, first, last }, 1)),
+        );
+        view
+    }
+
+    fn run(workers: usize, batches: Vec<Vec<(ErrorRow, isize)>>, until: Time) -> View {
+        let out: Arc<Mutex<View>> = Arc::default();
+        let sink = out.clone();
+        let batches = Arc::new(batches);
+        timely::execute(timely::Config::process(workers), move |worker| {
+            let mut input: InputSession<Time, ErrorRow, isize> = InputSession::new();
+            let sink = sink.clone();
+            let probe = worker.dataflow(|scope| {
+                error_group_views(input.to_collection(scope), i64::MAX / 4)
+                    .inner
+                    .inspect(move |(update, time, diff)| {
+                        if *time < until {
+                            *sink.lock().unwrap().entry(*update).or_default() += diff;
+                        }
+                    })
+                    .probe()
+                    .0
+            });
+            for (i, batch) in batches.iter().enumerate() {
+                input.advance_to(i as Time + 1);
+                for (j, (row, diff)) in batch.iter().enumerate() {
+                    if j % worker.peers() == worker.index() {
+                        input.update(*row, *diff);
+                    }
+                }
+            }
+            input.advance_to(until);
+            input.flush();
+            while probe.less_than(&until) {
+                worker.step();
+            }
+        })
+        .unwrap();
+        let mut view = Arc::try_unwrap(out).unwrap().into_inner().unwrap();
+        view.retain(|_, diff| *diff != 0);
+        view
+    }
+
+    fn random_rows(rng: &mut StdRng, n: usize) -> Vec<ErrorRow> {
+        (0..n)
+            .map(|_| ErrorRow {
+                project: rng.random_range(0..2),
+                group: rng.random_range(0..5),
+                ts: 1_700_000_000_000 + rng.random_range(0..2 * 3_600_000),
+                visitor: rng.random_range(0..10),
+                release: rng.random_range(0..2),
+                path: rng.random_range(0..3),
+                device: rng.random_range(0..2),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn matches_the_reference_with_inserts_and_retractions() {
+        for seed in 0..4u64 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let first = random_rows(&mut rng, 200);
+            let second = random_rows(&mut rng, 100);
+            let retracted: Vec<ErrorRow> = first.iter().filter(|_| rng.random_bool(0.4)).copied().collect();
+            let mut kept = first.clone();
+            for r in &retracted {
+                let pos = kept.iter().position(|k| k == r).unwrap();
+                kept.remove(pos);
+            }
+            kept.extend(second.iter().copied());
+            let batches = vec![
+                first.into_iter().map(|r| (r, 1)).collect(),
+                second.into_iter().map(|r| (r, 1)).collect(),
+                retracted.into_iter().map(|r| (r, -1)).collect(),
+            ];
+            for workers in [1, 3] {
+                assert_eq!(run(workers, batches.clone(), 10), reference(&kept), "seed {seed}, {workers} workers");
+            }
+        }
+    }
+}

@@ -1,0 +1,362 @@
+//! The error groups read model: per project, counts and distinct users per
+//! bucket and filterable attributes, each group's first and last sighting,
+//! and its latest event.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use serde::Serialize;
+use sightline_model::{Event, EventKind, Frame, GroupRef};
+use sightline_operators::{ErrorUpdate, Interval, Symbol};
+
+use super::{Names, interval_index};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Attrs {
+    group: Symbol,
+    release: Symbol,
+    path: Symbol,
+    device: Symbol,
+}
+
+#[derive(Debug, Default)]
+struct Cell {
+    count: i64,
+    users: HashSet<u64>,
+}
+
+#[derive(Debug, Default)]
+struct ProjectErrors {
+    by_interval: [BTreeMap<i64, HashMap<Attrs, Cell>>; 3],
+    /// group → (first, last) event time.
+    seen: HashMap<Symbol, (i64, i64)>,
+    /// group → its latest event.
+    latest: HashMap<Symbol, Arc<Event>>,
+}
+
+/// All projects' error groups.
+#[derive(Debug, Default)]
+pub(super) struct ErrorViews {
+    projects: HashMap<Symbol, ProjectErrors>,
+}
+
+/// Filters of the error queries; `None` matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct ErrorsQuery {
+    pub project_id: String,
+    pub from: i64,
+    pub to: i64,
+    pub release: Option<String>,
+    pub path: Option<String>,
+    pub device: Option<String>,
+}
+
+/// One error group in a range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ErrorGroupSummary {
+    pub fingerprint: String,
+    pub error_type: Option<String>,
+    pub message: Option<String>,
+    /// Events in the range (and filters).
+    pub count: i64,
+    /// Distinct users in the range (and filters).
+    pub users: i64,
+    /// First and last event of the group, ms since the epoch, over all
+    /// retained data.
+    pub first_seen: i64,
+    pub last_seen: i64,
+    /// Releases seen in the range.
+    pub releases: Vec<String>,
+}
+
+/// The contract's answer to `errors`: most frequent first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ErrorsAnswer {
+    pub groups: Vec<ErrorGroupSummary>,
+}
+
+/// The latest event of a group, as the group page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ErrorEventView {
+    pub id: String,
+    pub ts: i64,
+    pub received_at: i64,
+    pub anonymous_id: String,
+    pub url: Option<String>,
+    pub path: String,
+    pub release: Option<String>,
+    pub device: String,
+    pub browser: String,
+    pub os: String,
+    pub error_type: Option<String>,
+    pub message: Option<String>,
+    pub stack: Option<String>,
+    /// Innermost first, with `in_app` decided.
+    pub frames: Vec<Frame>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ErrorCountPoint {
+    pub t: i64,
+    pub count: i64,
+}
+
+/// The answer to `errors/{fingerprint}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ErrorGroupDetail {
+    #[serde(flatten)]
+    pub summary: ErrorGroupSummary,
+    /// How the group was decided.
+    pub grouping: Option<GroupRef>,
+    /// Events per bucket in the range.
+    pub series: Vec<ErrorCountPoint>,
+    pub latest_event: Option<ErrorEventView>,
+}
+
+/// A group seen for the first time (the live feed's `error_groups`).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct NewErrorGroup {
+    pub fingerprint: String,
+    pub first_seen: i64,
+}
+
+/// Errors and page views per bucket: the error rate.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ErrorRatePoint {
+    pub t: i64,
+    pub errors: i64,
+    pub pageviews: i64,
+    /// Errors per page view; 0 without page views.
+    pub rate: f64,
+}
+
+/// The bucket width used for a range: minutes up to 6 h, hours up to 31
+/// days, days beyond.
+pub fn interval_for(from: i64, to: i64) -> Interval {
+    let span = to.saturating_sub(from);
+    if span <= 6 * Interval::Hour.millis() {
+        Interval::Minute
+    } else if span <= 31 * Interval::Day.millis() {
+        Interval::Hour
+    } else {
+        Interval::Day
+    }
+}
+
+/// Per project: groups seen for the first time this tick.
+pub(super) type NewGroups = BTreeMap<Symbol, Vec<(Symbol, i64)>>;
+
+/// Resolved filter symbols; `Some(Symbol::MAX)` for a value never seen.
+struct Filters {
+    release: Option<Symbol>,
+    path: Option<Symbol>,
+    device: Option<Symbol>,
+}
+
+impl Filters {
+    fn new(names: &Names, q: &ErrorsQuery) -> Filters {
+        let resolve = |v: &Option<String>| v.as_deref().map(|v| names.lookup(v).unwrap_or(Symbol::MAX));
+        Filters { release: resolve(&q.release), path: resolve(&q.path), device: resolve(&q.device) }
+    }
+
+    fn matches(&self, a: &Attrs) -> bool {
+        self.release.is_none_or(|r| r == a.release)
+            && self.path.is_none_or(|p| p == a.path)
+            && self.device.is_none_or(|d| d == a.device)
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    count: i64,
+    users: HashSet<u64>,
+    releases: BTreeSet<Symbol>,
+}
+
+/// What a range holds, per group and per (group, bucket).
+struct Tallies {
+    interval: Interval,
+    by_group: BTreeMap<Symbol, Tally>,
+    per_bucket: BTreeMap<(Symbol, i64), i64>,
+}
+
+impl ErrorViews {
+    /// Applies one consolidated update. Retractions of a tick must be
+    /// applied before its insertions (see `ViewStore::apply`).
+    pub(super) fn apply(
+        &mut self,
+        update: &ErrorUpdate,
+        diff: i64,
+        new_groups: &mut NewGroups,
+        retracted: &mut HashSet<(Symbol, Symbol)>,
+    ) {
+        match update {
+            ErrorUpdate::Count(c) | ErrorUpdate::User(c, _) => {
+                let project = self.projects.entry(c.project).or_default();
+                let buckets = &mut project.by_interval[interval_index(c.interval)];
+                let attrs = Attrs { group: c.group, release: c.release, path: c.path, device: c.device };
+                let cells = buckets.entry(c.bucket).or_default();
+                let cell = cells.entry(attrs).or_default();
+                match update {
+                    ErrorUpdate::User(_, user) if diff > 0 => {
+                        cell.users.insert(*user);
+                    }
+                    ErrorUpdate::User(_, user) => {
+                        cell.users.remove(user);
+                    }
+                    _ => cell.count += diff,
+                }
+                if cell.count == 0 && cell.users.is_empty() {
+                    cells.remove(&attrs);
+                    if cells.is_empty() {
+                        buckets.remove(&c.bucket);
+                    }
+                }
+            }
+            ErrorUpdate::Seen { project, group, first, last } => {
+                let errors = self.projects.entry(*project).or_default();
+                if diff < 0 {
+                    if errors.seen.get(group) == Some(&(*first, *last)) {
+                        errors.seen.remove(group);
+                        retracted.insert((*project, *group));
+                    }
+                } else if errors.seen.insert(*group, (*first, *last)).is_none()
+                    && !retracted.contains(&(*project, *group))
+                {
+                    new_groups.entry(*project).or_default().push((*group, *first));
+                }
+                if errors.seen.is_empty() && errors.by_interval.iter().all(BTreeMap::is_empty) {
+                    errors.latest.clear();
+                }
+            }
+        }
+    }
+
+    /// Keeps `event` as its group's latest event if it is the newest.
+    pub(super) fn note_event(&mut self, project: Symbol, group: Symbol, event: &Event) {
+        let latest = &mut self.projects.entry(project).or_default().latest;
+        if latest.get(&group).is_none_or(|e| (e.ts, e.received_at) <= (event.ts, event.received_at)) {
+            latest.insert(group, Arc::new(event.clone()));
+        }
+    }
+
+    fn tallies(&self, names: &Names, q: &ErrorsQuery, group: Option<Symbol>) -> Tallies {
+        let interval = interval_for(q.from, q.to);
+        let filters = Filters::new(names, q);
+        let mut tallies = Tallies { interval, by_group: BTreeMap::new(), per_bucket: BTreeMap::new() };
+        let Some(project) = names.lookup(&q.project_id).and_then(|p| self.projects.get(&p)) else {
+            return tallies;
+        };
+        let buckets = &project.by_interval[interval_index(interval)];
+        for (&t, cells) in buckets.range(interval.bucket_of(q.from)..q.to) {
+            for (attrs, cell) in cells {
+                if !filters.matches(attrs) || group.is_some_and(|g| g != attrs.group) {
+                    continue;
+                }
+                let tally = tallies.by_group.entry(attrs.group).or_default();
+                tally.count += cell.count;
+                tally.users.extend(cell.users.iter().copied());
+                tally.releases.insert(attrs.release);
+                *tallies.per_bucket.entry((attrs.group, t)).or_default() += cell.count;
+            }
+        }
+        tallies
+    }
+
+    fn summary(&self, names: &Names, project: &ProjectErrors, group: Symbol, tally: &Tally) -> ErrorGroupSummary {
+        let latest = project.latest.get(&group);
+        let (error_type, message) = match latest.map(|e| &e.kind) {
+            Some(EventKind::Error { error_type, message, .. }) => (error_type.clone(), message.clone()),
+            _ => (None, None),
+        };
+        let (first_seen, last_seen) = project.seen.get(&group).copied().unwrap_or_default();
+        ErrorGroupSummary {
+            fingerprint: names.name(group).to_string(),
+            error_type,
+            message,
+            count: tally.count,
+            users: tally.users.len() as i64,
+            first_seen,
+            last_seen,
+            releases: tally.releases.iter().map(|r| names.name(*r).to_string()).filter(|r| !r.is_empty()).collect(),
+        }
+    }
+
+    pub(super) fn answer(&self, names: &Names, q: &ErrorsQuery) -> ErrorsAnswer {
+        let tallies = self.tallies(names, q, None).by_group;
+        let Some(project) = names.lookup(&q.project_id).and_then(|p| self.projects.get(&p)) else {
+            return ErrorsAnswer { groups: Vec::new() };
+        };
+        let mut groups: Vec<ErrorGroupSummary> = tallies
+            .iter()
+            .filter(|(_, t)| t.count > 0)
+            .map(|(&group, tally)| self.summary(names, project, group, tally))
+            .collect();
+        groups.sort_by(|a, b| {
+            b.count.cmp(&a.count).then(b.last_seen.cmp(&a.last_seen)).then(a.fingerprint.cmp(&b.fingerprint))
+        });
+        ErrorsAnswer { groups }
+    }
+
+    pub(super) fn group(&self, names: &Names, q: &ErrorsQuery, fingerprint: &str) -> Option<ErrorGroupDetail> {
+        let project = self.projects.get(&names.lookup(&q.project_id)?)?;
+        let group = names.lookup(fingerprint)?;
+        if !project.seen.contains_key(&group) {
+            return None;
+        }
+        let Tallies { interval, by_group, per_bucket } = self.tallies(names, q, Some(group));
+        let empty = Tally::default();
+        let summary = self.summary(names, project, group, by_group.get(&group).unwrap_or(&empty));
+        let width = interval.millis();
+        let mut series = Vec::new();
+        let mut t = interval.bucket_of(q.from);
+        while t < q.to && series.len() < 10_000 {
+            series.push(ErrorCountPoint { t, count: per_bucket.get(&(group, t)).copied().unwrap_or(0) });
+            t += width;
+        }
+        let latest = project.latest.get(&group);
+        let grouping = match latest.map(|e| &e.kind) {
+            Some(EventKind::Error { group, .. }) => group.clone(),
+            _ => None,
+        };
+        Some(ErrorGroupDetail { summary, grouping, series, latest_event: latest.map(|e| event_view(e)) })
+    }
+
+    /// Errors per bucket of a project, all groups.
+    pub(super) fn counts(&self, project: Symbol, interval: Interval, from: i64, to: i64) -> BTreeMap<i64, i64> {
+        self.projects
+            .get(&project)
+            .map(|p| {
+                p.by_interval[interval_index(interval)]
+                    .range(interval.bucket_of(from)..to)
+                    .map(|(&t, cells)| (t, cells.values().map(|c| c.count).sum()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn event_view(e: &Event) -> ErrorEventView {
+    let (error_type, message, stack, frames) = match &e.kind {
+        EventKind::Error { error_type, message, stack, frames, .. } => {
+            (error_type.clone(), message.clone(), stack.clone(), frames.clone())
+        }
+        _ => (None, None, None, Vec::new()),
+    };
+    ErrorEventView {
+        id: e.id.to_string(),
+        ts: e.ts,
+        received_at: e.received_at,
+        anonymous_id: e.anonymous_id.clone(),
+        url: e.url.clone(),
+        path: e.path.clone(),
+        release: e.release.clone(),
+        device: e.device.as_str().to_owned(),
+        browser: e.browser.clone(),
+        os: e.os.clone(),
+        error_type,
+        message,
+        stack,
+        frames,
+    }
+}

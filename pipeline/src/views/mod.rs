@@ -1,0 +1,210 @@
+//! The read model: view state the query API reads without touching the
+//! workers, updated once per finished tick from consolidated dataflow output,
+//! and the change feed of those updates.
+
+pub mod errors;
+pub mod pageviews;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use serde::Serialize;
+use sightline_model::Event;
+use sightline_operators::{ErrorUpdate, Interval, PageviewUpdate, Symbol, Time};
+use tokio::sync::broadcast;
+
+pub use errors::{
+    ErrorCountPoint, ErrorEventView, ErrorGroupDetail, ErrorGroupSummary, ErrorRatePoint, ErrorsAnswer, ErrorsQuery,
+    NewErrorGroup, interval_for,
+};
+pub use pageviews::{PageviewDelta, PageviewsAnswer, PageviewsPoint, PageviewsQuery, PageviewsTotal};
+
+use crate::interner::Interner;
+
+/// The names behind the symbols.
+pub(crate) type Names = Interner;
+
+/// The most buckets one answer's series may have.
+pub const MAX_SERIES_POINTS: i64 = 10_000;
+
+fn interval_index(interval: Interval) -> usize {
+    match interval {
+        Interval::Minute => 0,
+        Interval::Hour => 1,
+        Interval::Day => 2,
+    }
+}
+
+/// One output record of the dataflow, for any view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+pub enum ViewUpdate {
+    Pageview(PageviewUpdate),
+    Error(ErrorUpdate),
+}
+
+/// What changed in one view of one project in one tick: what `live` streams,
+/// as an SSE event named after `view`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(tag = "view", content = "changes", rename_all = "snake_case")]
+pub enum ChangeBody {
+    /// Per minute bucket and path: how page views and visitors moved.
+    Pageviews(Vec<PageviewDelta>),
+    /// Error groups seen for the first time.
+    ErrorGroups(Vec<NewErrorGroup>),
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ViewChange {
+    pub project_id: String,
+    /// The tick (ms since the epoch) the change became final at.
+    pub tick: Time,
+    #[serde(flatten)]
+    pub body: ChangeBody,
+}
+
+impl ViewChange {
+    /// The view's name, also the SSE event name.
+    pub fn view(&self) -> &'static str {
+        match self.body {
+            ChangeBody::Pageviews(_) => "pageviews",
+            ChangeBody::ErrorGroups(_) => "error_groups",
+        }
+    }
+}
+
+/// The views, shared by the pipeline's sink (writer) and the HTTP handlers
+/// (readers).
+pub struct ViewStore {
+    names: Interner,
+    pageviews: RwLock<pageviews::PageviewViews>,
+    errors: RwLock<errors::ErrorViews>,
+    /// Every tick before this one is fully applied.
+    applied_through: AtomicU64,
+    changes: broadcast::Sender<Arc<ViewChange>>,
+}
+
+impl Default for ViewStore {
+    fn default() -> Self {
+        ViewStore {
+            names: Interner::default(),
+            pageviews: RwLock::default(),
+            errors: RwLock::default(),
+            applied_through: AtomicU64::new(0),
+            changes: broadcast::channel(4096).0,
+        }
+    }
+}
+
+impl ViewStore {
+    /// The interner shared with the pipeline's inputs.
+    pub fn names(&self) -> &Interner {
+        &self.names
+    }
+
+    /// Every tick before this one is reflected in the views.
+    pub fn applied_through(&self) -> Time {
+        self.applied_through.load(Ordering::Acquire)
+    }
+
+    /// Subscribes to the change feed.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<ViewChange>> {
+        self.changes.subscribe()
+    }
+
+    /// Applies the consolidated updates of all ticks before `through`:
+    /// retractions first, so a value replaced within the tick is seen as
+    /// replaced, not as removed and new.
+    pub fn apply(&self, through: Time, updates: &[(ViewUpdate, isize)]) {
+        if !updates.is_empty() {
+            let mut page_moves = pageviews::PageviewMoves::new();
+            let mut new_groups = errors::NewGroups::new();
+            let mut retracted = HashSet::new();
+            {
+                let mut pageviews = self.pageviews.write().unwrap_or_else(|e| e.into_inner());
+                let mut errors = self.errors.write().unwrap_or_else(|e| e.into_inner());
+                let retractions = updates.iter().filter(|(_, d)| *d < 0);
+                let insertions = updates.iter().filter(|(_, d)| *d > 0);
+                for (update, diff) in retractions.chain(insertions) {
+                    match update {
+                        ViewUpdate::Pageview(u) => pageviews.apply(u, *diff as i64, &mut page_moves),
+                        ViewUpdate::Error(u) => errors.apply(u, *diff as i64, &mut new_groups, &mut retracted),
+                    }
+                }
+            }
+            self.publish(through, page_moves, new_groups);
+        }
+        self.applied_through.fetch_max(through, Ordering::AcqRel);
+    }
+
+    fn publish(&self, through: Time, page_moves: pageviews::PageviewMoves, new_groups: errors::NewGroups) {
+        let tick = through.saturating_sub(1);
+        let project_id = |p: Symbol| self.names.name(p).to_string();
+        let mut changes = Vec::new();
+        for (project, moves) in page_moves {
+            let deltas = moves
+                .into_iter()
+                .map(|((t, path), (pageviews, visitors))| PageviewDelta {
+                    t,
+                    path: self.names.name(path).to_string(),
+                    pageviews,
+                    visitors,
+                })
+                .collect();
+            changes.push(ViewChange { project_id: project_id(project), tick, body: ChangeBody::Pageviews(deltas) });
+        }
+        for (project, groups) in new_groups {
+            let groups = groups
+                .into_iter()
+                .map(|(g, first_seen)| NewErrorGroup { fingerprint: self.names.name(g).to_string(), first_seen })
+                .collect();
+            changes.push(ViewChange { project_id: project_id(project), tick, body: ChangeBody::ErrorGroups(groups) });
+        }
+        for change in changes {
+            // No subscribers is fine: nobody is watching.
+            let _ = self.changes.send(Arc::new(change));
+        }
+    }
+
+    /// Remembers an accepted error event as its group's latest sample.
+    pub fn note_error_event(&self, project: Symbol, group: Symbol, event: &Event) {
+        self.errors.write().unwrap_or_else(|e| e.into_inner()).note_event(project, group, event);
+    }
+
+    /// Page views and distinct visitors over a range, with a series per bucket.
+    pub fn pageviews(&self, q: &PageviewsQuery) -> PageviewsAnswer {
+        self.pageviews.read().unwrap_or_else(|e| e.into_inner()).answer(&self.names, q)
+    }
+
+    /// Error groups in a range, most frequent first.
+    pub fn errors(&self, q: &ErrorsQuery) -> ErrorsAnswer {
+        self.errors.read().unwrap_or_else(|e| e.into_inner()).answer(&self.names, q)
+    }
+
+    /// One error group with its latest event, or `None` if unknown.
+    pub fn error_group(&self, q: &ErrorsQuery, fingerprint: &str) -> Option<ErrorGroupDetail> {
+        self.errors.read().unwrap_or_else(|e| e.into_inner()).group(&self.names, q, fingerprint)
+    }
+
+    /// Errors against page views per bucket.
+    pub fn error_rate(&self, project_id: &str, interval: Interval, from: i64, to: i64) -> Vec<ErrorRatePoint> {
+        let Some(project) = self.names.lookup(project_id) else {
+            return Vec::new();
+        };
+        let errors = self.errors.read().unwrap_or_else(|e| e.into_inner()).counts(project, interval, from, to);
+        let pageviews = self.pageviews.read().unwrap_or_else(|e| e.into_inner()).counts(project, interval, from, to);
+        let mut points = Vec::new();
+        let mut t = interval.bucket_of(from);
+        while t < to && (points.len() as i64) < MAX_SERIES_POINTS {
+            let errors = errors.get(&t).copied().unwrap_or(0);
+            let pageviews = pageviews.get(&t).copied().unwrap_or(0);
+            let rate = if pageviews > 0 { errors as f64 / pageviews as f64 } else { 0.0 };
+            points.push(ErrorRatePoint { t, errors, pageviews, rate });
+            t += interval.millis();
+        }
+        points
+    }
+}
+
+/// Groups updates by tick for the tests and the sink.
+pub(crate) type Pending = BTreeMap<Time, Vec<(ViewUpdate, isize)>>;

@@ -1,0 +1,218 @@
+//! The page views read model: counts and visitor sets per project,
+//! interval, bucket and path.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::Serialize;
+use sightline_operators::{Interval, PageviewUpdate, Symbol};
+
+use super::{Names, interval_index};
+
+/// One path in one bucket.
+#[derive(Debug, Default)]
+struct PathCell {
+    pageviews: i64,
+    visitors: HashSet<u64>,
+}
+
+/// One project's page views, per interval, per bucket start, per path.
+#[derive(Debug, Default)]
+struct ProjectPageviews {
+    by_interval: [BTreeMap<i64, HashMap<Symbol, PathCell>>; 3],
+}
+
+/// All projects' page views.
+#[derive(Debug, Default)]
+pub(super) struct PageviewViews {
+    projects: HashMap<Symbol, ProjectPageviews>,
+}
+
+/// How one minute bucket of one path moved in a tick (the live feed).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PageviewDelta {
+    pub t: i64,
+    pub path: String,
+    pub pageviews: i64,
+    pub visitors: i64,
+}
+
+/// A page views question.
+#[derive(Debug, Clone)]
+pub struct PageviewsQuery {
+    pub project_id: String,
+    pub interval: Interval,
+    /// Buckets starting at or after `from`'s bucket start...
+    pub from: i64,
+    /// ...and strictly before `to`.
+    pub to: i64,
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct PageviewsTotal {
+    pub pageviews: i64,
+    pub visitors: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct PageviewsPoint {
+    pub t: i64,
+    pub pageviews: i64,
+    pub visitors: i64,
+}
+
+/// The contract's answer to `pageviews`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct PageviewsAnswer {
+    pub total: PageviewsTotal,
+    pub series: Vec<PageviewsPoint>,
+}
+
+/// Per project: (minute, path) → (page views, visitors) moved this tick.
+pub(super) type PageviewMoves = BTreeMap<Symbol, BTreeMap<(i64, Symbol), (i64, i64)>>;
+
+impl PageviewViews {
+    pub(super) fn apply(&mut self, update: &PageviewUpdate, diff: i64, moves: &mut PageviewMoves) {
+        let (key, visitor) = match update {
+            PageviewUpdate::Pageviews(key) => (key, None),
+            PageviewUpdate::Visitor(key, v) => (key, Some(*v)),
+        };
+        let project = self.projects.entry(key.project).or_default();
+        let buckets = &mut project.by_interval[interval_index(key.interval)];
+        let paths = buckets.entry(key.bucket).or_default();
+        let cell = paths.entry(key.path).or_default();
+        match visitor {
+            None => cell.pageviews += diff,
+            Some(v) if diff > 0 => {
+                cell.visitors.insert(v);
+            }
+            Some(v) => {
+                cell.visitors.remove(&v);
+            }
+        }
+        if cell.pageviews == 0 && cell.visitors.is_empty() {
+            paths.remove(&key.path);
+            if paths.is_empty() {
+                buckets.remove(&key.bucket);
+            }
+        }
+        if key.interval == Interval::Minute {
+            let entry = moves.entry(key.project).or_default().entry((key.bucket, key.path)).or_default();
+            match visitor {
+                None => entry.0 += diff,
+                Some(_) => entry.1 += diff,
+            }
+        }
+    }
+
+    pub(super) fn answer(&self, names: &Names, q: &PageviewsQuery) -> PageviewsAnswer {
+        let width = q.interval.millis();
+        let first = q.interval.bucket_of(q.from);
+        let buckets = names
+            .lookup(&q.project_id)
+            .and_then(|p| self.projects.get(&p))
+            .map(|p| &p.by_interval[interval_index(q.interval)]);
+        // A path never seen matches nothing.
+        let path = q.path.as_deref().map(|p| names.lookup(p).unwrap_or(Symbol::MAX));
+        let mut series = Vec::new();
+        let mut total_pageviews = 0;
+        let mut all_visitors: HashSet<u64> = HashSet::new();
+        let mut cursor = first;
+        let fill_until = |series: &mut Vec<PageviewsPoint>, end: i64, cursor: &mut i64| {
+            while *cursor < end {
+                series.push(PageviewsPoint { t: *cursor, pageviews: 0, visitors: 0 });
+                *cursor += width;
+            }
+        };
+        if let Some(buckets) = buckets {
+            for (&t, paths) in buckets.range(first..q.to) {
+                fill_until(&mut series, t, &mut cursor);
+                let mut pageviews = 0;
+                let mut visitors: HashSet<u64> = HashSet::new();
+                for (_, cell) in paths.iter().filter(|(p, _)| path.is_none_or(|wanted| wanted == **p)) {
+                    pageviews += cell.pageviews;
+                    visitors.extend(cell.visitors.iter().copied());
+                }
+                total_pageviews += pageviews;
+                series.push(PageviewsPoint { t, pageviews, visitors: visitors.len() as i64 });
+                all_visitors.extend(visitors);
+                cursor = t + width;
+            }
+        }
+        fill_until(&mut series, q.to, &mut cursor);
+        PageviewsAnswer {
+            total: PageviewsTotal { pageviews: total_pageviews, visitors: all_visitors.len() as i64 },
+            series,
+        }
+    }
+
+    /// Page views per bucket of a project, for rates against other views.
+    pub(super) fn counts(&self, project: Symbol, interval: Interval, from: i64, to: i64) -> BTreeMap<i64, i64> {
+        self.projects
+            .get(&project)
+            .map(|p| {
+                p.by_interval[interval_index(interval)]
+                    .range(interval.bucket_of(from)..to)
+                    .map(|(&t, paths)| (t, paths.values().map(|c| c.pageviews).sum()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sightline_operators::BucketKey;
+
+    use super::super::{ViewStore, ViewUpdate};
+    use super::*;
+
+    fn key(views: &ViewStore, interval: Interval, bucket: i64, path: &str) -> ViewUpdate {
+        let key = BucketKey { project: views.names().intern("p"), interval, bucket, path: views.names().intern(path) };
+        ViewUpdate::Pageview(PageviewUpdate::Pageviews(key))
+    }
+
+    fn visitor(views: &ViewStore, interval: Interval, bucket: i64, path: &str, v: u64) -> ViewUpdate {
+        let key = BucketKey { project: views.names().intern("p"), interval, bucket, path: views.names().intern(path) };
+        ViewUpdate::Pageview(PageviewUpdate::Visitor(key, v))
+    }
+
+    #[test]
+    fn answers_sum_buckets_and_union_visitors() {
+        let views = ViewStore::default();
+        let mut feed = views.subscribe();
+        let m = Interval::Minute;
+        views.apply(
+            10,
+            &[
+                (key(&views, m, 0, "/a"), 3),
+                (visitor(&views, m, 0, "/a", 1), 1),
+                (visitor(&views, m, 0, "/a", 2), 1),
+                (key(&views, m, 120_000, "/b"), 2),
+                (visitor(&views, m, 120_000, "/b", 2), 1),
+            ],
+        );
+        assert_eq!(views.applied_through(), 10);
+        let q = PageviewsQuery { project_id: "p".into(), interval: m, from: 0, to: 180_000, path: None };
+        let answer = views.pageviews(&q);
+        assert_eq!(answer.total, PageviewsTotal { pageviews: 5, visitors: 2 });
+        assert_eq!(
+            answer.series,
+            vec![
+                PageviewsPoint { t: 0, pageviews: 3, visitors: 2 },
+                PageviewsPoint { t: 60_000, pageviews: 0, visitors: 0 },
+                PageviewsPoint { t: 120_000, pageviews: 2, visitors: 1 },
+            ]
+        );
+        let only_b = views.pageviews(&PageviewsQuery { path: Some("/b".into()), ..q.clone() });
+        assert_eq!(only_b.total, PageviewsTotal { pageviews: 2, visitors: 1 });
+        let change = feed.try_recv().unwrap();
+        assert_eq!(change.view(), "pageviews");
+        assert_eq!(serde_json::to_value(&*change).unwrap()["changes"].as_array().unwrap().len(), 2);
+        // Retractions empty the cells again.
+        views.apply(11, &[(key(&views, m, 0, "/a"), -3), (visitor(&views, m, 0, "/a", 1), -1)]);
+        let answer = views.pageviews(&q);
+        assert_eq!(answer.series[0], PageviewsPoint { t: 0, pageviews: 0, visitors: 1 });
+        assert_eq!(views.pageviews(&PageviewsQuery { project_id: "other".into(), ..q }).total.pageviews, 0);
+    }
+}
