@@ -1,6 +1,7 @@
 //! `sightline`: the one binary.
 
 mod serve;
+mod sourcemaps;
 
 use clap::{Parser, Subcommand};
 use mimalloc::MiMalloc;
@@ -23,6 +24,9 @@ struct Cli {
 enum Command {
     /// Run everything in one process: ingest, pipeline, query API.
     Serve(serve::ServeArgs),
+    /// Source maps for readable stack traces.
+    #[command(subcommand)]
+    Sourcemaps(sourcemaps::Command),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,5 +38,6 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve::serve(args)),
+        Command::Sourcemaps(command) => runtime.block_on(sourcemaps::run(command)),
     }
 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use clap::Args;
 use metrics_exporter_prometheus::PrometheusBuilder;
-use sightline_connectors::{Archive, Bus, Deliver, EmbeddedBus, NatsBus, NatsConfig};
+use sightline_connectors::{Archive, Bus, Deliver, EmbeddedBus, NatsBus, NatsConfig, SourceMapStore};
 use sightline_model::Envelope;
 use sightline_pipeline::{Pipeline, PipelineConfig, ViewStore};
 use sightline_query_api::{AdminToken, AppState, router};
@@ -74,7 +74,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let views = Arc::new(ViewStore::default());
     let pipeline = Arc::new(Pipeline::start(PipelineConfig { workers, retention_ms }, views)?);
 
-    let archive = Archive::open(&archive_dir(args.object_store.as_deref(), &data_dir)?)?;
+    let object_store = archive_dir(args.object_store.as_deref(), &data_dir)?;
+    let archive = Archive::open(&object_store)?;
+    // Source maps live in the object store beside the archive.
+    let sourcemaps = SourceMapStore::open(&object_store.join("sourcemaps"))?;
     let (replayed, archived_seqs) = replay(&archive, pipeline.clone()).await?;
     tracing::info!(batches = replayed, "archive replayed into the pipeline");
 
@@ -92,7 +95,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     let admin_token = args.admin_token.clone().and_then(AdminToken::new);
-    let state = AppState::new(store, bus, pipeline, admin_token, metrics);
+    let state = AppState::new(store, bus, pipeline, admin_token, metrics, sourcemaps);
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     state.mark_ready();

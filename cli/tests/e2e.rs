@@ -699,3 +699,102 @@ async fn errors_group_across_browsers_and_are_served_with_their_frames() {
     drop(live);
     server.stop();
 }
+
+/// Bundles `tests/bundle/src` with esbuild (minified, with a source map)
+/// into `out`, runs it in Node and returns the error it threw.
+fn bundle_and_run(out: &Path, extra_esbuild_args: &[&str]) -> Value {
+    let bundle = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bundle");
+    let esbuild = bundle.join("node_modules/.bin/esbuild");
+    assert!(esbuild.exists(), "esbuild is not installed: run `npm ci --prefix cli/tests/bundle` (make test does)");
+    let status = Command::new(&esbuild)
+        .arg(bundle.join("src/main.js"))
+        .args(["--bundle", "--sourcemap", "--platform=node", "--log-level=warning"])
+        .args(extra_esbuild_args)
+        .arg(format!("--outfile={}", out.join("app.min.js").display()))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let run = Command::new("node").arg(out.join("app.min.js")).output().expect("node runs");
+    serde_json::from_slice(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&run.stdout)))
+}
+
+#[tokio::test]
+async fn a_real_minified_bundle_is_source_mapped_and_groups_across_builds() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(Mode::Embedded, dir.path(), "").await;
+    let (project, key) = server.create_project("shop").await;
+    let builds = tempfile::tempdir().unwrap();
+    let mut fingerprints = Vec::new();
+    for (release, flags) in [("r1", &["--minify"][..]), ("r2", &["--minify-whitespace", "--minify-syntax"][..])] {
+        let out = builds.path().join(release);
+        std::fs::create_dir_all(&out).unwrap();
+        let thrown = bundle_and_run(&out, flags);
+        let stack = thrown["stack"].as_str().unwrap();
+        assert!(stack.contains("app.min.js:1:"), "a minified stack: {stack}");
+        let upload = Command::new(env!("CARGO_BIN_EXE_sightline"))
+            .args(["sourcemaps", "upload", "--release", release, "--project", &project, "--token", ADMIN])
+            .arg("--url-prefix")
+            .arg(format!("{}/", out.display()))
+            .arg("--server")
+            .arg(&server.base)
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(upload.status.success(), "{}", String::from_utf8_lossy(&upload.stderr));
+        assert!(String::from_utf8_lossy(&upload.stdout).contains("1 source maps uploaded"));
+        let event = json!({
+            "type": "error", "anonymous_id": format!("u-{release}"), "release": release, "url": "https://shop.example/cart",
+            "error_type": thrown["type"], "message": thrown["message"], "stack": stack,
+        });
+        server.ingest(&key, json!([event])).await;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let groups = loop {
+            let r = server
+                .http
+                .get(server.url(&format!("/api/v1/projects/{project}/errors?release={release}")))
+                .bearer_auth(ADMIN)
+                .send()
+                .await
+                .unwrap();
+            let answer: Value = r.json().await.unwrap();
+            if !answer["groups"].as_array().unwrap().is_empty() || Instant::now() > deadline {
+                break answer["groups"].clone();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        fingerprints.push(groups[0]["fingerprint"].as_str().unwrap().to_owned());
+    }
+    // Two builds, different minified names and columns: one issue.
+    assert_eq!(fingerprints[0], fingerprints[1]);
+
+    let r = server
+        .http
+        .get(server.url(&format!("/api/v1/projects/{project}/errors/{}", fingerprints[0])))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    let detail: Value = r.json().await.unwrap();
+    assert_eq!(detail["count"], 2, "{detail:#}");
+    let frames = detail["latest_event"]["frames"].as_array().unwrap();
+    // esbuild names sources relative to the output folder.
+    let top: Vec<(&str, &str, i64)> = frames
+        .iter()
+        .take(3)
+        .map(|f| {
+            let file = f["file"].as_str().unwrap();
+            let file = &file[file.rfind("src/").unwrap_or(0)..];
+            (f["function"].as_str().unwrap(), file, f["line"].as_i64().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        top,
+        vec![("lineTotal", "src/cart.js", 3), ("cartTotal", "src/cart.js", 10), ("checkout", "src/main.js", 4)],
+        "{detail:#}"
+    );
+    assert!(frames[0]["minified"]["file"].as_str().unwrap().ends_with("app.min.js"));
+    assert_eq!(frames[0]["context"]["context_line"], "  const price = item.details.price;");
+    assert_eq!(frames[0]["context"]["pre_context"].as_array().unwrap().len(), 2);
+    assert_eq!(detail["grouping"]["basis"], "in_app_frames");
+    server.stop();
+}

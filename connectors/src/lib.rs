@@ -1,6 +1,7 @@
 //! Connectors: the outside systems Sightline reads from and writes to.
 //!
 //! - [`archive`]: the durable record of every accepted batch on local disk.
+//! - [`sourcemaps`]: uploaded source maps, stored and cached.
 //! - [`bus`]: how an accepted batch travels from the ingest to the pipeline,
 //!   embedded (archive, then an in-process hand-off) or over NATS JetStream.
 //!
@@ -10,8 +11,10 @@
 pub mod archive;
 pub mod bus;
 pub mod nats;
+pub mod sourcemaps;
 pub mod telemetry;
 
 pub use archive::{Archive, ArchiveError, ArchivedBatch};
 pub use bus::{Bus, BusError, Deliver, EmbeddedBus};
 pub use nats::{NatsBus, NatsConfig};
+pub use sourcemaps::{SourceMapError, SourceMapStore};

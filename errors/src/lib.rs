@@ -6,6 +6,8 @@
 pub mod grouping;
 pub mod process;
 pub mod stack;
+pub mod symbolicate;
 
 pub use process::process_error;
 pub use stack::{StackFrame, is_in_app, parse_stack};
+pub use symbolicate::{MapLookup, source_context, symbolicate};

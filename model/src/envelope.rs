@@ -39,7 +39,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::event::{DeviceClass, EventKind, Frame, GroupRef, PropValue, VitalName};
+    use crate::event::{DeviceClass, EventKind, Frame, GroupRef, MinifiedLocation, PropValue, VitalName};
 
     fn opt_str() -> impl Strategy<Value = Option<String>> {
         proptest::option::of(".{0,20}")
@@ -79,7 +79,13 @@ mod tests {
                             file,
                             line,
                             column,
-                            in_app: line.is_some()
+                            in_app: line.is_some(),
+                            minified: line.map(|line| MinifiedLocation {
+                                function: None,
+                                file: "app.min.js".into(),
+                                line,
+                                column: 1,
+                            }),
                         })
                         .collect(),
                     group: fingerprint.as_ref().map(|f: &Vec<String>| GroupRef {

@@ -25,6 +25,27 @@ pub struct Frame {
     /// Whether the frame is the application's own code (set at ingest).
     #[serde(default)]
     pub in_app: bool,
+    /// Where the frame was in the minified file, when a source map turned it
+    /// into the original location above.
+    #[serde(default)]
+    pub minified: Option<MinifiedLocation>,
+}
+
+/// The original source lines around a frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SourceContext {
+    pub pre_context: Vec<String>,
+    pub context_line: String,
+    pub post_context: Vec<String>,
+}
+
+/// A frame's location in the built (minified) file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct MinifiedLocation {
+    pub function: Option<String>,
+    pub file: String,
+    pub line: u32,
+    pub column: u32,
 }
 
 /// The issue an error event belongs to, decided at ingest.

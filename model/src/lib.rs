@@ -19,5 +19,7 @@ pub mod wire;
 pub use body::{BodyError, DecodedBatch, Encoding, Format, decode_body};
 pub use enrich::{IngestContext, UserAgentInfo, enrich};
 pub use envelope::Envelope;
-pub use event::{ClientEvent, DeviceClass, Event, EventKind, Frame, GroupRef, PropValue, VitalName};
+pub use event::{
+    ClientEvent, DeviceClass, Event, EventKind, Frame, GroupRef, MinifiedLocation, PropValue, SourceContext, VitalName,
+};
 pub use validate::{Rejection, validate_event};

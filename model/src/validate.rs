@@ -271,6 +271,7 @@ impl<'a> Fields<'a> {
                     line: f.optional_u32("line")?,
                     column: f.optional_u32("column")?,
                     in_app: false,
+                    minified: None,
                 })
             })
             .collect()

@@ -161,7 +161,9 @@ pub async fn ingest(
         match validate_event(value) {
             Ok(event) => {
                 let mut event = enrich(event, &ctx);
-                sightline_errors::process_error(&mut event);
+                let release = event.release.clone();
+                let maps = |url: &str| release.as_deref().and_then(|r| state.sourcemaps.get(&project.id, r, url));
+                sightline_errors::process_error(&mut event, &maps);
                 events.push(event);
             }
             Err(r) => {

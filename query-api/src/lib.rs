@@ -10,6 +10,7 @@ pub mod ingest;
 pub mod ops;
 pub mod projects;
 pub mod queries;
+pub mod sourcemaps;
 pub mod telemetry;
 
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
-use sightline_connectors::Bus;
+use sightline_connectors::{Bus, SourceMapStore};
 use sightline_pipeline::{Pipeline, ViewStore};
 use sightline_store::Store;
 
@@ -35,6 +36,7 @@ pub struct AppState {
     pub admin_token: Option<AdminToken>,
     pub metrics: PrometheusHandle,
     pub ingest_keys: ingest::IngestKeyCache,
+    pub sourcemaps: SourceMapStore,
     ready: AtomicBool,
     /// Flips to `true` when the server shuts down; long-lived responses end.
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -47,6 +49,7 @@ impl AppState {
         pipeline: Arc<Pipeline>,
         admin_token: Option<AdminToken>,
         metrics: PrometheusHandle,
+        sourcemaps: SourceMapStore,
     ) -> Arc<AppState> {
         Arc::new(AppState {
             views: pipeline.views().clone(),
@@ -56,6 +59,7 @@ impl AppState {
             admin_token,
             metrics,
             ingest_keys: Default::default(),
+            sourcemaps,
             ready: AtomicBool::new(false),
             shutdown: tokio::sync::watch::channel(false).0,
         })
@@ -92,6 +96,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/projects/{id}", get(projects::get_project))
         .route("/api/v1/projects/{id}/keys", post(projects::create_key))
         .route("/api/v1/projects/{id}/pageviews", get(queries::pageviews))
+        .route(
+            "/api/v1/projects/{id}/sourcemaps",
+            post(sourcemaps::upload).layer(DefaultBodyLimit::max(sightline_connectors::sourcemaps::MAX_MAP_BYTES)),
+        )
         .route("/api/v1/projects/{id}/errors", get(queries::errors))
         .route("/api/v1/projects/{id}/errors/{fingerprint}", get(queries::error_group))
         .route("/api/v1/projects/{id}/error-rate", get(queries::error_rate))

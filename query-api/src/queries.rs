@@ -121,11 +121,14 @@ pub async fn error_group(
     authenticate(&state, &headers).await?.can_read(&id)?;
     let Query(params) = params.map_err(|e| ApiError::bad_request("invalid_query", "query", e.body_text()))?;
     let query = errors_query(id, params)?;
-    state
+    let mut detail = state
         .views
         .error_group(&query, &fingerprint)
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no error group `{fingerprint}` in this project")))
+        .ok_or_else(|| ApiError::not_found(format!("no error group `{fingerprint}` in this project")))?;
+    if let Some(event) = &mut detail.latest_event {
+        crate::sourcemaps::add_source_context(&state, &query.project_id, event);
+    }
+    Ok(Json(detail))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::Serialize;
-use sightline_model::{Event, EventKind, Frame, GroupRef};
+use sightline_model::{Event, EventKind, Frame, GroupRef, SourceContext};
 use sightline_operators::{ErrorUpdate, Interval, Symbol};
 
 use super::{Names, interval_index};
@@ -92,7 +92,17 @@ pub struct ErrorEventView {
     pub message: Option<String>,
     pub stack: Option<String>,
     /// Innermost first, with `in_app` decided.
-    pub frames: Vec<Frame>,
+    pub frames: Vec<EventFrame>,
+}
+
+/// A frame of the group page, with the original source around it when a
+/// source map with sources resolved it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct EventFrame {
+    #[serde(flatten)]
+    pub frame: Frame,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<SourceContext>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -357,6 +367,6 @@ fn event_view(e: &Event) -> ErrorEventView {
         error_type,
         message,
         stack,
-        frames,
+        frames: frames.into_iter().map(|frame| EventFrame { frame, context: None }).collect(),
     }
 }

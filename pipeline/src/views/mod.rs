@@ -16,7 +16,7 @@ use tokio::sync::broadcast;
 
 pub use errors::{
     ErrorCountPoint, ErrorEventView, ErrorGroupDetail, ErrorGroupSummary, ErrorRatePoint, ErrorsAnswer, ErrorsQuery,
-    NewErrorGroup, interval_for,
+    EventFrame, NewErrorGroup, interval_for,
 };
 pub use pageviews::{PageviewDelta, PageviewsAnswer, PageviewsPoint, PageviewsQuery, PageviewsTotal};
 

@@ -1,0 +1,141 @@
+//! Uploaded source maps: stored as files, parsed once, kept in a bounded
+//! cache. Maps only ever come in through the upload API; nothing here
+//! fetches a URL (another product's SSRF hole).
+
+use std::fs;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use lru::LruCache;
+use sha2::{Digest, Sha256};
+use sourcemap::SourceMap;
+
+/// Largest accepted map.
+pub const MAX_MAP_BYTES: usize = 64 * 1024 * 1024;
+/// The cache holds parsed maps of at most this many source-map bytes.
+const CACHE_BYTES: usize = 256 * 1024 * 1024;
+/// And remembers at most this many lookups (including misses).
+const CACHE_ENTRIES: usize = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceMapError {
+    #[error("not a source map: {0}")]
+    Invalid(String),
+    #[error("source map is larger than {MAX_MAP_BYTES} bytes")]
+    TooLarge,
+    #[error("source map storage at {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// What a cache slot holds: the parsed map and its size, or a known miss.
+type Slot = Option<(Arc<SourceMap>, usize)>;
+
+/// The maps of every project and release.
+pub struct SourceMapStore {
+    dir: PathBuf,
+    cache: Mutex<Cache>,
+}
+
+struct Cache {
+    entries: LruCache<PathBuf, Slot>,
+    bytes: usize,
+}
+
+/// The file URL a map is stored under: without query or fragment, so
+/// `app.js?v=3` finds the map of `app.js`.
+pub fn normalize_url(url: &str) -> &str {
+    url.split(['?', '#']).next().unwrap_or(url)
+}
+
+fn hashed(s: &str) -> String {
+    hex::encode(&Sha256::digest(s.as_bytes())[..16])
+}
+
+impl SourceMapStore {
+    pub fn open(dir: &Path) -> Result<SourceMapStore, SourceMapError> {
+        fs::create_dir_all(dir).map_err(|source| SourceMapError::Io { path: dir.to_owned(), source })?;
+        Ok(SourceMapStore {
+            dir: dir.to_owned(),
+            cache: Mutex::new(Cache {
+                entries: LruCache::new(NonZeroUsize::new(CACHE_ENTRIES).expect("non-zero")),
+                bytes: 0,
+            }),
+        })
+    }
+
+    fn path(&self, project: &str, release: &str, url: &str) -> PathBuf {
+        self.dir.join(hashed(project)).join(hashed(release)).join(format!("{}.map", hashed(normalize_url(url))))
+    }
+
+    /// Validates and stores a map for the minified file at `url` in
+    /// `release`; returns how many sources it maps.
+    pub fn put(&self, project: &str, release: &str, url: &str, bytes: &[u8]) -> Result<u32, SourceMapError> {
+        if bytes.len() > MAX_MAP_BYTES {
+            return Err(SourceMapError::TooLarge);
+        }
+        let map = SourceMap::from_slice(bytes).map_err(|e| SourceMapError::Invalid(e.to_string()))?;
+        let path = self.path(project, release, url);
+        let io = |source| SourceMapError::Io { path: path.clone(), source };
+        fs::create_dir_all(path.parent().expect("a map path has a parent")).map_err(io)?;
+        let tmp = path.with_extension("map.tmp");
+        fs::write(&tmp, bytes).map_err(io)?;
+        fs::rename(&tmp, &path).map_err(io)?;
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(Some((_, size))) = cache.entries.pop(&path) {
+            cache.bytes -= size;
+        }
+        Ok(map.get_source_count())
+    }
+
+    /// The parsed map of the minified file at `url` in `release`.
+    pub fn get(&self, project: &str, release: &str, url: &str) -> Option<Arc<SourceMap>> {
+        let path = self.path(project, release, url);
+        if let Some(slot) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).entries.get(&path) {
+            return slot.as_ref().map(|(map, _)| map.clone());
+        }
+        let loaded = fs::read(&path).ok().and_then(|bytes| {
+            let map = SourceMap::from_slice(&bytes).ok()?;
+            Some((Arc::new(map), bytes.len()))
+        });
+        let found = loaded.as_ref().map(|(map, _)| map.clone());
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, size)) = &loaded {
+            cache.bytes += size;
+        }
+        if let Some((_, Some((_, size)))) = cache.entries.push(path, loaded) {
+            cache.bytes -= size;
+        }
+        while cache.bytes > CACHE_BYTES {
+            match cache.entries.pop_lru() {
+                Some((_, Some((_, size)))) => cache.bytes -= size,
+                Some((_, None)) => {}
+                None => break,
+            }
+        }
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAP: &str = r#"{"version":3,"file":"app.min.js","sources":["src/app.js"],"sourcesContent":["let x = 1;\n"],"names":[],"mappings":"AAAA"}"#;
+
+    #[test]
+    fn maps_are_stored_found_by_url_and_release_and_validated() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SourceMapStore::open(dir.path()).unwrap();
+        assert!(store.get("p", "1.0", "https://x.example/app.min.js").is_none(), "a miss first");
+        assert_eq!(store.put("p", "1.0", "https://x.example/app.min.js", MAP.as_bytes()).unwrap(), 1);
+        let map = store.get("p", "1.0", "https://x.example/app.min.js?v=2").expect("found despite the query");
+        assert_eq!(map.get_source(0), Some("src/app.js"));
+        assert!(store.get("p", "1.1", "https://x.example/app.min.js").is_none(), "other release");
+        assert!(store.get("q", "1.0", "https://x.example/app.min.js").is_none(), "other project");
+        assert!(matches!(store.put("p", "1.0", "u", b"{not json"), Err(SourceMapError::Invalid(_))));
+        // A new store over the same folder finds it too.
+        let again = SourceMapStore::open(dir.path()).unwrap();
+        assert!(again.get("p", "1.0", "https://x.example/app.min.js").is_some());
+    }
+}
