@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 use serde_json::{Value, json};
+use sightline_bench::fixtures::{MINIFIED, RELEASE, error_event, source_map};
 
 #[derive(Parser)]
 struct Args {
@@ -30,6 +31,10 @@ struct Args {
     /// Marker events timed through the live feed.
     #[arg(long, default_value_t = 200)]
     markers: usize,
+    /// Send error events (minified 12-frame stacks, with their source map
+    /// uploaded first) instead of page views.
+    #[arg(long)]
+    errors: bool,
     /// Delete this JetStream stream (on 127.0.0.1:4222) and exit: the
     /// benchmark's NATS runs leave gigabytes behind otherwise.
     #[arg(long)]
@@ -42,7 +47,7 @@ fn now_ms() -> i64 {
 
 /// Distinct pre-serialized batches: a Zipf-ish spread of 50 paths and
 /// 20k visitors, so the views do real distinct work.
-fn bodies(batch: usize, count: usize) -> Vec<Vec<u8>> {
+fn bodies(batch: usize, count: usize, errors: bool) -> Vec<Vec<u8>> {
     let mut seed: u64 = 0x5eed;
     let mut next = move || {
         seed ^= seed << 13;
@@ -55,6 +60,9 @@ fn bodies(batch: usize, count: usize) -> Vec<Vec<u8>> {
             let events: Vec<Value> = (0..batch)
                 .map(|_| {
                     let r = next();
+                    if errors {
+                        return error_event(&format!("v{}", next() % 20_000), (r % 4) as u32);
+                    }
                     let path = 50 / (1 + (r % 50)); // skewed towards few pages
                     json!({
                         "type": "pageview",
@@ -99,7 +107,16 @@ async fn main() -> anyhow::Result<()> {
     let ingest_url = format!("{}/api/v1/ingest", args.url);
 
     // 1. Sustained throughput.
-    let bodies = Arc::new(bodies(args.batch, 256));
+    if args.errors {
+        http.post(format!("{}/api/v1/projects/{project_id}/sourcemaps", args.url))
+            .query(&[("release", RELEASE), ("url", MINIFIED)])
+            .bearer_auth(&args.admin_token)
+            .body(source_map())
+            .send()
+            .await?
+            .error_for_status()?;
+    }
+    let bodies = Arc::new(bodies(args.batch, 256, args.errors));
     let accepted = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -143,18 +160,21 @@ async fn main() -> anyhow::Result<()> {
     let caught_up_started = Instant::now();
     let to = now_ms() + 60_000;
     loop {
+        let view = if args.errors { "errors" } else { "pageviews?interval=day&" };
+        let sep = if args.errors { "?" } else { "" };
         let answer: Value = http
-            .get(format!(
-                "{}/api/v1/projects/{project_id}/pageviews?interval=day&from={}&to={to}",
-                args.url,
-                to - 172_800_000
-            ))
+            .get(format!("{}/api/v1/projects/{project_id}/{view}{sep}from={}&to={to}", args.url, to - 172_800_000))
             .bearer_auth(&args.admin_token)
             .send()
             .await?
             .json()
             .await?;
-        if answer["total"]["pageviews"].as_u64() == Some(accepted) {
+        let held = if args.errors {
+            answer["groups"].as_array().map(|g| g.iter().filter_map(|g| g["count"].as_u64()).sum::<u64>())
+        } else {
+            answer["total"]["pageviews"].as_u64()
+        };
+        if held == Some(accepted) {
             break;
         }
         if caught_up_started.elapsed() > Duration::from_secs(120) {

@@ -37,9 +37,20 @@ pub struct SourceMapStore {
     cache: Mutex<Cache>,
 }
 
+/// Keyed by `project \0 release \0 url`: cheap to build on the hot path;
+/// the file path (hashed names) is only made on a miss.
 struct Cache {
-    entries: LruCache<PathBuf, Slot>,
+    entries: LruCache<String, Slot>,
     bytes: usize,
+}
+
+fn cache_key(project: &str, release: &str, url: &str) -> String {
+    let url = normalize_url(url);
+    let mut key = String::with_capacity(project.len() + release.len() + url.len() + 2);
+    for part in [project, "\0", release, "\0", url] {
+        key.push_str(part);
+    }
+    key
 }
 
 /// The file URL a map is stored under: without query or fragment, so
@@ -82,7 +93,7 @@ impl SourceMapStore {
         fs::write(&tmp, bytes).map_err(io)?;
         fs::rename(&tmp, &path).map_err(io)?;
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(Some((_, size))) = cache.entries.pop(&path) {
+        if let Some(Some((_, size))) = cache.entries.pop(&cache_key(project, release, url)) {
             cache.bytes -= size;
         }
         Ok(map.get_source_count())
@@ -90,11 +101,11 @@ impl SourceMapStore {
 
     /// The parsed map of the minified file at `url` in `release`.
     pub fn get(&self, project: &str, release: &str, url: &str) -> Option<Arc<SourceMap>> {
-        let path = self.path(project, release, url);
-        if let Some(slot) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).entries.get(&path) {
+        let key = cache_key(project, release, url);
+        if let Some(slot) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).entries.get(&key) {
             return slot.as_ref().map(|(map, _)| map.clone());
         }
-        let loaded = fs::read(&path).ok().and_then(|bytes| {
+        let loaded = fs::read(self.path(project, release, url)).ok().and_then(|bytes| {
             let map = SourceMap::from_slice(&bytes).ok()?;
             Some((Arc::new(map), bytes.len()))
         });
@@ -103,7 +114,7 @@ impl SourceMapStore {
         if let Some((_, size)) = &loaded {
             cache.bytes += size;
         }
-        if let Some((_, Some((_, size)))) = cache.entries.push(path, loaded) {
+        if let Some((_, Some((_, size)))) = cache.entries.push(key, loaded) {
             cache.bytes -= size;
         }
         while cache.bytes > CACHE_BYTES {

@@ -4,7 +4,7 @@
 use sightline_model::{Event, EventKind, Frame, GroupRef};
 
 use crate::grouping::{self, GroupingInput};
-use crate::stack::{StackFrame, is_in_app, parse_stack};
+use crate::stack::{is_in_app, parse_stack};
 use crate::symbolicate::{MapLookup, symbolicate};
 
 /// Fills in an error event's frames and group; other events are untouched.
@@ -35,20 +35,10 @@ pub fn process_error(event: &mut Event, maps: MapLookup<'_>) {
         }
     }
     symbolicate(frames, maps);
-    let for_grouping: Vec<StackFrame> = frames
-        .iter()
-        .map(|f| StackFrame {
-            function: f.function.clone(),
-            file: f.file.clone(),
-            line: f.line,
-            column: f.column,
-            in_app: f.in_app,
-        })
-        .collect();
     let decided = grouping::group(&GroupingInput {
         error_type: error_type.as_deref(),
         message: message.as_deref(),
-        frames: &for_grouping,
+        frames: frames.as_slice(),
         fingerprint: fingerprint.as_deref(),
     });
     let basis =

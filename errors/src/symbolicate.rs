@@ -18,10 +18,20 @@ pub type MapLookup<'a> = &'a dyn Fn(&str) -> Option<Arc<SourceMap>>;
 /// (frame *i + 1*), which the map records; the outermost frame keeps its
 /// minified name when the map has none.
 pub fn symbolicate(frames: &mut [Frame], maps: MapLookup<'_>) {
+    // Frames of one bundle share a file: look each file up once.
+    let mut memo: Vec<(String, Option<Arc<SourceMap>>)> = Vec::new();
+    let mut lookup = |file: &str| -> Option<Arc<SourceMap>> {
+        if let Some((_, map)) = memo.iter().find(|(f, _)| f == file) {
+            return map.clone();
+        }
+        let map = maps(file);
+        memo.push((file.to_owned(), map.clone()));
+        map
+    };
     // Resolve positions first, remembering each frame's token name.
     let mut call_names: Vec<Option<String>> = Vec::with_capacity(frames.len());
     for frame in frames.iter_mut() {
-        call_names.push(resolve_position(frame, maps));
+        call_names.push(resolve_position(frame, &mut lookup));
     }
     for i in 0..frames.len() {
         if frames[i].minified.is_none() {
@@ -37,7 +47,7 @@ pub fn symbolicate(frames: &mut [Frame], maps: MapLookup<'_>) {
 
 /// Moves one frame to its original position; returns the original name at
 /// that position (what the frame was calling).
-fn resolve_position(frame: &mut Frame, maps: MapLookup<'_>) -> Option<String> {
+fn resolve_position(frame: &mut Frame, maps: &mut impl FnMut(&str) -> Option<Arc<SourceMap>>) -> Option<String> {
     let (file, line, column) = (frame.file.as_deref()?, frame.line?, frame.column?);
     let map = maps(file)?;
     let token = map.lookup_token(line.checked_sub(1)?, column.checked_sub(1)?)?;

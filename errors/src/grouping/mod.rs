@@ -8,18 +8,64 @@ pub mod v1;
 
 use serde::{Deserialize, Serialize};
 
+use sightline_model::Frame;
+
 use crate::stack::StackFrame;
 
 /// The version new events are grouped with.
 pub const CURRENT: &str = v1::VERSION;
 
+/// What grouping reads of a frame: parsed frames and the model's frames
+/// both qualify, so neither is copied into the other to be grouped.
+pub trait GroupFrame {
+    fn function(&self) -> Option<&str>;
+    fn file(&self) -> Option<&str>;
+    fn in_app(&self) -> bool;
+}
+
+impl GroupFrame for StackFrame {
+    fn function(&self) -> Option<&str> {
+        self.function.as_deref()
+    }
+    fn file(&self) -> Option<&str> {
+        self.file.as_deref()
+    }
+    fn in_app(&self) -> bool {
+        self.in_app
+    }
+}
+
+impl GroupFrame for Frame {
+    fn function(&self) -> Option<&str> {
+        self.function.as_deref()
+    }
+    fn file(&self) -> Option<&str> {
+        self.file.as_deref()
+    }
+    fn in_app(&self) -> bool {
+        self.in_app
+    }
+}
+
+impl<T: GroupFrame> GroupFrame for &T {
+    fn function(&self) -> Option<&str> {
+        (**self).function()
+    }
+    fn file(&self) -> Option<&str> {
+        (**self).file()
+    }
+    fn in_app(&self) -> bool {
+        (**self).in_app()
+    }
+}
+
 /// What grouping looks at.
 #[derive(Debug, Clone, Copy)]
-pub struct GroupingInput<'a> {
+pub struct GroupingInput<'a, F> {
     pub error_type: Option<&'a str>,
     pub message: Option<&'a str>,
     /// Innermost frame first, with `in_app` decided.
-    pub frames: &'a [StackFrame],
+    pub frames: &'a [F],
     /// A fingerprint the client set explicitly.
     pub fingerprint: Option<&'a [String]>,
 }
@@ -49,6 +95,6 @@ pub struct Grouping {
 }
 
 /// Groups with the current version.
-pub fn group(input: &GroupingInput<'_>) -> Grouping {
+pub fn group<F: GroupFrame>(input: &GroupingInput<'_, F>) -> Grouping {
     v1::group(input)
 }

@@ -17,13 +17,12 @@ use std::sync::LazyLock;
 use regex::Regex;
 use sha2::{Digest, Sha256};
 
-use super::{Grouping, GroupingBasis, GroupingInput};
-use crate::stack::StackFrame;
+use super::{GroupFrame, Grouping, GroupingBasis, GroupingInput};
 
 pub const VERSION: &str = "v1";
 
 /// Groups one error.
-pub fn group(input: &GroupingInput<'_>) -> Grouping {
+pub fn group<F: GroupFrame>(input: &GroupingInput<'_, F>) -> Grouping {
     let (default_basis, default_parts) = default_components(input);
     let (basis, parts) = match input.fingerprint {
         Some(custom) if !custom.is_empty() => {
@@ -48,9 +47,9 @@ pub fn group(input: &GroupingInput<'_>) -> Grouping {
     Grouping { fingerprint: hex::encode(&digest[..16]), version: VERSION.to_owned(), basis }
 }
 
-fn default_components(input: &GroupingInput<'_>) -> (GroupingBasis, Vec<String>) {
+fn default_components<F: GroupFrame>(input: &GroupingInput<'_, F>) -> (GroupingBasis, Vec<String>) {
     let error_type = input.error_type.map(str::trim).filter(|t| !t.is_empty()).unwrap_or("Error").to_owned();
-    let in_app: Vec<&StackFrame> = input.frames.iter().filter(|f| f.in_app).collect();
+    let in_app: Vec<&F> = input.frames.iter().filter(|f| f.in_app()).collect();
     let (basis, frames) = if in_app.iter().any(|f| frame_component(f).is_some()) {
         (GroupingBasis::InAppFrames, in_app)
     } else {
@@ -74,9 +73,9 @@ fn default_components(input: &GroupingInput<'_>) -> (GroupingBasis, Vec<String>)
 }
 
 /// `module:function`, or `None` for a frame grouping ignores.
-fn frame_component(frame: &StackFrame) -> Option<String> {
-    let function = function_name(frame.function.as_deref()?)?;
-    let module = frame.file.as_deref().map(module_name).unwrap_or_default();
+fn frame_component(frame: &impl GroupFrame) -> Option<String> {
+    let function = function_name(frame.function()?)?;
+    let module = frame.file().map(module_name).unwrap_or_default();
     Some(format!("{module}:{function}"))
 }
 
@@ -111,6 +110,9 @@ pub fn function_name(raw: &str) -> Option<String> {
 pub fn module_name(file: &str) -> String {
     let file = file.split(['?', '#']).next().unwrap_or(file);
     let base = file.rsplit(['/', '\\']).next().unwrap_or(file);
+    if !base.split('.').any(|p| looks_like_hash(p) || p.contains(['-', '_'])) {
+        return base.to_owned();
+    }
     let parts: Vec<&str> = base.split('.').collect();
     let kept: Vec<String> = parts
         .iter()
@@ -162,6 +164,7 @@ pub fn normalize_message(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stack::StackFrame;
 
     fn frame(function: Option<&str>, file: &str, line: u32, in_app: bool) -> StackFrame {
         StackFrame {
@@ -173,7 +176,7 @@ mod tests {
         }
     }
 
-    fn input<'a>(error_type: &'a str, message: &'a str, frames: &'a [StackFrame]) -> GroupingInput<'a> {
+    fn input<'a>(error_type: &'a str, message: &'a str, frames: &'a [StackFrame]) -> GroupingInput<'a, StackFrame> {
         GroupingInput { error_type: Some(error_type), message: Some(message), frames, fingerprint: None }
     }
 
