@@ -10,6 +10,7 @@ run:
 ## Every check CI runs: format, lints, and every test against real NATS and PostgreSQL.
 test: lint
 	./scripts/services.sh
+	./scripts/chromium.sh
 	npm ci --prefix cli/tests/bundle --no-audit --no-fund --loglevel=error
 	$(CARGO) nextest run --workspace --no-fail-fast
 

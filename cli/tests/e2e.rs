@@ -700,22 +700,53 @@ async fn errors_group_across_browsers_and_are_served_with_their_frames() {
     server.stop();
 }
 
-/// Bundles `tests/bundle/src` with esbuild (minified, with a source map)
-/// into `out`, runs it in Node and returns the error it threw.
-fn bundle_and_run(out: &Path, extra_esbuild_args: &[&str]) -> Value {
-    let bundle = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bundle");
-    let esbuild = bundle.join("node_modules/.bin/esbuild");
+fn bundle_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bundle")
+}
+
+/// Bundles `tests/bundle/src/<entry>` with esbuild (with a source map) into
+/// `out/<outfile>`.
+fn esbuild(entry: &str, out: &Path, outfile: &str, args: &[&str]) {
+    let esbuild = bundle_dir().join("node_modules/.bin/esbuild");
     assert!(esbuild.exists(), "esbuild is not installed: run `npm ci --prefix cli/tests/bundle` (make test does)");
     let status = Command::new(&esbuild)
-        .arg(bundle.join("src/main.js"))
-        .args(["--bundle", "--sourcemap", "--platform=node", "--log-level=warning"])
-        .args(extra_esbuild_args)
-        .arg(format!("--outfile={}", out.join("app.min.js").display()))
+        .arg(bundle_dir().join("src").join(entry))
+        .args(["--bundle", "--sourcemap", "--log-level=warning"])
+        .args(args)
+        .arg(format!("--outfile={}", out.join(outfile).display()))
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+/// Bundles the app for Node into `out/app.min.js`, runs it and returns the
+/// error it threw.
+fn bundle_and_run(out: &Path, extra_esbuild_args: &[&str]) -> Value {
+    esbuild("main.js", out, "app.min.js", &[&["--platform=node"], extra_esbuild_args].concat());
     let run = Command::new("node").arg(out.join("app.min.js")).output().expect("node runs");
     serde_json::from_slice(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&run.stdout)))
+}
+
+/// Bundles the app for the browser into `out/app.browser.min.js`, loads it
+/// in headless Chromium and returns the error it threw.
+fn bundle_and_run_in_chromium(out: &Path) -> Value {
+    esbuild("browser.js", out, "app.browser.min.js", &["--platform=browser", "--minify"]);
+    std::fs::copy(bundle_dir().join("index.html"), out.join("index.html")).unwrap();
+    assert!(Path::new("/usr/bin/chromium").exists(), "Chromium is missing: run ./scripts/chromium.sh (make test does)");
+    let profile = tempfile::tempdir().unwrap();
+    let run = Command::new("/usr/bin/chromium")
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"])
+        .args(["--disable-background-networking", "--disable-component-update", "--disable-sync", "--dump-dom"])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("file://{}", out.join("index.html").display()))
+        .output()
+        .expect("chromium runs");
+    let dom = String::from_utf8_lossy(&run.stdout);
+    let start = dom.find("<pre id=\"thrown\">").map(|i| i + "<pre id=\"thrown\">".len());
+    let text = start.and_then(|s| dom[s..].find("</pre>").map(|e| &dom[s..s + e]));
+    let text = text.unwrap_or_else(|| panic!("no error in the page: {dom}"));
+    let text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&amp;", "&");
+    serde_json::from_str(&text).unwrap()
 }
 
 #[tokio::test]
@@ -789,12 +820,92 @@ async fn a_real_minified_bundle_is_source_mapped_and_groups_across_builds() {
         .collect();
     assert_eq!(
         top,
-        vec![("lineTotal", "src/cart.js", 3), ("cartTotal", "src/cart.js", 10), ("checkout", "src/main.js", 4)],
+        vec![("lineTotal", "src/cart.js", 3), ("cartTotal", "src/cart.js", 10), ("checkout", "src/checkout.js", 4)],
         "{detail:#}"
     );
     assert!(frames[0]["minified"]["file"].as_str().unwrap().ends_with("app.min.js"));
     assert_eq!(frames[0]["context"]["context_line"], "  const price = item.details.price;");
     assert_eq!(frames[0]["context"]["pre_context"].as_array().unwrap().len(), 2);
     assert_eq!(detail["grouping"]["basis"], "in_app_frames");
+    server.stop();
+}
+
+#[tokio::test]
+async fn node_and_chromium_stacks_of_one_build_are_one_issue() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(Mode::Embedded, dir.path(), "").await;
+    let (project, key) = server.create_project("shop").await;
+    let build = tempfile::tempdir().unwrap();
+    let from_node = bundle_and_run(build.path(), &["--minify"]);
+    let from_chromium = bundle_and_run_in_chromium(build.path());
+    let chromium_stack = from_chromium["stack"].as_str().unwrap();
+    assert!(chromium_stack.contains("app.browser.min.js:1:"), "{chromium_stack}");
+
+    // One upload for the whole build folder: both maps.
+    let prefix = format!("file://{}/", build.path().display());
+    let upload = Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .args(["sourcemaps", "upload", "--release", "r3", "--project", &project, "--token", ADMIN])
+        .args(["--url-prefix", &prefix, "--server", &server.base])
+        .arg(build.path())
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&upload.stdout).contains("2 source maps uploaded"), "{upload:?}");
+    // Node prints plain paths, Chromium file:// URLs: the Node map is also
+    // uploaded under the plain path.
+    let node_prefix = format!("{}/", build.path().display());
+    let upload = Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .args(["sourcemaps", "upload", "--release", "r3", "--project", &project, "--token", ADMIN])
+        .args(["--url-prefix", &node_prefix, "--server", &server.base])
+        .arg(build.path())
+        .output()
+        .unwrap();
+    assert!(upload.status.success());
+
+    let event = |thrown: &Value, visitor: &str| {
+        json!({ "type": "error", "anonymous_id": visitor, "release": "r3", "error_type": thrown["type"],
+                "message": thrown["message"], "stack": thrown["stack"] })
+    };
+    server.ingest(&key, json!([event(&from_node, "node"), event(&from_chromium, "chrome")])).await;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let groups = loop {
+        let answer: Value = server
+            .http
+            .get(server.url(&format!("/api/v1/projects/{project}/errors")))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let groups = answer["groups"].as_array().unwrap().clone();
+        if groups.iter().filter_map(|g| g["count"].as_i64()).sum::<i64>() == 2 || Instant::now() > deadline {
+            break groups;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(groups.len(), 1, "one issue for both runtimes: {groups:#?}");
+    assert_eq!((groups[0]["count"].as_i64(), groups[0]["users"].as_i64()), (Some(2), Some(2)));
+    // Grouped by the original frames, not by the message or minified names.
+    let fingerprint = groups[0]["fingerprint"].as_str().unwrap();
+    let detail: Value = server
+        .http
+        .get(server.url(&format!("/api/v1/projects/{project}/errors/{fingerprint}")))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["grouping"]["basis"], "in_app_frames");
+    let functions: Vec<&str> = detail["latest_event"]["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(3)
+        .filter_map(|f| f["function"].as_str())
+        .collect();
+    assert_eq!(functions, ["lineTotal", "cartTotal", "checkout"], "{detail:#}");
     server.stop();
 }
