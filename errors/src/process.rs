@@ -41,7 +41,6 @@ pub fn process_error(event: &mut Event, maps: MapLookup<'_>) {
         frames: frames.as_slice(),
         fingerprint: fingerprint.as_deref(),
     });
-    let basis =
-        serde_json::to_value(decided.basis).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    let basis = decided.basis.as_str().to_owned();
     *group = Some(GroupRef { fingerprint: decided.fingerprint, version: decided.version, basis });
 }

@@ -37,10 +37,10 @@ pub fn symbolicate(frames: &mut [Frame], maps: MapLookup<'_>) {
         if frames[i].minified.is_none() {
             continue;
         }
-        if let Some(Some(name)) = call_names.get(i + 1)
-            && frames[i + 1].minified.is_some()
+        if frames.get(i + 1).is_some_and(|caller| caller.minified.is_some())
+            && let Some(name) = call_names[i + 1].take()
         {
-            frames[i].function = Some(name.clone());
+            frames[i].function = Some(name);
         }
     }
 }
@@ -53,9 +53,9 @@ fn resolve_position(frame: &mut Frame, maps: &mut impl FnMut(&str) -> Option<Arc
     let token = map.lookup_token(line.checked_sub(1)?, column.checked_sub(1)?)?;
     let source = token.get_source()?.to_owned();
     let name = token.get_name().map(str::to_owned);
-    frame.minified = Some(MinifiedLocation { function: frame.function.clone(), file: file.to_owned(), line, column });
-    frame.in_app = frame.in_app && is_in_app(&source);
-    frame.file = Some(source);
+    let minified_file = frame.file.replace(source).unwrap_or_default();
+    frame.minified = Some(MinifiedLocation { function: frame.function.clone(), file: minified_file, line, column });
+    frame.in_app = frame.in_app && frame.file.as_deref().is_some_and(is_in_app);
     frame.line = Some(token.get_src_line() + 1);
     frame.column = Some(token.get_src_col() + 1);
     name

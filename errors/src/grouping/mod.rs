@@ -84,6 +84,18 @@ pub enum GroupingBasis {
     Message,
 }
 
+impl GroupingBasis {
+    /// The name recorded on events and groups.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupingBasis::Custom => "custom",
+            GroupingBasis::InAppFrames => "in_app_frames",
+            GroupingBasis::AllFrames => "all_frames",
+            GroupingBasis::Message => "message",
+        }
+    }
+}
+
 /// A group decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grouping {

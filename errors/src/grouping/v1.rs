@@ -49,12 +49,23 @@ pub fn group<F: GroupFrame>(input: &GroupingInput<'_, F>) -> Grouping {
 
 fn default_components<F: GroupFrame>(input: &GroupingInput<'_, F>) -> (GroupingBasis, Vec<String>) {
     let error_type = input.error_type.map(str::trim).filter(|t| !t.is_empty()).unwrap_or("Error").to_owned();
-    let in_app: Vec<&F> = input.frames.iter().filter(|f| f.in_app()).collect();
-    let (basis, frames) = if in_app.iter().any(|f| frame_component(f).is_some()) {
+    let in_app = components(input.frames.iter().filter(|f| f.in_app()));
+    let (basis, components) = if !in_app.is_empty() {
         (GroupingBasis::InAppFrames, in_app)
     } else {
-        (GroupingBasis::AllFrames, input.frames.iter().collect())
+        (GroupingBasis::AllFrames, components(input.frames.iter()))
     };
+    if components.is_empty() {
+        let message = normalize_message(input.message.unwrap_or(""));
+        return (GroupingBasis::Message, vec![error_type, message]);
+    }
+    let mut parts = vec![error_type];
+    parts.extend(components);
+    (basis, parts)
+}
+
+/// The frames' components, with direct recursion collapsed.
+fn components<'a, F: GroupFrame + 'a>(frames: impl Iterator<Item = &'a F>) -> Vec<String> {
     let mut components: Vec<String> = Vec::new();
     for frame in frames {
         if let Some(c) = frame_component(frame)
@@ -63,13 +74,7 @@ fn default_components<F: GroupFrame>(input: &GroupingInput<'_, F>) -> (GroupingB
             components.push(c);
         }
     }
-    if components.is_empty() {
-        let message = normalize_message(input.message.unwrap_or(""));
-        return (GroupingBasis::Message, vec![error_type, message]);
-    }
-    let mut parts = vec![error_type];
-    parts.extend(components);
-    (basis, parts)
+    components
 }
 
 /// `module:function`, or `None` for a frame grouping ignores.
@@ -83,7 +88,7 @@ fn frame_component(frame: &impl GroupFrame) -> Option<String> {
 const TOP_LEVEL: [&str; 6] = ["global code", "eval code", "module code", "<anonymous>", "anonymous", "eval"];
 
 /// The function's own name, as every engine would print it.
-pub fn function_name(raw: &str) -> Option<String> {
+pub fn function_name(raw: &str) -> Option<&str> {
     let mut name = raw.trim();
     for prefix in ["async ", "new "] {
         name = name.strip_prefix(prefix).unwrap_or(name);
@@ -103,14 +108,16 @@ pub fn function_name(raw: &str) -> Option<String> {
     if name.is_empty() || TOP_LEVEL.contains(&name) {
         return None;
     }
-    Some(name.to_owned())
+    Some(name)
 }
 
 /// The file's basename without query, fragment or build hash.
 pub fn module_name(file: &str) -> String {
     let file = file.split(['?', '#']).next().unwrap_or(file);
     let base = file.rsplit(['/', '\\']).next().unwrap_or(file);
-    if !base.split('.').any(|p| looks_like_hash(p) || p.contains(['-', '_'])) {
+    // Most names carry no hash: return them without splitting and joining.
+    let hashed_part = base.split('.').skip(1).any(looks_like_hash);
+    if !hashed_part && !base.split('.').any(|p| has_hash_suffix(p)) {
         return base.to_owned();
     }
     let parts: Vec<&str> = base.split('.').collect();
@@ -127,10 +134,14 @@ fn looks_like_hash(part: &str) -> bool {
     part.len() >= 6 && part.chars().all(|c| c.is_ascii_alphanumeric()) && part.chars().any(|c| c.is_ascii_digit())
 }
 
+fn has_hash_suffix(part: &str) -> bool {
+    part.rfind(['-', '_']).is_some_and(|i| i > 0 && looks_like_hash(&part[i + 1..]))
+}
+
 /// `app-3f9a1c2b` → `app`, `chunk_8d7e6f5a` → `chunk`.
 fn strip_hash_suffix(part: &str) -> String {
     match part.rfind(['-', '_']) {
-        Some(i) if i > 0 && looks_like_hash(&part[i + 1..]) => part[..i].to_owned(),
+        Some(i) if has_hash_suffix(part) => part[..i].to_owned(),
         _ => part.to_owned(),
     }
 }
@@ -261,7 +272,7 @@ mod tests {
             ("global code", None),
             ("<anonymous>", None),
         ] {
-            assert_eq!(function_name(raw).as_deref(), want, "{raw}");
+            assert_eq!(function_name(raw), want, "{raw}");
         }
         assert_eq!(module_name("https://x.example/static/js/main.a1b2c3d4.chunk.js?v=1#x"), "main.chunk.js");
         assert_eq!(module_name("/srv/app/dist/app-3f9a1c2b.js"), "app.js");
