@@ -82,7 +82,8 @@ pub fn parse_stack(stack: &str) -> Vec<StackFrame> {
         if raw.len() > MAX_LINE_LEN {
             continue;
         }
-        if let Some(frame) = parse_line(raw) {
+        // A frame with neither a file nor a function (`at :0`) says nothing.
+        if let Some(frame) = parse_line(raw).filter(|f| f.file.is_some() || f.function.is_some()) {
             frames.push(frame);
         }
     }

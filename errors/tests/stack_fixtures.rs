@@ -261,3 +261,11 @@ fn names_and_files_are_trimmed() {
         ],
     );
 }
+
+/// Found by the property test: a position with nothing else is no frame.
+#[test]
+fn a_bare_position_is_not_a_frame() {
+    assert!(parse_stack("    at :0").is_empty());
+    assert!(parse_stack("    at (:1:2)").is_empty());
+    assert!(parse_stack("@:3:4").is_empty());
+}

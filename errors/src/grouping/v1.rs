@@ -117,7 +117,7 @@ pub fn module_name(file: &str) -> String {
     let base = file.rsplit(['/', '\\']).next().unwrap_or(file);
     // Most names carry no hash: return them without splitting and joining.
     let hashed_part = base.split('.').skip(1).any(looks_like_hash);
-    if !hashed_part && !base.split('.').any(|p| has_hash_suffix(p)) {
+    if !hashed_part && !base.split('.').any(has_hash_suffix) {
         return base.to_owned();
     }
     let parts: Vec<&str> = base.split('.').collect();
