@@ -90,11 +90,8 @@ pub fn error_group_views<'s>(
 #[cfg(test)]
 mod tests {
     use std::collections::{BTreeMap, BTreeSet};
-    use std::sync::{Arc, Mutex};
 
-    use differential_dataflow::input::InputSession;
     use rand::{Rng, SeedableRng, rngs::StdRng};
-    use timely::dataflow::operators::{Inspect, Probe};
 
     use super::*;
 
@@ -132,41 +129,7 @@ mod tests {
     }
 
     fn run(workers: usize, batches: Vec<Vec<(ErrorRow, isize)>>, until: Time) -> View {
-        let out: Arc<Mutex<View>> = Arc::default();
-        let sink = out.clone();
-        let batches = Arc::new(batches);
-        timely::execute(timely::Config::process(workers), move |worker| {
-            let mut input: InputSession<Time, ErrorRow, isize> = InputSession::new();
-            let sink = sink.clone();
-            let probe = worker.dataflow(|scope| {
-                error_group_views(input.to_collection(scope), i64::MAX / 4)
-                    .inner
-                    .inspect(move |(update, time, diff)| {
-                        if *time < until {
-                            *sink.lock().unwrap().entry(*update).or_default() += diff;
-                        }
-                    })
-                    .probe()
-                    .0
-            });
-            for (i, batch) in batches.iter().enumerate() {
-                input.advance_to(i as Time + 1);
-                for (j, (row, diff)) in batch.iter().enumerate() {
-                    if j % worker.peers() == worker.index() {
-                        input.update(*row, *diff);
-                    }
-                }
-            }
-            input.advance_to(until);
-            input.flush();
-            while probe.less_than(&until) {
-                worker.step();
-            }
-        })
-        .unwrap();
-        let mut view = Arc::try_unwrap(out).unwrap().into_inner().unwrap();
-        view.retain(|_, diff| *diff != 0);
-        view
+        crate::testing::run(workers, batches, until, i64::MAX / 4, error_group_views)
     }
 
     fn random_rows(rng: &mut StdRng, n: usize) -> Vec<ErrorRow> {

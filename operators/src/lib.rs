@@ -8,6 +8,8 @@ pub mod buckets;
 pub mod errors;
 pub mod pageviews;
 pub mod retention;
+#[cfg(test)]
+mod testing;
 
 pub use buckets::Interval;
 pub use errors::{ErrorCell, ErrorRow, ErrorUpdate, error_group_views};

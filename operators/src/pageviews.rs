@@ -60,11 +60,8 @@ pub fn pageview_views<'s>(
 #[cfg(test)]
 mod tests {
     use std::collections::{BTreeMap, BTreeSet};
-    use std::sync::{Arc, Mutex};
 
-    use differential_dataflow::input::InputSession;
     use rand::{Rng, SeedableRng, rngs::StdRng};
-    use timely::dataflow::operators::{Inspect, Probe};
 
     use super::*;
 
@@ -87,48 +84,8 @@ mod tests {
         view
     }
 
-    /// Runs the operator over timed batches of (row, diff) and returns the
-    /// accumulated output as of tick `until`.
     fn run(workers: usize, batches: Vec<Vec<(PageviewRow, isize)>>, retention_ms: i64, until: Time) -> View {
-        let out: Arc<Mutex<View>> = Arc::default();
-        let sink = out.clone();
-        let batches = Arc::new(batches);
-        timely::execute(timely::Config::process(workers), move |worker| {
-            let mut input: InputSession<Time, PageviewRow, isize> = InputSession::new();
-            let sink = sink.clone();
-            let probe = worker.dataflow(|scope| {
-                let updates = pageview_views(input.to_collection(scope), retention_ms);
-                // The view as of `until`: retractions scheduled later are not in it yet.
-                updates
-                    .inner
-                    .inspect(move |(update, time, diff)| {
-                        if *time < until {
-                            let mut view = sink.lock().unwrap();
-                            *view.entry(*update).or_default() += diff;
-                        }
-                    })
-                    .probe()
-                    .0
-            });
-            // Batch i is inserted at tick i + 1 by worker (row index % workers).
-            for (i, batch) in batches.iter().enumerate() {
-                input.advance_to(i as Time + 1);
-                for (j, (row, diff)) in batch.iter().enumerate() {
-                    if j % worker.peers() == worker.index() {
-                        input.update(*row, *diff);
-                    }
-                }
-            }
-            input.advance_to(until);
-            input.flush();
-            while probe.less_than(&until) {
-                worker.step();
-            }
-        })
-        .unwrap();
-        let mut view = Arc::try_unwrap(out).unwrap().into_inner().unwrap();
-        view.retain(|_, diff| *diff != 0);
-        view
+        crate::testing::run(workers, batches, until, retention_ms, pageview_views)
     }
 
     fn random_rows(rng: &mut StdRng, n: usize) -> Vec<PageviewRow> {
