@@ -74,7 +74,7 @@ pub struct StackFrame {
 /// At most 256 frames are returned (the first 256); lines longer than 4096
 /// bytes are ignored. Never panics on any input.
 pub fn parse_stack(stack: &str) -> Vec<StackFrame> {
-    let mut frames = Vec::new();
+    let mut frames: Vec<StackFrame> = Vec::new();
     for raw in stack.lines() {
         if frames.len() >= MAX_FRAMES {
             break;
@@ -83,7 +83,11 @@ pub fn parse_stack(stack: &str) -> Vec<StackFrame> {
             continue;
         }
         // A frame with neither a file nor a function (`at :0`) says nothing.
-        if let Some(frame) = parse_line(raw).filter(|f| f.file.is_some() || f.function.is_some()) {
+        if let Some(mut frame) = parse_line(raw).filter(|f| f.file.is_some() || f.function.is_some()) {
+            frame.in_app = match (frames.last(), frame.file.as_deref()) {
+                (Some(prev), Some(file)) if prev.file.as_deref() == Some(file) => prev.in_app,
+                (_, file) => file.is_some_and(is_in_app),
+            };
             frames.push(frame);
         }
     }
@@ -322,7 +326,8 @@ fn make_frame(function: Option<&str>, file: Option<&str>, line: Option<u32>, col
         file: file.map(str::to_owned),
         line,
         column,
-        in_app: file.is_some_and(is_in_app),
+        // Decided by `parse_stack`, once per run of frames in one file.
+        in_app: false,
     }
 }
 
