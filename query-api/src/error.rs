@@ -60,6 +60,20 @@ impl ApiError {
     }
 }
 
+/// A query string that does not fit the endpoint's parameters.
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(e: axum::extract::rejection::QueryRejection) -> Self {
+        ApiError::bad_request("invalid_query", "query", e.body_text())
+    }
+}
+
+/// A body that is not the JSON the endpoint takes.
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(e: axum::extract::rejection::JsonRejection) -> Self {
+        ApiError::bad_request("invalid_body", "body", e.body_text())
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

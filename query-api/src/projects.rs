@@ -57,10 +57,6 @@ pub struct CreatedKeyView {
     pub secret: String,
 }
 
-fn json_body<T>(body: Result<Json<T>, axum::extract::rejection::JsonRejection>) -> Result<T, ApiError> {
-    body.map(|Json(b)| b).map_err(|e| ApiError::bad_request("invalid_body", "body", e.body_text()))
-}
-
 #[utoipa::path(post, path = "/api/v1/projects", tag = "projects", request_body = CreateProject,
     responses((status = 201, body = ProjectView), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
@@ -70,7 +66,7 @@ pub async fn create_project(
     body: Result<Json<CreateProject>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<ProjectView>), ApiError> {
     authenticate(&state, &headers).await?.can_create_projects()?;
-    let body = json_body(body)?;
+    let Json(body) = body?;
     let project = state.store.create_project(&body.name).await?;
     tracing::info!(project = %project.id, name = %project.name, "project created");
     Ok((StatusCode::CREATED, Json(project.into())))
@@ -112,7 +108,7 @@ pub async fn create_key(
 ) -> Result<(StatusCode, Json<CreatedKeyView>), ApiError> {
     let principal: Principal = authenticate(&state, &headers).await?;
     principal.can_admin(&id)?;
-    let body = json_body(body)?;
+    let Json(body) = body?;
     let role = Role::parse(&body.role)
         .ok_or_else(|| ApiError::bad_request("invalid_value", "role", "`role` must be `viewer` or `admin`"))?;
     let key = state.store.create_secret_key(&id, &body.name, role).await?;

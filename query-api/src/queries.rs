@@ -45,7 +45,7 @@ pub async fn pageviews(
     params: Result<Query<PageviewsParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<PageviewsAnswer>, ApiError> {
     authenticate(&state, &headers).await?.can_read(&id)?;
-    let Query(params) = params.map_err(|e| ApiError::bad_request("invalid_query", "query", e.body_text()))?;
+    let Query(params) = params?;
     let interval = match params.interval.as_deref() {
         None => Interval::Hour,
         Some(s) => Interval::parse(s).ok_or_else(|| {
@@ -104,7 +104,7 @@ pub async fn errors(
     params: Result<Query<ErrorsParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<ErrorsAnswer>, ApiError> {
     authenticate(&state, &headers).await?.can_read(&id)?;
-    let Query(params) = params.map_err(|e| ApiError::bad_request("invalid_query", "query", e.body_text()))?;
+    let Query(params) = params?;
     Ok(Json(state.views.errors(&errors_query(id, params)?)))
 }
 
@@ -119,7 +119,7 @@ pub async fn error_group(
     params: Result<Query<ErrorsParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<ErrorGroupDetail>, ApiError> {
     authenticate(&state, &headers).await?.can_read(&id)?;
-    let Query(params) = params.map_err(|e| ApiError::bad_request("invalid_query", "query", e.body_text()))?;
+    let Query(params) = params?;
     let query = errors_query(id, params)?;
     let mut detail = state
         .views
@@ -150,7 +150,7 @@ pub async fn error_rate(
     params: Result<Query<ErrorRateParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<ErrorRatePoint>>, ApiError> {
     authenticate(&state, &headers).await?.can_read(&id)?;
-    let Query(params) = params.map_err(|e| ApiError::bad_request("invalid_query", "query", e.body_text()))?;
+    let Query(params) = params?;
     let (from, to) = range(params.from, params.to)?;
     let interval = match params.interval.as_deref() {
         None => interval_for(from, to),

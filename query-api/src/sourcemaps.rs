@@ -48,7 +48,7 @@ pub async fn upload(
     body: Bytes,
 ) -> Result<(StatusCode, Json<UploadAnswer>), ApiError> {
     authenticate(&state, &headers).await?.can_admin(&id)?;
-    let Query(params) = params.map_err(|e| ApiError::bad_request("invalid_query", "query", e.body_text()))?;
+    let Query(params) = params?;
     for (field, value) in [("release", &params.release), ("url", &params.url)] {
         if value.is_empty() || value.len() > 2048 {
             return Err(ApiError::bad_request("invalid_value", field, format!("`{field}` must be 1 to 2048 bytes")));
