@@ -30,9 +30,13 @@ pub fn source_map() -> Vec<u8> {
 
 /// One error event whose stack has [`FRAMES`] frames into [`MINIFIED`];
 /// `variant` moves the throwing frame, so events fall into a few groups.
-pub fn error_event(visitor: &str, variant: u32) -> Value {
+/// A `build` other than 0 is appended to the bundle URL as a query (the map
+/// still applies), which makes the stack text unique without changing its
+/// group.
+pub fn error_event(visitor: &str, variant: u32, build: u32) -> Value {
+    let bundle = if build == 0 { MINIFIED.to_owned() } else { format!("{MINIFIED}?build={build}") };
     let frames: Vec<String> =
-        (0..FRAMES).map(|i| format!("    at f{i} ({MINIFIED}:1:{})", 1 + (i + variant) * 2500)).collect();
+        (0..FRAMES).map(|i| format!("    at f{i} ({bundle}:1:{})", 1 + (i + variant) * 2500)).collect();
     let message = "Cannot read properties of undefined (reading 'price')";
     json!({
         "type": "error", "anonymous_id": visitor, "url": "https://shop.example/cart", "release": RELEASE,

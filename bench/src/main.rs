@@ -35,6 +35,10 @@ struct Args {
     /// uploaded first) instead of page views.
     #[arg(long)]
     errors: bool,
+    /// With `--errors`: every error event's stack text is unique (its bundle
+    /// URL carries a build query), so no processed stack is ever reused.
+    #[arg(long)]
+    unique_stacks: bool,
     /// Delete this JetStream stream (on 127.0.0.1:4222) and exit: the
     /// benchmark's NATS runs leave gigabytes behind otherwise.
     #[arg(long)]
@@ -47,7 +51,8 @@ fn now_ms() -> i64 {
 
 /// Distinct pre-serialized batches: a Zipf-ish spread of 50 paths and
 /// 20k visitors, so the views do real distinct work.
-fn bodies(batch: usize, count: usize, errors: bool) -> Vec<Vec<u8>> {
+fn bodies(batch: usize, count: usize, errors: bool, unique_stacks: bool) -> Vec<Vec<u8>> {
+    let mut built = 0;
     let mut seed: u64 = 0x5eed;
     let mut next = move || {
         seed ^= seed << 13;
@@ -61,7 +66,9 @@ fn bodies(batch: usize, count: usize, errors: bool) -> Vec<Vec<u8>> {
                 .map(|_| {
                     let r = next();
                     if errors {
-                        return error_event(&format!("v{}", next() % 20_000), (r % 4) as u32);
+                        built += 1;
+                        let build = if unique_stacks { built } else { 0 };
+                        return error_event(&format!("v{}", next() % 20_000), (r % 4) as u32, build);
                     }
                     let path = 50 / (1 + (r % 50)); // skewed towards few pages
                     json!({
@@ -116,7 +123,7 @@ async fn main() -> anyhow::Result<()> {
             .await?
             .error_for_status()?;
     }
-    let bodies = Arc::new(bodies(args.batch, 256, args.errors));
+    let bodies = Arc::new(bodies(args.batch, 256, args.errors, args.unique_stacks));
     let accepted = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
     let started = Instant::now();

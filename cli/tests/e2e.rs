@@ -484,8 +484,13 @@ async fn openapi_document_describes_the_routes() {
     let server = Server::start(Mode::Embedded, dir.path(), "").await;
     let doc: Value = server.http.get(server.url("/api/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    for path in ["/api/v1/ingest", "/api/v1/projects", "/api/v1/projects/{id}/pageviews", "/api/v1/projects/{id}/live"]
-    {
+    for path in [
+        "/api/v1/ingest",
+        "/api/v1/projects",
+        "/api/v1/projects/{id}/pageviews",
+        "/api/v1/projects/{id}/vitals",
+        "/api/v1/projects/{id}/live",
+    ] {
         assert!(doc["paths"].get(path).is_some(), "missing {path}");
     }
     server.stop();
@@ -907,5 +912,62 @@ async fn node_and_chromium_stacks_of_one_build_are_one_issue() {
         .filter_map(|f| f["function"].as_str())
         .collect();
     assert_eq!(functions, ["lineTotal", "cartTotal", "checkout"], "{detail:#}");
+    server.stop();
+}
+
+#[tokio::test]
+async fn vitals_are_served_as_percentiles_and_google_ratings() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(Mode::Embedded, dir.path(), "").await;
+    let (project, key) = server.create_project("shop").await;
+    // LCP of 100 ms, 200 ms, … 10 s on /cart, and one on /home; CLS beside.
+    let mut events: Vec<Value> = (1..=100)
+        .map(|i| json!({ "type": "vital", "name": "LCP", "value": i * 100, "anonymous_id": "v", "url": "https://shop.example/cart" }))
+        .collect();
+    events.push(json!({ "type": "vital", "name": "LCP", "value": 50_000, "anonymous_id": "v", "url": "https://shop.example/home" }));
+    events.push(json!({ "type": "vital", "name": "CLS", "value": 0.12, "anonymous_id": "v", "url": "https://shop.example/cart" }));
+    events.push(json!({ "type": "vital", "name": "LCP", "value": -1, "anonymous_id": "v" }));
+    let answer = server.ingest(&key, Value::Array(events)).await;
+    assert_eq!(answer["accepted"], 102, "{answer}");
+    assert_eq!(answer["rejected"][0]["field"], "value");
+    let vitals = |query: String| {
+        let http = server.http.clone();
+        let url = server.url(&format!("/api/v1/projects/{project}/vitals?{query}"));
+        async move {
+            let r = http.get(url).bearer_auth(ADMIN).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let now = now_ms();
+    let range = format!("from={}&to={}", now - 3_600_000, now + 60_000);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let cart = loop {
+        let (status, cart) = vitals(format!("name=LCP&path=/cart&{range}")).await;
+        assert_eq!(status, 200, "{cart}");
+        if cart["count"] == 100 || Instant::now() > deadline {
+            break cart;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(cart["name"], "LCP");
+    assert_eq!(cart["count"], 100, "{cart}");
+    for (field, exact) in [("p50", 5_000.0), ("p75", 7_500.0), ("p95", 9_500.0), ("p99", 9_900.0)] {
+        let got = cart[field].as_f64().unwrap();
+        assert!((got - exact).abs() / exact <= 0.01, "{field}: {got} against {exact}");
+    }
+    // Good up to 2.5 s (25 values), needs improvement up to 4 s (15), poor above.
+    assert_eq!((cart["good"].as_f64(), cart["needs_improvement"].as_f64()), (Some(0.25), Some(0.15)));
+    assert_eq!(cart["poor"].as_f64(), Some(0.6));
+    let (_, all) = vitals(format!("name=LCP&{range}")).await;
+    assert_eq!(all["count"], 101);
+    let (_, cls) = vitals(format!("name=cls&{range}")).await;
+    assert_eq!((cls["count"].as_i64(), cls["needs_improvement"].as_f64()), (Some(1), Some(1.0)), "{cls}");
+    assert!((cls["p75"].as_f64().unwrap() - 0.12).abs() < 0.0012, "{cls}");
+    let (_, none) = vitals(format!("name=LCP&device=tablet&{range}")).await;
+    assert_eq!((none["count"].as_i64(), none["p75"].is_null()), (Some(0), true));
+    let (status, missing) = vitals(range.clone()).await;
+    assert_eq!((status, missing["error"]["field"].as_str()), (400, Some("name")));
+    let (status, unknown) = vitals(format!("name=XYZ&{range}")).await;
+    assert_eq!((status, unknown["error"]["field"].as_str()), (400, Some("name")));
     server.stop();
 }

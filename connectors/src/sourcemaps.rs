@@ -5,6 +5,7 @@
 use std::fs;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use lru::LruCache;
@@ -35,6 +36,8 @@ type Slot = Option<(Arc<SourceMap>, usize)>;
 pub struct SourceMapStore {
     dir: PathBuf,
     cache: Mutex<Cache>,
+    /// Counts uploads, so results derived from maps can tell they are stale.
+    generation: AtomicU64,
 }
 
 /// Keyed by `project \0 release \0 url`: cheap to build on the hot path;
@@ -72,6 +75,7 @@ impl SourceMapStore {
                 entries: LruCache::new(NonZeroUsize::new(CACHE_ENTRIES).expect("non-zero")),
                 bytes: 0,
             }),
+            generation: AtomicU64::new(0),
         })
     }
 
@@ -96,7 +100,14 @@ impl SourceMapStore {
         if let Some(Some((_, size))) = cache.entries.pop(&cache_key(project, release, url)) {
             cache.bytes -= size;
         }
+        self.generation.fetch_add(1, Ordering::AcqRel);
         Ok(map.get_source_count())
+    }
+
+    /// Changes with every upload: results derived from maps (processed
+    /// stacks) made before it are stale.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// The parsed map of the minified file at `url` in `release`.

@@ -22,6 +22,10 @@
 //! The parser never panics, returns at most 256 frames and ignores lines
 //! longer than 4096 bytes.
 
+use std::sync::LazyLock;
+
+use memchr::memmem;
+
 /// Most frames [`parse_stack`] returns; later frames are dropped.
 const MAX_FRAMES: usize = 256;
 /// Lines longer than this (in bytes) are treated as not-a-frame.
@@ -162,7 +166,7 @@ fn parse_v8(rest: &str) -> Option<StackFrame> {
         // The location starts at the first " (" (function names practically
         // never contain one; locations may: `eval at f (...)`,
         // `C:\Program Files (x86)\...`) or at a leading '('.
-        let open = if inner.starts_with('(') { Some(0) } else { inner.find(" (").map(|i| i + 1) };
+        let open = if inner.starts_with('(') { Some(0) } else { find_space_paren(inner).map(|i| i + 1) };
         if let Some(open) = open {
             let function = &inner[..open];
             let location = &inner[open + 1..];
@@ -203,6 +207,11 @@ fn v8_paren_frame(function: &str, location: &str) -> Option<StackFrame> {
         }
     }
     Some(make_frame(function, Some(file), line, column))
+}
+
+/// The first `" ("`; a byte scan, as this runs on every V8 frame.
+fn find_space_paren(s: &str) -> Option<usize> {
+    s.as_bytes().windows(2).position(|pair| pair == b" (")
 }
 
 /// Resolves the text after `eval at ` to the outermost real script location:
@@ -338,7 +347,8 @@ fn starts_with_ignore_ascii_case(s: &str, prefix: &str) -> bool {
 /// A `node_modules` path segment followed by a separator (`/` or `\`).
 fn has_node_modules_dir(file: &str) -> bool {
     const SEGMENT: &str = "node_modules";
-    file.match_indices(SEGMENT).any(|(at, _)| {
+    static FINDER: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(SEGMENT));
+    FINDER.find_iter(file.as_bytes()).any(|at| {
         let before_ok = at == 0 || matches!(file.as_bytes()[at - 1], b'/' | b'\\');
         let after_ok = matches!(file.as_bytes().get(at + SEGMENT.len()), Some(b'/' | b'\\'));
         before_ok && after_ok
@@ -348,7 +358,8 @@ fn has_node_modules_dir(file: &str) -> bool {
 /// Host of an absolute (`scheme://host/…`) or protocol-relative (`//host/…`)
 /// URL, without user info and port.
 fn url_host(file: &str) -> Option<&str> {
-    let after_scheme = match file.find("://") {
+    static FINDER: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new("://"));
+    let after_scheme = match FINDER.find(file.as_bytes()) {
         Some(at) => &file[at + 3..],
         None => file.strip_prefix("//")?,
     };

@@ -18,44 +18,67 @@ pub type MapLookup<'a> = &'a dyn Fn(&str) -> Option<Arc<SourceMap>>;
 /// (frame *i + 1*), which the map records; the outermost frame keeps its
 /// minified name when the map has none.
 pub fn symbolicate(frames: &mut [Frame], maps: MapLookup<'_>) {
-    // Frames of one bundle share a file: look each file up once.
-    let mut memo: Vec<(String, Option<Arc<SourceMap>>)> = Vec::new();
-    let mut lookup = |file: &str| -> Option<Arc<SourceMap>> {
-        if let Some((_, map)) = memo.iter().find(|(f, _)| f == file) {
-            return map.clone();
-        }
-        let map = maps(file);
-        memo.push((file.to_owned(), map.clone()));
-        map
-    };
+    let mut memo = Memo { maps, files: Vec::new(), sources_in_app: Vec::new() };
     // Resolve positions first, remembering each frame's token name.
     let mut call_names: Vec<Option<String>> = Vec::with_capacity(frames.len());
     for frame in frames.iter_mut() {
-        call_names.push(resolve_position(frame, &mut lookup));
+        call_names.push(resolve_position(frame, &mut memo));
     }
     for i in 0..frames.len() {
-        if frames[i].minified.is_none() {
+        let Some(minified) = &frames[i].minified else {
             continue;
+        };
+        let caller_name = match frames.get(i + 1) {
+            Some(caller) if caller.minified.is_some() => call_names[i + 1].take(),
+            _ => None,
+        };
+        frames[i].function = caller_name.or_else(|| minified.function.clone());
+    }
+}
+
+/// What one stack looks up more than once: frames of one bundle share a
+/// minified file and, often, an original source.
+struct Memo<'a> {
+    maps: MapLookup<'a>,
+    /// Each minified file's map.
+    files: Vec<(String, Option<Arc<SourceMap>>)>,
+    /// [`is_in_app`] of each original source, by map and source index.
+    sources_in_app: Vec<(*const SourceMap, u32, bool)>,
+}
+
+impl Memo<'_> {
+    fn map(&mut self, file: &str) -> Option<Arc<SourceMap>> {
+        if let Some((_, map)) = self.files.iter().find(|(f, _)| f == file) {
+            return map.clone();
         }
-        if frames.get(i + 1).is_some_and(|caller| caller.minified.is_some())
-            && let Some(name) = call_names[i + 1].take()
-        {
-            frames[i].function = Some(name);
+        let map = (self.maps)(file);
+        self.files.push((file.to_owned(), map.clone()));
+        map
+    }
+
+    fn source_in_app(&mut self, map: &Arc<SourceMap>, source_id: u32, source: &str) -> bool {
+        let key = Arc::as_ptr(map);
+        if let Some(&(_, _, in_app)) = self.sources_in_app.iter().find(|(m, id, _)| *m == key && *id == source_id) {
+            return in_app;
         }
+        let in_app = is_in_app(source);
+        self.sources_in_app.push((key, source_id, in_app));
+        in_app
     }
 }
 
 /// Moves one frame to its original position; returns the original name at
 /// that position (what the frame was calling).
-fn resolve_position(frame: &mut Frame, maps: &mut impl FnMut(&str) -> Option<Arc<SourceMap>>) -> Option<String> {
+fn resolve_position(frame: &mut Frame, memo: &mut Memo<'_>) -> Option<String> {
     let (file, line, column) = (frame.file.as_deref()?, frame.line?, frame.column?);
-    let map = maps(file)?;
+    let map = memo.map(file)?;
     let token = map.lookup_token(line.checked_sub(1)?, column.checked_sub(1)?)?;
-    let source = token.get_source()?.to_owned();
+    let source = token.get_source()?;
+    frame.in_app = frame.in_app && memo.source_in_app(&map, token.get_src_id(), source);
     let name = token.get_name().map(str::to_owned);
-    let minified_file = frame.file.replace(source).unwrap_or_default();
-    frame.minified = Some(MinifiedLocation { function: frame.function.clone(), file: minified_file, line, column });
-    frame.in_app = frame.in_app && frame.file.as_deref().is_some_and(is_in_app);
+    let minified_file = frame.file.replace(source.to_owned()).unwrap_or_default();
+    // The frame's function is set again once its caller's call site is known.
+    frame.minified = Some(MinifiedLocation { function: frame.function.take(), file: minified_file, line, column });
     frame.line = Some(token.get_src_line() + 1);
     frame.column = Some(token.get_src_col() + 1);
     name

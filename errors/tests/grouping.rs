@@ -41,3 +41,33 @@ fn a_different_bug_in_the_same_file_is_another_issue() {
     let other = fingerprint(&fixture("chrome_mixed.txt"), "TypeError", "x");
     assert_ne!(chrome.0, other.0);
 }
+
+/// Grouping v1 is shipped: its fingerprints are stored on every group and
+/// must never change, however its code is reworked. These were computed by
+/// the first release of v1; one case per rule.
+#[test]
+fn v1_fingerprints_never_change() {
+    let in_app = fingerprint(&fixture("same_bug_chrome.txt"), "TypeError", "x");
+    assert_eq!(in_app, ("c743676e952e6801f6d1e2ba224fa428".to_owned(), GroupingBasis::InAppFrames));
+    let all = fingerprint(
+        "Error: x\n    at a (https://unpkg.com/lib@1/dist/lib.min.js:1:10)\n    at b (/srv/node_modules/x/i.js:2:3)\n    at b (/srv/node_modules/x/i.js:9:3)",
+        "Error",
+        "x",
+    );
+    assert_eq!(all, ("3e217f7b5a29acc216452f4a1d76f439".to_owned(), GroupingBasis::AllFrames));
+    let message = fingerprint("", "RangeError", "Index 42 out of range at 2026-11-26 for 10.0.0.1");
+    assert_eq!(message, ("df0e299549eeecc46444eacb069c804a".to_owned(), GroupingBasis::Message));
+    let frames = parse_stack(&fixture("same_bug_chrome.txt"));
+    let custom = |parts: &[&str]| {
+        let parts: Vec<String> = parts.iter().map(|p| p.to_string()).collect();
+        group(&GroupingInput {
+            error_type: Some("TypeError"),
+            message: Some("x"),
+            frames: &frames,
+            fingerprint: Some(&parts),
+        })
+        .fingerprint
+    };
+    assert_eq!(custom(&["checkout", "{{ default }}"]), "558fd04e2be5e93109e8021662b10be7");
+    assert_eq!(custom(&["payment-timeout"]), "370db99f53a9fb5d6c615463aada3dc6");
+}

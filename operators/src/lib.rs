@@ -10,11 +10,13 @@ pub mod pageviews;
 pub mod retention;
 #[cfg(test)]
 mod testing;
+pub mod vitals;
 
 pub use buckets::Interval;
 pub use errors::{ErrorCell, ErrorRow, ErrorUpdate, error_group_views};
 pub use pageviews::{BucketKey, PageviewRow, PageviewUpdate, pageview_views};
 pub use retention::expire_at;
+pub use vitals::{Rating, VitalCell, VitalRow, VitalUpdate, vital_views};
 
 /// A timely time: the ingestion tick, ms since the Unix epoch.
 pub type Time = u64;

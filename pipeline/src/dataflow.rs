@@ -11,7 +11,7 @@ use timely::dataflow::operators::Probe;
 use timely::dataflow::operators::generic::operator::Operator;
 use timely::worker::Worker;
 
-use sightline_operators::{ErrorRow, PageviewRow, Time, error_group_views, pageview_views};
+use sightline_operators::{ErrorRow, PageviewRow, Time, VitalRow, error_group_views, pageview_views, vital_views};
 
 use crate::views::{Pending, ViewStore, ViewUpdate};
 
@@ -19,6 +19,7 @@ use crate::views::{Pending, ViewStore, ViewUpdate};
 pub struct Inputs {
     pub pageviews: InputSession<Time, PageviewRow, isize>,
     pub errors: InputSession<Time, ErrorRow, isize>,
+    pub vitals: InputSession<Time, VitalRow, isize>,
 }
 
 impl Inputs {
@@ -32,9 +33,11 @@ impl Inputs {
         if time > self.time() {
             self.pageviews.advance_to(time);
             self.errors.advance_to(time);
+            self.vitals.advance_to(time);
         }
         self.pageviews.flush();
         self.errors.flush();
+        self.vitals.flush();
     }
 }
 
@@ -43,13 +46,15 @@ impl Inputs {
 pub fn build(worker: &mut Worker, retention_ms: i64, views: Arc<ViewStore>) -> (Inputs, ProbeHandle<Time>) {
     let mut pageviews = InputSession::new();
     let mut errors = InputSession::new();
+    let mut vitals = InputSession::new();
     let index = worker.index();
     let probe = worker.dataflow::<Time, _, _>(|scope| {
         let page_updates = pageview_views(pageviews.to_collection(scope), retention_ms).map(ViewUpdate::Pageview);
         let error_updates = error_group_views(errors.to_collection(scope), retention_ms).map(ViewUpdate::Error);
-        apply_to_views(page_updates.concat(error_updates), index, views)
+        let vital_updates = vital_views(vitals.to_collection(scope), retention_ms).map(ViewUpdate::Vital);
+        apply_to_views(page_updates.concat(error_updates).concat(vital_updates), index, views)
     });
-    (Inputs { pageviews, errors }, probe)
+    (Inputs { pageviews, errors, vitals }, probe)
 }
 
 /// The serving sink: gathers every update on worker 0, holds it until the

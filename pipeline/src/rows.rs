@@ -3,7 +3,8 @@
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use sightline_model::{Event, EventKind};
-use sightline_operators::{ErrorRow, PageviewRow};
+use sightline_operators::vitals::scale;
+use sightline_operators::{ErrorRow, PageviewRow, VitalRow};
 
 use crate::interner::Interner;
 
@@ -41,6 +42,21 @@ pub fn error_row(event: &Event, names: &Interner) -> Option<ErrorRow> {
             release: names.intern(event.release.as_deref().unwrap_or("")),
             path: names.intern(&event.path),
             device: names.intern(event.device.as_str()),
+        }),
+        _ => None,
+    }
+}
+
+/// The vital row of an event, if it is a web vital measurement.
+pub fn vital_row(event: &Event, names: &Interner) -> Option<VitalRow> {
+    match &event.kind {
+        EventKind::Vital { name, value } => Some(VitalRow {
+            project: names.intern(&event.project_id),
+            ts: event.ts,
+            metric: *name,
+            path: names.intern(&event.path),
+            device: names.intern(event.device.as_str()),
+            value: scale(*name, *value),
         }),
         _ => None,
     }

@@ -21,6 +21,10 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use sightline_connectors::{Bus, SourceMapStore};
+use sightline_errors::RecentStacks;
+
+/// Memory for processed stacks of recent error events.
+const RECENT_STACKS_BYTES: usize = 32 * 1024 * 1024;
 use sightline_pipeline::{Pipeline, ViewStore};
 use sightline_store::Store;
 
@@ -37,6 +41,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     pub ingest_keys: ingest::IngestKeyCache,
     pub sourcemaps: SourceMapStore,
+    /// What error processing made of recent stacks.
+    pub recent_stacks: RecentStacks,
     ready: AtomicBool,
     /// Flips to `true` when the server shuts down; long-lived responses end.
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -60,6 +66,7 @@ impl AppState {
             metrics,
             ingest_keys: Default::default(),
             sourcemaps,
+            recent_stacks: RecentStacks::new(RECENT_STACKS_BYTES),
             ready: AtomicBool::new(false),
             shutdown: tokio::sync::watch::channel(false).0,
         })
@@ -103,6 +110,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/projects/{id}/errors", get(queries::errors))
         .route("/api/v1/projects/{id}/errors/{fingerprint}", get(queries::error_group))
         .route("/api/v1/projects/{id}/error-rate", get(queries::error_rate))
+        .route("/api/v1/projects/{id}/vitals", get(queries::vitals))
         .route("/api/v1/projects/{id}/live", get(queries::live))
         .route("/api/v1/openapi.json", get(ops::openapi))
         .route("/healthz", get(ops::healthz))

@@ -10,9 +10,12 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use serde::Deserialize;
+use sightline_model::VitalName;
 use sightline_operators::Interval;
 use sightline_pipeline::views::MAX_SERIES_POINTS;
-use sightline_pipeline::views::{ErrorGroupDetail, ErrorRatePoint, ErrorsAnswer, ErrorsQuery, interval_for};
+use sightline_pipeline::views::{
+    ErrorGroupDetail, ErrorRatePoint, ErrorsAnswer, ErrorsQuery, VitalsAnswer, VitalsQuery, interval_for,
+};
 use sightline_pipeline::{PageviewsAnswer, PageviewsQuery};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
@@ -162,6 +165,43 @@ pub async fn error_rate(
         return Err(ApiError::bad_request("invalid_value", "interval", "too many buckets; use a coarser interval"));
     }
     Ok(Json(state.views.error_rate(&id, interval, from, to)))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct VitalsParams {
+    /// `LCP`, `INP`, `CLS`, `FCP`, `TTFB` or `FID`.
+    pub name: Option<String>,
+    /// Range start, ms since the epoch (default: 24 h before `to`).
+    pub from: Option<i64>,
+    /// Range end, exclusive, ms since the epoch (default: now).
+    pub to: Option<i64>,
+    /// Only measurements on this path.
+    pub path: Option<String>,
+    /// Only measurements from this device class.
+    pub device: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{id}/vitals", tag = "queries",
+    params(("id" = String, Path), VitalsParams),
+    responses((status = 200, body = VitalsAnswer), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn vitals(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    params: Result<Query<VitalsParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<VitalsAnswer>, ApiError> {
+    authenticate(&state, &headers).await?.can_read(&id)?;
+    let Query(params) = params?;
+    let name = params.name.as_deref().ok_or_else(|| {
+        ApiError::bad_request("missing_field", "name", "`name` is required: LCP, INP, CLS, FCP, TTFB or FID")
+    })?;
+    let metric = VitalName::parse(&name.to_ascii_uppercase()).ok_or_else(|| {
+        ApiError::bad_request("invalid_value", "name", "`name` must be LCP, INP, CLS, FCP, TTFB or FID")
+    })?;
+    let (from, to) = range(params.from, params.to)?;
+    let query = VitalsQuery { project_id: id, metric, from, to, path: params.path, device: params.device };
+    Ok(Json(state.views.vitals(&query)))
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}/live", tag = "queries", params(("id" = String, Path)),

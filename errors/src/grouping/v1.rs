@@ -12,6 +12,7 @@
 //! 4. Without any usable frame: the type plus the message with numbers,
 //!    hex, UUIDs, emails, URLs, IPs and dates replaced by placeholders.
 
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -23,65 +24,82 @@ pub const VERSION: &str = "v1";
 
 /// Groups one error.
 pub fn group<F: GroupFrame>(input: &GroupingInput<'_, F>) -> Grouping {
-    let (default_basis, default_parts) = default_components(input);
-    let (basis, parts) = match input.fingerprint {
+    let (default_basis, default_parts) = default_parts(input);
+    let mut hasher = Sha256::new();
+    let basis = match input.fingerprint {
         Some(custom) if !custom.is_empty() => {
-            let mut parts = vec!["custom".to_owned()];
+            hash_part(&mut hasher, &Part::Text("custom".into()));
             for part in custom {
                 if part.trim() == "{{ default }}" || part.trim() == "{{default}}" {
-                    parts.extend(default_parts.iter().cloned());
+                    default_parts.iter().for_each(|p| hash_part(&mut hasher, p));
                 } else {
-                    parts.push(part.clone());
+                    hash_part(&mut hasher, &Part::Text(part.as_str().into()));
                 }
             }
-            (GroupingBasis::Custom, parts)
+            GroupingBasis::Custom
         }
-        _ => (default_basis, default_parts),
+        _ => {
+            default_parts.iter().for_each(|p| hash_part(&mut hasher, p));
+            default_basis
+        }
     };
-    let mut hasher = Sha256::new();
-    for part in &parts {
-        hasher.update(part.as_bytes());
-        hasher.update([0]);
-    }
     let digest = hasher.finalize();
     Grouping { fingerprint: hex::encode(&digest[..16]), version: VERSION.to_owned(), basis }
 }
 
-fn default_components<F: GroupFrame>(input: &GroupingInput<'_, F>) -> (GroupingBasis, Vec<String>) {
-    let error_type = input.error_type.map(str::trim).filter(|t| !t.is_empty()).unwrap_or("Error").to_owned();
-    let in_app = components(input.frames.iter().filter(|f| f.in_app()));
-    let (basis, components) = if !in_app.is_empty() {
-        (GroupingBasis::InAppFrames, in_app)
-    } else {
-        (GroupingBasis::AllFrames, components(input.frames.iter()))
-    };
-    if components.is_empty() {
-        let message = normalize_message(input.message.unwrap_or(""));
-        return (GroupingBasis::Message, vec![error_type, message]);
+/// One component of what a group is made of; hashed, never formatted.
+#[derive(PartialEq)]
+enum Part<'a> {
+    Text(Cow<'a, str>),
+    /// A frame as `module:function`.
+    Frame(Cow<'a, str>, &'a str),
+}
+
+/// Each part's bytes, then a zero byte.
+fn hash_part(hasher: &mut Sha256, part: &Part<'_>) {
+    match part {
+        Part::Text(text) => hasher.update(text.as_bytes()),
+        Part::Frame(module, function) => {
+            hasher.update(module.as_bytes());
+            hasher.update(b":");
+            hasher.update(function.as_bytes());
+        }
     }
-    let mut parts = vec![error_type];
-    parts.extend(components);
-    (basis, parts)
+    hasher.update([0]);
+}
+
+fn default_parts<'a, F: GroupFrame>(input: &GroupingInput<'a, F>) -> (GroupingBasis, Vec<Part<'a>>) {
+    let error_type = input.error_type.map(str::trim).filter(|t| !t.is_empty()).unwrap_or("Error");
+    let mut parts = vec![Part::Text(error_type.into())];
+    push_frames(&mut parts, input.frames.iter().filter(|f| f.in_app()));
+    if parts.len() > 1 {
+        return (GroupingBasis::InAppFrames, parts);
+    }
+    push_frames(&mut parts, input.frames.iter());
+    if parts.len() > 1 {
+        return (GroupingBasis::AllFrames, parts);
+    }
+    parts.push(Part::Text(normalize_message(input.message.unwrap_or("")).into()));
+    (GroupingBasis::Message, parts)
 }
 
 /// The frames' components, with direct recursion collapsed.
-fn components<'a, F: GroupFrame + 'a>(frames: impl Iterator<Item = &'a F>) -> Vec<String> {
-    let mut components: Vec<String> = Vec::new();
+fn push_frames<'a, F: GroupFrame + 'a>(parts: &mut Vec<Part<'a>>, frames: impl Iterator<Item = &'a F>) {
     for frame in frames {
-        if let Some(c) = frame_component(frame)
-            && components.last() != Some(&c)
+        // The type before the first frame is a `Text`, never equal to a frame.
+        if let Some(part) = frame_part(frame)
+            && parts.last() != Some(&part)
         {
-            components.push(c);
+            parts.push(part);
         }
     }
-    components
 }
 
 /// `module:function`, or `None` for a frame grouping ignores.
-fn frame_component(frame: &impl GroupFrame) -> Option<String> {
+fn frame_part<'a>(frame: &'a impl GroupFrame) -> Option<Part<'a>> {
     let function = function_name(frame.function()?)?;
     let module = frame.file().map(module_name).unwrap_or_default();
-    Some(format!("{module}:{function}"))
+    Some(Part::Frame(module, function))
 }
 
 /// Names of top-level code; frames with these are ignored.
@@ -94,12 +112,14 @@ pub fn function_name(raw: &str) -> Option<&str> {
         name = name.strip_prefix(prefix).unwrap_or(name);
     }
     // Chrome's `Foo.bar [as baz]`: the alias is call-site noise.
-    if let Some(i) = name.find(" [as ") {
+    if name.contains('[')
+        && let Some(i) = name.find(" [as ")
+    {
         name = &name[..i];
     }
     // Firefox's nesting decorations: `outer/inner<`, `Foo/<.bar`, `a/b/<`.
     let name = name.trim_end_matches(['<', '/']);
-    let name = name.rsplit(['/', '.']).next().unwrap_or(name);
+    let name = name.bytes().rposition(|b| b == b'/' || b == b'.').map_or(name, |at| &name[at + 1..]);
     // `<computed>`, `<anonymous>`: no name of its own.
     if name.starts_with('<') && name.ends_with('>') {
         return None;
@@ -112,13 +132,14 @@ pub fn function_name(raw: &str) -> Option<&str> {
 }
 
 /// The file's basename without query, fragment or build hash.
-pub fn module_name(file: &str) -> String {
-    let file = file.split(['?', '#']).next().unwrap_or(file);
-    let base = file.rsplit(['/', '\\']).next().unwrap_or(file);
+pub fn module_name(file: &str) -> Cow<'_, str> {
+    // Byte scans: these run for every frame of every error event.
+    let file = file.bytes().position(|b| b == b'?' || b == b'#').map_or(file, |end| &file[..end]);
+    let base = file.bytes().rposition(|b| b == b'/' || b == b'\\').map_or(file, |slash| &file[slash + 1..]);
     // Most names carry no hash: return them without splitting and joining.
-    let hashed_part = base.split('.').skip(1).any(looks_like_hash);
-    if !hashed_part && !base.split('.').any(has_hash_suffix) {
-        return base.to_owned();
+    let hashed = base.split('.').enumerate().any(|(i, part)| (i > 0 && looks_like_hash(part)) || has_hash_suffix(part));
+    if !hashed {
+        return Cow::Borrowed(base);
     }
     let parts: Vec<&str> = base.split('.').collect();
     let kept: Vec<String> = parts
@@ -127,20 +148,25 @@ pub fn module_name(file: &str) -> String {
         .filter(|(i, p)| *i == 0 || !looks_like_hash(p))
         .map(|(_, p)| strip_hash_suffix(p))
         .collect();
-    kept.join(".")
+    Cow::Owned(kept.join("."))
 }
 
 fn looks_like_hash(part: &str) -> bool {
-    part.len() >= 6 && part.chars().all(|c| c.is_ascii_alphanumeric()) && part.chars().any(|c| c.is_ascii_digit())
+    part.len() >= 6 && part.bytes().all(|c| c.is_ascii_alphanumeric()) && part.bytes().any(|c| c.is_ascii_digit())
 }
 
 fn has_hash_suffix(part: &str) -> bool {
-    part.rfind(['-', '_']).is_some_and(|i| i > 0 && looks_like_hash(&part[i + 1..]))
+    hash_separator(part).is_some_and(|i| i > 0 && looks_like_hash(&part[i + 1..]))
+}
+
+/// The last `-` or `_`.
+fn hash_separator(part: &str) -> Option<usize> {
+    part.bytes().rposition(|b| b == b'-' || b == b'_')
 }
 
 /// `app-3f9a1c2b` → `app`, `chunk_8d7e6f5a` → `chunk`.
 fn strip_hash_suffix(part: &str) -> String {
-    match part.rfind(['-', '_']) {
+    match hash_separator(part) {
         Some(i) if has_hash_suffix(part) => part[..i].to_owned(),
         _ => part.to_owned(),
     }

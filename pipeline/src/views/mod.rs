@@ -4,6 +4,7 @@
 
 pub mod errors;
 pub mod pageviews;
+pub mod vitals;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,7 +12,7 @@ use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 use sightline_model::Event;
-use sightline_operators::{ErrorUpdate, Interval, PageviewUpdate, Symbol, Time};
+use sightline_operators::{ErrorUpdate, Interval, PageviewUpdate, Symbol, Time, VitalUpdate};
 use tokio::sync::broadcast;
 
 pub use errors::{
@@ -19,6 +20,7 @@ pub use errors::{
     EventFrame, NewErrorGroup, interval_for,
 };
 pub use pageviews::{PageviewDelta, PageviewsAnswer, PageviewsPoint, PageviewsQuery, PageviewsTotal};
+pub use vitals::{VitalsAnswer, VitalsQuery};
 
 use crate::interner::Interner;
 
@@ -41,6 +43,7 @@ fn interval_index(interval: Interval) -> usize {
 pub enum ViewUpdate {
     Pageview(PageviewUpdate),
     Error(ErrorUpdate),
+    Vital(VitalUpdate),
 }
 
 /// What changed in one view of one project in one tick: what `live` streams,
@@ -79,6 +82,7 @@ pub struct ViewStore {
     names: Interner,
     pageviews: RwLock<pageviews::PageviewViews>,
     errors: RwLock<errors::ErrorViews>,
+    vitals: RwLock<vitals::VitalViews>,
     /// Every tick before this one is fully applied.
     applied_through: AtomicU64,
     changes: broadcast::Sender<Arc<ViewChange>>,
@@ -90,6 +94,7 @@ impl Default for ViewStore {
             names: Interner::default(),
             pageviews: RwLock::default(),
             errors: RwLock::default(),
+            vitals: RwLock::default(),
             applied_through: AtomicU64::new(0),
             changes: broadcast::channel(4096).0,
         }
@@ -123,12 +128,14 @@ impl ViewStore {
             {
                 let mut pageviews = self.pageviews.write().unwrap_or_else(|e| e.into_inner());
                 let mut errors = self.errors.write().unwrap_or_else(|e| e.into_inner());
+                let mut vitals = self.vitals.write().unwrap_or_else(|e| e.into_inner());
                 let retractions = updates.iter().filter(|(_, d)| *d < 0);
                 let insertions = updates.iter().filter(|(_, d)| *d > 0);
                 for (update, diff) in retractions.chain(insertions) {
                     match update {
                         ViewUpdate::Pageview(u) => pageviews.apply(u, *diff as i64, &mut page_moves),
                         ViewUpdate::Error(u) => errors.apply(u, *diff as i64, &mut new_groups, &mut retracted),
+                        ViewUpdate::Vital(u) => vitals.apply(u, *diff as i64),
                     }
                 }
             }
@@ -184,6 +191,11 @@ impl ViewStore {
     /// One error group with its latest event, or `None` if unknown.
     pub fn error_group(&self, q: &ErrorsQuery, fingerprint: &str) -> Option<ErrorGroupDetail> {
         self.errors.read().unwrap_or_else(|e| e.into_inner()).group(&self.names, q, fingerprint)
+    }
+
+    /// Percentiles and ratings of one web vital over a range.
+    pub fn vitals(&self, q: &VitalsQuery) -> VitalsAnswer {
+        self.vitals.read().unwrap_or_else(|e| e.into_inner()).answer(&self.names, q)
     }
 
     /// Errors against page views per bucket.

@@ -1,0 +1,100 @@
+//! The web vitals read model: per histogram cell (project, metric,
+//! interval, bucket, path, device), a count per (rating, quantized value).
+//! A range is answered by merging its cells into one `hdrhistogram`.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sightline_model::VitalName;
+use sightline_operators::vitals::{empty_histogram, unscale};
+use sightline_operators::{Rating, Symbol, VitalCell, VitalUpdate};
+
+use super::{Names, interval_for};
+
+/// Every project's vitals histograms.
+#[derive(Debug, Default)]
+pub(super) struct VitalViews {
+    cells: BTreeMap<VitalCell, BTreeMap<(Rating, u64), i64>>,
+}
+
+/// A vitals question.
+#[derive(Debug, Clone)]
+pub struct VitalsQuery {
+    pub project_id: String,
+    pub metric: VitalName,
+    pub from: i64,
+    pub to: i64,
+    pub path: Option<String>,
+    pub device: Option<String>,
+}
+
+/// The contract's answer to `vitals`: percentiles in the metric's unit
+/// (ms; CLS unitless), `null` without measurements; shares are fractions.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct VitalsAnswer {
+    pub name: String,
+    pub count: i64,
+    pub p50: Option<f64>,
+    pub p75: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+    pub good: f64,
+    pub needs_improvement: f64,
+    pub poor: f64,
+}
+
+impl VitalViews {
+    pub(super) fn apply(&mut self, update: &VitalUpdate, diff: i64) {
+        let cell = self.cells.entry(update.cell).or_default();
+        let count = cell.entry((update.rating, update.value)).or_default();
+        *count += diff;
+        if *count == 0 {
+            cell.remove(&(update.rating, update.value));
+            if cell.is_empty() {
+                self.cells.remove(&update.cell);
+            }
+        }
+    }
+
+    pub(super) fn answer(&self, names: &Names, q: &VitalsQuery) -> VitalsAnswer {
+        let mut histogram = empty_histogram();
+        let mut by_rating = [0i64; 3];
+        if let Some(project) = names.lookup(&q.project_id) {
+            // A filter value never seen matches nothing.
+            let resolve = |v: &Option<String>| v.as_deref().map(|v| names.lookup(v).unwrap_or(Symbol::MAX));
+            let (path, device) = (resolve(&q.path), resolve(&q.device));
+            let interval = interval_for(q.from, q.to);
+            let at = |bucket| VitalCell { project, metric: q.metric, interval, bucket, path: 0, device: 0 };
+            let cells = self.cells.range(at(interval.bucket_of(q.from))..at(q.to));
+            for (cell, counts) in cells {
+                if path.is_some_and(|p| p != cell.path) || device.is_some_and(|d| d != cell.device) {
+                    continue;
+                }
+                for (&(rating, value), &count) in counts {
+                    let count = u64::try_from(count).unwrap_or(0);
+                    histogram.record_n(value, count).expect("quantized values are within the histogram's bounds");
+                    by_rating[rating as usize] += count as i64;
+                }
+            }
+        }
+        let count: i64 = by_rating.iter().sum();
+        let percentile = |quantile: f64| {
+            // The middle of the bucket the quantile falls into: within half a
+            // bucket (0.4 %) of the exact sample.
+            let value = histogram.median_equivalent(histogram.value_at_quantile(quantile));
+            (count > 0).then(|| unscale(q.metric, value as f64))
+        };
+        let share = |n: i64| if count > 0 { n as f64 / count as f64 } else { 0.0 };
+        VitalsAnswer {
+            name: q.metric.as_str().to_owned(),
+            count,
+            p50: percentile(0.50),
+            p75: percentile(0.75),
+            p95: percentile(0.95),
+            p99: percentile(0.99),
+            good: share(by_rating[Rating::Good as usize]),
+            needs_improvement: share(by_rating[Rating::NeedsImprovement as usize]),
+            poor: share(by_rating[Rating::Poor as usize]),
+        }
+    }
+}
