@@ -971,3 +971,58 @@ async fn vitals_are_served_as_percentiles_and_google_ratings() {
     assert_eq!((status, unknown["error"]["field"].as_str()), (400, Some("name")));
     server.stop();
 }
+
+#[tokio::test]
+async fn custom_events_are_counted_filtered_and_broken_down_by_property() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(Mode::Embedded, dir.path(), "").await;
+    let (project, key) = server.create_project("shop").await;
+    let event = |name: &str, plan: &str, seats: u32, path: &str, release: &str| {
+        json!({ "type": "event", "name": name, "anonymous_id": "v", "url": format!("https://shop.example{path}"),
+                "release": release, "props": { "plan": plan, "seats": seats, "trial": plan == "free" } })
+    };
+    let events = json!([
+        event("signup", "pro", 3, "/pricing", "1.0"),
+        event("signup", "pro", 5, "/pricing", "1.1"),
+        event("signup", "free", 1, "/", "1.1"),
+        event("purchase", "pro", 3, "/checkout", "1.1"),
+    ]);
+    assert_eq!(server.ingest(&key, events).await["accepted"], 4);
+    let get = |query: String| {
+        let http = server.http.clone();
+        let url = server.url(&format!("/api/v1/projects/{project}/events?{query}"));
+        async move {
+            let r = http.get(url).bearer_auth(ADMIN).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let now = now_ms();
+    let range = format!("from={}&to={}", now - 3_600_000, now + 60_000);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let signups = loop {
+        let (status, answer) = get(format!("name=signup&{range}")).await;
+        assert_eq!(status, 200, "{answer}");
+        if answer["total"] == 3 || Instant::now() > deadline {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(signups["total"], 3, "{signups}");
+    let series_sum: i64 = signups["series"].as_array().unwrap().iter().map(|p| p["count"].as_i64().unwrap()).sum();
+    assert_eq!(series_sum, 3);
+    assert_eq!(signups["breakdown"]["plan"], json!([{ "value": "pro", "count": 2 }, { "value": "free", "count": 1 }]));
+    assert_eq!(signups["breakdown"]["trial"][0], json!({ "value": "false", "count": 2 }));
+    // Filters combine: property, path and release.
+    let (_, pro) = get(format!("prop.plan=pro&release=1.1&{range}")).await;
+    assert_eq!(pro["total"], 2, "{pro}");
+    assert_eq!(pro["names"], json!([{ "name": "purchase", "count": 1 }, { "name": "signup", "count": 1 }]));
+    let (_, three_seats) = get(format!("prop.seats=3&prop.plan=pro&path=/pricing&{range}")).await;
+    assert_eq!(three_seats["total"], 1, "{three_seats}");
+    let (_, nobody) = get(format!("name=signup&prop.plan=enterprise&{range}")).await;
+    assert_eq!(nobody["total"], 0);
+    let (status, bad) = get(format!("colour=red&{range}")).await;
+    assert_eq!((status, bad["error"]["field"].as_str()), (400, Some("colour")), "{bad}");
+    let (status, bad) = get("from=yesterday".into()).await;
+    assert_eq!((status, bad["error"]["field"].as_str()), (400, Some("from")), "{bad}");
+    server.stop();
+}

@@ -6,6 +6,7 @@
 
 pub mod buckets;
 pub mod errors;
+pub mod events;
 pub mod pageviews;
 pub mod retention;
 #[cfg(test)]
@@ -14,6 +15,7 @@ pub mod vitals;
 
 pub use buckets::Interval;
 pub use errors::{ErrorCell, ErrorRow, ErrorUpdate, error_group_views};
+pub use events::{EventCell, EventDims, EventRow, event_views};
 pub use pageviews::{BucketKey, PageviewRow, PageviewUpdate, pageview_views};
 pub use retention::expire_at;
 pub use vitals::{Rating, VitalCell, VitalRow, VitalUpdate, vital_views};

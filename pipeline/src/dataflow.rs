@@ -11,7 +11,9 @@ use timely::dataflow::operators::Probe;
 use timely::dataflow::operators::generic::operator::Operator;
 use timely::worker::Worker;
 
-use sightline_operators::{ErrorRow, PageviewRow, Time, VitalRow, error_group_views, pageview_views, vital_views};
+use sightline_operators::{
+    ErrorRow, EventRow, PageviewRow, Time, VitalRow, error_group_views, event_views, pageview_views, vital_views,
+};
 
 use crate::views::{Pending, ViewStore, ViewUpdate};
 
@@ -20,6 +22,7 @@ pub struct Inputs {
     pub pageviews: InputSession<Time, PageviewRow, isize>,
     pub errors: InputSession<Time, ErrorRow, isize>,
     pub vitals: InputSession<Time, VitalRow, isize>,
+    pub events: InputSession<Time, EventRow, isize>,
 }
 
 impl Inputs {
@@ -34,10 +37,12 @@ impl Inputs {
             self.pageviews.advance_to(time);
             self.errors.advance_to(time);
             self.vitals.advance_to(time);
+            self.events.advance_to(time);
         }
         self.pageviews.flush();
         self.errors.flush();
         self.vitals.flush();
+        self.events.flush();
     }
 }
 
@@ -47,14 +52,17 @@ pub fn build(worker: &mut Worker, retention_ms: i64, views: Arc<ViewStore>) -> (
     let mut pageviews = InputSession::new();
     let mut errors = InputSession::new();
     let mut vitals = InputSession::new();
+    let mut events = InputSession::new();
     let index = worker.index();
     let probe = worker.dataflow::<Time, _, _>(|scope| {
         let page_updates = pageview_views(pageviews.to_collection(scope), retention_ms).map(ViewUpdate::Pageview);
         let error_updates = error_group_views(errors.to_collection(scope), retention_ms).map(ViewUpdate::Error);
         let vital_updates = vital_views(vitals.to_collection(scope), retention_ms).map(ViewUpdate::Vital);
-        apply_to_views(page_updates.concat(error_updates).concat(vital_updates), index, views)
+        let event_updates = event_views(events.to_collection(scope), retention_ms).map(ViewUpdate::Event);
+        let updates = page_updates.concat(error_updates).concat(vital_updates).concat(event_updates);
+        apply_to_views(updates, index, views)
     });
-    (Inputs { pageviews, errors, vitals }, probe)
+    (Inputs { pageviews, errors, vitals, events }, probe)
 }
 
 /// The serving sink: gathers every update on worker 0, holds it until the

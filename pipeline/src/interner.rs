@@ -4,9 +4,11 @@
 //! `u32` symbols, so records are small, `Copy`, and sort without comparing
 //! strings. The read model turns symbols back into strings when it answers.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write;
 use std::sync::{Arc, RwLock};
 
+use sightline_model::PropValue;
 use sightline_operators::Symbol;
 
 #[derive(Default)]
@@ -47,6 +49,48 @@ impl Interner {
     }
 }
 
+/// Property sets of custom events, each interned whole (its canonical
+/// text) so a cell carries one symbol, with its pairs kept for the read
+/// model.
+#[derive(Default)]
+pub struct PropSets(RwLock<HashMap<Symbol, PropPairs>>);
+
+/// A property set's (key, value) pairs, sorted by key.
+pub type PropPairs = Arc<[(Symbol, Symbol)]>;
+
+impl PropSets {
+    /// The symbol of a property set, made (with its pairs) on first sight.
+    pub fn intern(&self, names: &Interner, props: &BTreeMap<String, PropValue>) -> Symbol {
+        let values: Vec<(&str, String)> = props.iter().map(|(k, v)| (k.as_str(), prop_text(v))).collect();
+        // Length-prefixed, so two different sets never share a text.
+        let mut canonical = String::from("props");
+        for (key, value) in &values {
+            let _ = write!(canonical, ";{}:{key}{}:{value}", key.len(), value.len());
+        }
+        let set = names.intern(&canonical);
+        if !self.0.read().unwrap_or_else(|e| e.into_inner()).contains_key(&set) {
+            let pairs: PropPairs = values.iter().map(|(k, v)| (names.intern(k), names.intern(v))).collect();
+            self.0.write().unwrap_or_else(|e| e.into_inner()).insert(set, pairs);
+        }
+        set
+    }
+
+    /// The (key, value) pairs of a set made by [`PropSets::intern`].
+    pub fn pairs(&self, set: Symbol) -> PropPairs {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).get(&set).cloned().unwrap_or_else(|| Arc::new([]))
+    }
+}
+
+/// A property value as filters and breakdowns show it.
+pub fn prop_text(value: &PropValue) -> String {
+    match value {
+        PropValue::Str(s) => s.clone(),
+        PropValue::Bool(b) => b.to_string(),
+        PropValue::Num(n) if n.fract() == 0.0 && n.abs() < 1e15 => format!("{}", *n as i64),
+        PropValue::Num(n) => n.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,5 +104,24 @@ mod tests {
         assert_eq!(interner.intern("/cart"), a);
         assert_eq!(&*interner.name(b), "/");
         assert_eq!(interner.lookup("/nope"), None);
+    }
+
+    #[test]
+    fn property_sets_are_one_symbol_with_their_pairs() {
+        let (names, sets) = (Interner::default(), PropSets::default());
+        let props = |pairs: &[(&str, PropValue)]| -> BTreeMap<String, PropValue> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+        };
+        let a = sets.intern(&names, &props(&[("plan", PropValue::Str("pro".into())), ("seats", PropValue::Num(3.0))]));
+        let b = sets.intern(&names, &props(&[("seats", PropValue::Num(3.0)), ("plan", PropValue::Str("pro".into()))]));
+        assert_eq!(a, b, "order does not matter");
+        let pairs: Vec<(Arc<str>, Arc<str>)> =
+            sets.pairs(a).iter().map(|(k, v)| (names.name(*k), names.name(*v))).collect();
+        assert_eq!(pairs, vec![("plan".into(), "pro".into()), ("seats".into(), "3".into())]);
+        // A value holding the separator cannot pose as two pairs.
+        let tricky = sets.intern(&names, &props(&[("plan", PropValue::Str("pro;5:seats1:3".into()))]));
+        assert_ne!(tricky, a);
+        assert_eq!(prop_text(&PropValue::Num(2.5)), "2.5");
+        assert_eq!(prop_text(&PropValue::Bool(true)), "true");
     }
 }

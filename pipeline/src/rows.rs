@@ -4,9 +4,9 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use sightline_model::{Event, EventKind};
 use sightline_operators::vitals::scale;
-use sightline_operators::{ErrorRow, PageviewRow, VitalRow};
+use sightline_operators::{ErrorRow, EventDims, EventRow, PageviewRow, VitalRow};
 
-use crate::interner::Interner;
+use crate::interner::{Interner, PropSets};
 
 /// A stable 64-bit id for a visitor's anonymous id.
 pub fn visitor_hash(anonymous_id: &str) -> u64 {
@@ -57,6 +57,25 @@ pub fn vital_row(event: &Event, names: &Interner) -> Option<VitalRow> {
             path: names.intern(&event.path),
             device: names.intern(event.device.as_str()),
             value: scale(*name, *value),
+        }),
+        _ => None,
+    }
+}
+
+/// The custom event row of an event, if it is one.
+pub fn event_row(event: &Event, names: &Interner, prop_sets: &PropSets) -> Option<EventRow> {
+    match &event.kind {
+        EventKind::Event { name, props } => Some(EventRow {
+            project: names.intern(&event.project_id),
+            ts: event.ts,
+            name: names.intern(name),
+            dims: EventDims {
+                path: names.intern(&event.path),
+                device: names.intern(event.device.as_str()),
+                browser: names.intern(&event.browser),
+                release: names.intern(event.release.as_deref().unwrap_or("")),
+                props: prop_sets.intern(names, props),
+            },
         }),
         _ => None,
     }

@@ -7,11 +7,11 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use sightline_model::Envelope;
-use sightline_operators::{ErrorRow, PageviewRow, VitalRow};
+use sightline_operators::{ErrorRow, EventRow, PageviewRow, VitalRow};
 
 use crate::dataflow;
 use crate::now_ms;
-use crate::rows::{error_row, pageview_row, vital_row};
+use crate::rows::{error_row, event_row, pageview_row, vital_row};
 use crate::views::ViewStore;
 
 /// One batch's rows for each input.
@@ -20,11 +20,12 @@ struct Rows {
     pageviews: Vec<PageviewRow>,
     errors: Vec<ErrorRow>,
     vitals: Vec<VitalRow>,
+    events: Vec<EventRow>,
 }
 
 impl Rows {
     fn is_empty(&self) -> bool {
-        self.pageviews.is_empty() && self.errors.is_empty() && self.vitals.is_empty()
+        self.pageviews.is_empty() && self.errors.is_empty() && self.vitals.is_empty() && self.events.is_empty()
     }
 }
 
@@ -108,6 +109,9 @@ impl Pipeline {
                             for row in rows.vitals {
                                 inputs.vitals.insert(row);
                             }
+                            for row in rows.events {
+                                inputs.events.insert(row);
+                            }
                         }
                         Err(TryRecvError::Empty) => break,
                         Err(TryRecvError::Disconnected) => {
@@ -155,6 +159,8 @@ impl Pipeline {
                 rows.errors.push(row);
             } else if let Some(row) = vital_row(event, names) {
                 rows.vitals.push(row);
+            } else if let Some(row) = event_row(event, names, self.views.prop_sets()) {
+                rows.events.push(row);
             }
         }
         if rows.is_empty() {

@@ -110,6 +110,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/projects/{id}/errors", get(queries::errors))
         .route("/api/v1/projects/{id}/errors/{fingerprint}", get(queries::error_group))
         .route("/api/v1/projects/{id}/error-rate", get(queries::error_rate))
+        .route("/api/v1/projects/{id}/events", get(queries::events))
         .route("/api/v1/projects/{id}/vitals", get(queries::vitals))
         .route("/api/v1/projects/{id}/live", get(queries::live))
         .route("/api/v1/openapi.json", get(ops::openapi))

@@ -59,6 +59,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         crate::queries::errors,
         crate::queries::error_group,
         crate::queries::error_rate,
+        crate::queries::events,
         crate::queries::vitals,
         crate::sourcemaps::upload,
         crate::queries::live,

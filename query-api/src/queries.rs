@@ -14,7 +14,8 @@ use sightline_model::VitalName;
 use sightline_operators::Interval;
 use sightline_pipeline::views::MAX_SERIES_POINTS;
 use sightline_pipeline::views::{
-    ErrorGroupDetail, ErrorRatePoint, ErrorsAnswer, ErrorsQuery, VitalsAnswer, VitalsQuery, interval_for,
+    ErrorGroupDetail, ErrorRatePoint, ErrorsAnswer, ErrorsQuery, EventFilters, EventsAnswer, EventsQuery, VitalsAnswer,
+    VitalsQuery, interval_for,
 };
 use sightline_pipeline::{PageviewsAnswer, PageviewsQuery};
 use tokio_stream::StreamExt;
@@ -165,6 +166,78 @@ pub async fn error_rate(
         return Err(ApiError::bad_request("invalid_value", "interval", "too many buckets; use a coarser interval"));
     }
     Ok(Json(state.views.error_rate(&id, interval, from, to)))
+}
+
+/// The query parameters of `events`, parsed by hand: `prop.<key>` can be
+/// any key.
+fn events_query(id: String, params: Vec<(String, String)>) -> Result<EventsQuery, ApiError> {
+    let (mut from, mut to, mut interval, mut name) = (None, None, None, None);
+    let mut filters = EventFilters::default();
+    let number = |field: &str, value: &str| {
+        value
+            .parse::<i64>()
+            .map_err(|_| ApiError::bad_request("invalid_value", field, format!("`{field}` must be ms since the epoch")))
+    };
+    for (key, value) in params {
+        match key.as_str() {
+            "from" => from = Some(number("from", &value)?),
+            "to" => to = Some(number("to", &value)?),
+            "interval" => {
+                interval = Some(Interval::parse(&value).ok_or_else(|| {
+                    ApiError::bad_request("invalid_value", "interval", "`interval` must be minute, hour or day")
+                })?)
+            }
+            "name" => name = Some(value),
+            "path" => filters.path = Some(value),
+            "device" => filters.device = Some(value),
+            "browser" => filters.browser = Some(value),
+            "release" => filters.release = Some(value),
+            other => match other.strip_prefix("prop.") {
+                Some(prop) if !prop.is_empty() => filters.props.push((prop.to_owned(), value)),
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "unknown_field",
+                        other,
+                        format!(
+                            "unknown parameter `{other}`: use from, to, interval, name, path, device, browser, release or prop.<key>"
+                        ),
+                    ));
+                }
+            },
+        }
+    }
+    let (from, to) = range(from, to)?;
+    let interval = interval.unwrap_or_else(|| interval_for(from, to));
+    if (to - interval.bucket_of(from)) / interval.millis() > MAX_SERIES_POINTS {
+        return Err(ApiError::bad_request("invalid_value", "interval", "too many buckets; use a coarser interval"));
+    }
+    Ok(EventsQuery { project_id: id, interval, from, to, name, filters })
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{id}/events", tag = "queries",
+    params(
+        ("id" = String, Path),
+        ("from" = Option<i64>, Query, description = "Range start, ms since the epoch (default: 24 h before `to`)"),
+        ("to" = Option<i64>, Query, description = "Range end, exclusive (default: now)"),
+        ("interval" = Option<String>, Query, description = "`minute`, `hour` or `day`; default: by the range's length"),
+        ("name" = Option<String>, Query, description = "Only events of this name"),
+        ("path" = Option<String>, Query, description = "Only events on this path"),
+        ("device" = Option<String>, Query, description = "Only events from this device class"),
+        ("browser" = Option<String>, Query, description = "Only events from this browser"),
+        ("release" = Option<String>, Query, description = "Only events of this release"),
+        ("prop.<key>" = Option<String>, Query, description = "Only events whose property `<key>` has this value; repeatable, all must hold"),
+    ),
+    responses((status = 200, body = EventsAnswer), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn events(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    params: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<EventsAnswer>, ApiError> {
+    authenticate(&state, &headers).await?.can_read(&id)?;
+    let Query(params) = params?;
+    Ok(Json(state.views.events(&events_query(id, params)?)))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

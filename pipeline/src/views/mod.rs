@@ -3,6 +3,7 @@
 //! and the change feed of those updates.
 
 pub mod errors;
+pub mod events;
 pub mod pageviews;
 pub mod vitals;
 
@@ -12,17 +13,18 @@ use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 use sightline_model::Event;
-use sightline_operators::{ErrorUpdate, Interval, PageviewUpdate, Symbol, Time, VitalUpdate};
+use sightline_operators::{ErrorUpdate, EventCell, Interval, PageviewUpdate, Symbol, Time, VitalUpdate};
 use tokio::sync::broadcast;
 
 pub use errors::{
     ErrorCountPoint, ErrorEventView, ErrorGroupDetail, ErrorGroupSummary, ErrorRatePoint, ErrorsAnswer, ErrorsQuery,
     EventFrame, NewErrorGroup, interval_for,
 };
+pub use events::{BreakdownValue, EventFilters, EventNameCount, EventsAnswer, EventsPoint, EventsQuery};
 pub use pageviews::{PageviewDelta, PageviewsAnswer, PageviewsPoint, PageviewsQuery, PageviewsTotal};
 pub use vitals::{VitalsAnswer, VitalsQuery};
 
-use crate::interner::Interner;
+use crate::interner::{Interner, PropSets};
 
 /// The names behind the symbols.
 pub(crate) type Names = Interner;
@@ -44,6 +46,7 @@ pub enum ViewUpdate {
     Pageview(PageviewUpdate),
     Error(ErrorUpdate),
     Vital(VitalUpdate),
+    Event(EventCell),
 }
 
 /// What changed in one view of one project in one tick: what `live` streams,
@@ -80,9 +83,11 @@ impl ViewChange {
 /// (readers).
 pub struct ViewStore {
     names: Interner,
+    prop_sets: PropSets,
     pageviews: RwLock<pageviews::PageviewViews>,
     errors: RwLock<errors::ErrorViews>,
     vitals: RwLock<vitals::VitalViews>,
+    events: RwLock<events::EventViews>,
     /// Every tick before this one is fully applied.
     applied_through: AtomicU64,
     changes: broadcast::Sender<Arc<ViewChange>>,
@@ -92,9 +97,11 @@ impl Default for ViewStore {
     fn default() -> Self {
         ViewStore {
             names: Interner::default(),
+            prop_sets: PropSets::default(),
             pageviews: RwLock::default(),
             errors: RwLock::default(),
             vitals: RwLock::default(),
+            events: RwLock::default(),
             applied_through: AtomicU64::new(0),
             changes: broadcast::channel(4096).0,
         }
@@ -110,6 +117,11 @@ impl ViewStore {
     /// Every tick before this one is reflected in the views.
     pub fn applied_through(&self) -> Time {
         self.applied_through.load(Ordering::Acquire)
+    }
+
+    /// The property sets shared with the pipeline's inputs.
+    pub fn prop_sets(&self) -> &PropSets {
+        &self.prop_sets
     }
 
     /// Subscribes to the change feed.
@@ -129,6 +141,7 @@ impl ViewStore {
                 let mut pageviews = self.pageviews.write().unwrap_or_else(|e| e.into_inner());
                 let mut errors = self.errors.write().unwrap_or_else(|e| e.into_inner());
                 let mut vitals = self.vitals.write().unwrap_or_else(|e| e.into_inner());
+                let mut events = self.events.write().unwrap_or_else(|e| e.into_inner());
                 let retractions = updates.iter().filter(|(_, d)| *d < 0);
                 let insertions = updates.iter().filter(|(_, d)| *d > 0);
                 for (update, diff) in retractions.chain(insertions) {
@@ -136,6 +149,7 @@ impl ViewStore {
                         ViewUpdate::Pageview(u) => pageviews.apply(u, *diff as i64, &mut page_moves),
                         ViewUpdate::Error(u) => errors.apply(u, *diff as i64, &mut new_groups, &mut retracted),
                         ViewUpdate::Vital(u) => vitals.apply(u, *diff as i64),
+                        ViewUpdate::Event(cell) => events.apply(cell, *diff as i64),
                     }
                 }
             }
@@ -191,6 +205,11 @@ impl ViewStore {
     /// One error group with its latest event, or `None` if unknown.
     pub fn error_group(&self, q: &ErrorsQuery, fingerprint: &str) -> Option<ErrorGroupDetail> {
         self.errors.read().unwrap_or_else(|e| e.into_inner()).group(&self.names, q, fingerprint)
+    }
+
+    /// Custom event counts, series and property breakdowns over a range.
+    pub fn events(&self, q: &EventsQuery) -> EventsAnswer {
+        self.events.read().unwrap_or_else(|e| e.into_inner()).answer(&self.names, &self.prop_sets, q)
     }
 
     /// Percentiles and ratings of one web vital over a range.
