@@ -1026,3 +1026,109 @@ async fn custom_events_are_counted_filtered_and_broken_down_by_property() {
     assert_eq!((status, bad["error"]["field"].as_str()), (400, Some("from")), "{bad}");
     server.stop();
 }
+
+#[tokio::test]
+async fn sessions_breakdowns_and_current_visitors() {
+    const CHROME: &str =
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
+    const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0";
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(Mode::Embedded, dir.path(), "").await;
+    let (project, key) = server.create_project("shop").await;
+    // Noon yesterday (UTC), so no session crosses midnight.
+    let t0 = now_ms() / 86_400_000 * 86_400_000 - 12 * 3_600_000;
+    let min = 60_000;
+    let view = |visitor: &str, at: i64, path: &str, extra: Value| {
+        let mut e = json!({ "type": "pageview", "anonymous_id": visitor, "ts": at, "url": format!("https://shop.example{path}") });
+        e.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        e
+    };
+    let chrome = json!([
+        // a: came from Google, read two pages, signed up: one session, no bounce.
+        view("a", t0, "/", json!({ "referrer": "https://www.google.com/search?q=shop" })),
+        view("a", t0 + min, "/pricing", json!({ "referrer": "https://shop.example/" })),
+        { "type": "event", "name": "signup", "anonymous_id": "a", "ts": t0 + 2 * min, "url": "https://shop.example/pricing" },
+        // c: one SDK session across a 50-minute gap.
+        view("c", t0 - 50 * min, "/blog", json!({ "session_id": "s1" })),
+        view("c", t0, "/", json!({ "session_id": "s1" })),
+        // d: no session id; 50 idle minutes split two bounces.
+        view("d", t0 - 50 * min, "/docs", json!({})),
+        view("d", t0, "/docs", json!({})),
+    ]);
+    let send = |events: Value, ua: &'static str| {
+        let body = serde_json::to_vec(&json!({ "events": events })).unwrap();
+        let server = &server;
+        let key = key.clone();
+        async move {
+            let (status, answer) =
+                server.ingest_raw(&key, body, &[("Content-Type", "application/json"), ("User-Agent", ua)]).await;
+            assert_eq!(status, 202, "{answer}");
+        }
+    };
+    send(chrome, CHROME).await;
+    // b: one page in Firefox, a bounce.
+    send(json!([view("b", t0, "/", json!({}))]), FIREFOX).await;
+    let get = |path: String| {
+        let http = server.http.clone();
+        let url = server.url(&format!("/api/v1/projects/{project}/{path}"));
+        async move {
+            let r = http.get(url).bearer_auth(ADMIN).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let range = format!("from={}&to={}", t0 - 2 * 3_600_000, t0 + 2 * 3_600_000);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let summary = loop {
+        let (status, summary) = get(format!("sessions/summary?{range}")).await;
+        assert_eq!(status, 200, "{summary}");
+        if summary["sessions"] == 5 || Instant::now() > deadline {
+            break summary;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        summary,
+        json!({ "sessions": 5, "bounce_rate": 0.6, "avg_duration_ms": 624_000.0, "pages_per_session": 1.4 })
+    );
+    let rows = |answer: &Value| -> Vec<(String, i64, i64)> {
+        answer["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let n = |f: &str| r[f].as_i64().unwrap_or(-1);
+                (r["value"].as_str().unwrap().to_owned(), n("visitors").max(n("sessions")), n("pageviews"))
+            })
+            .collect()
+    };
+    let owned = |v: &[(&str, i64, i64)]| -> Vec<(String, i64, i64)> {
+        v.iter().map(|(s, a, b)| (s.to_string(), *a, *b)).collect()
+    };
+    let (_, pages) = get(format!("breakdown?dimension=page&{range}")).await;
+    assert_eq!(rows(&pages), owned(&[("/", 3, 3), ("/docs", 1, 2), ("/blog", 1, 1), ("/pricing", 1, 1)]), "{pages}");
+    let (_, entries) = get(format!("breakdown?dimension=entry_page&{range}")).await;
+    assert_eq!(rows(&entries), owned(&[("/", 2, -1), ("/docs", 2, -1), ("/blog", 1, -1)]), "{entries}");
+    let (_, exits) = get(format!("breakdown?dimension=exit_page&{range}")).await;
+    assert_eq!(rows(&exits), owned(&[("/", 2, -1), ("/docs", 2, -1), ("/pricing", 1, -1)]), "{exits}");
+    let (_, referrers) = get(format!("breakdown?dimension=referrer&{range}")).await;
+    assert_eq!(rows(&referrers), owned(&[("", 4, 6), ("google.com", 1, 1)]), "{referrers}");
+    let (_, browsers) = get(format!("breakdown?dimension=browser&{range}")).await;
+    assert_eq!(rows(&browsers), owned(&[("Chrome", 3, 6), ("Firefox", 1, 1)]), "{browsers}");
+    let (_, firefox_pages) = get(format!("pageviews?interval=hour&browser=Firefox&{range}")).await;
+    assert_eq!(firefox_pages["total"], json!({ "pageviews": 1, "visitors": 1 }));
+    let (_, from_google) = get(format!("breakdown?dimension=page&referrer=google.com&{range}")).await;
+    assert_eq!(rows(&from_google), owned(&[("/", 1, 1)]));
+    let (status, bad) = get(format!("breakdown?dimension=country&{range}")).await;
+    assert_eq!((status, bad["error"]["field"].as_str()), (400, Some("dimension")));
+    let (status, _) = get(format!("breakdown?dimension=entry_page&browser=Chrome&{range}")).await;
+    assert_eq!(status, 400);
+    // Current visitors: only who was seen in the last five minutes.
+    assert_eq!(get("visitors/current".into()).await.1["visitors"], 0);
+    send(json!([{ "type": "pageview", "anonymous_id": "e", "url": "https://shop.example/" }]), CHROME).await;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while get("visitors/current".into()).await.1["visitors"] != 1 {
+        assert!(Instant::now() < deadline, "the new visitor did not show as current");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.stop();
+}

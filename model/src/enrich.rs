@@ -84,10 +84,45 @@ pub fn path_of(url: &str) -> String {
     if path.is_empty() { "/".to_owned() } else { path }
 }
 
+/// The referring site of a page view: the referrer's host without `www.`,
+/// lowercase; empty when there is none or it is the page's own site (an
+/// internal navigation).
+pub fn referrer_domain(referrer: Option<&str>, page_url: Option<&str>) -> String {
+    let Some(host) = referrer.and_then(host_of) else {
+        return String::new();
+    };
+    let site = |h: &str| h.strip_prefix("www.").unwrap_or(h).to_ascii_lowercase();
+    let host = site(host);
+    if page_url.and_then(host_of).is_some_and(|page| site(page) == host) { String::new() } else { host }
+}
+
+/// The host of an absolute URL, without user info or port.
+fn host_of(url: &str) -> Option<&str> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host.rsplit_once(':') {
+        Some((h, port)) if !h.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    };
+    (!host.is_empty()).then_some(host)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::event::EventKind;
+
+    #[test]
+    fn referrer_domains_drop_www_and_internal_navigation() {
+        let page = Some("https://shop.example/cart");
+        assert_eq!(referrer_domain(Some("https://www.Google.com/search?q=x"), page), "google.com");
+        assert_eq!(referrer_domain(Some("https://u:p@news.example:8443/a"), page), "news.example");
+        assert_eq!(referrer_domain(Some("https://www.shop.example/"), page), "");
+        assert_eq!(referrer_domain(None, page), "");
+        assert_eq!(referrer_domain(Some("android-app://com.slack"), None), "com.slack");
+        assert_eq!(referrer_domain(Some("not a url"), page), "");
+    }
 
     const CHROME_MAC: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
     const SAFARI_IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1";

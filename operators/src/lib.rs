@@ -9,6 +9,7 @@ pub mod errors;
 pub mod events;
 pub mod pageviews;
 pub mod retention;
+pub mod sessions;
 #[cfg(test)]
 mod testing;
 pub mod vitals;
@@ -16,8 +17,9 @@ pub mod vitals;
 pub use buckets::Interval;
 pub use errors::{ErrorCell, ErrorRow, ErrorUpdate, error_group_views};
 pub use events::{EventCell, EventDims, EventRow, event_views};
-pub use pageviews::{BucketKey, PageviewRow, PageviewUpdate, pageview_views};
+pub use pageviews::{BucketKey, PageDims, PageviewRow, PageviewUpdate, pageview_views};
 pub use retention::expire_at;
+pub use sessions::{Session, SessionHit, SessionUpdate, session_views};
 pub use vitals::{Rating, VitalCell, VitalRow, VitalUpdate, vital_views};
 
 /// A timely time: the ingestion tick, ms since the Unix epoch.

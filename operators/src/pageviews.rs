@@ -16,6 +16,18 @@ pub struct PageviewRow {
     pub path: Symbol,
     /// A hash of the visitor's anonymous id.
     pub visitor: u64,
+    pub dims: PageDims,
+}
+
+/// What page views can be filtered and broken down by, besides the path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PageDims {
+    pub device: Symbol,
+    pub browser: Symbol,
+    pub os: Symbol,
+    /// The referring site's domain; the empty name for none (or the site
+    /// itself).
+    pub referrer: Symbol,
 }
 
 /// Where a count lives: one bucket of one path of one project.
@@ -26,6 +38,7 @@ pub struct BucketKey {
     pub interval: Interval,
     pub path: Symbol,
     pub project: Symbol,
+    pub dims: PageDims,
 }
 
 /// A change to the page view views. Its diff says how much: a page view
@@ -45,7 +58,8 @@ pub fn pageview_views<'s>(
 ) -> VecCollection<'s, Time, PageviewUpdate> {
     let bucketed = rows.flat_map(|row| {
         Interval::ALL.map(|interval| {
-            let key = BucketKey { project: row.project, interval, bucket: interval.bucket_of(row.ts), path: row.path };
+            let bucket = interval.bucket_of(row.ts);
+            let key = BucketKey { project: row.project, interval, bucket, path: row.path, dims: row.dims };
             (key, row.visitor)
         })
     });
@@ -73,8 +87,8 @@ mod tests {
         let mut visitors: BTreeSet<(BucketKey, u64)> = BTreeSet::new();
         for row in rows {
             for interval in Interval::ALL {
-                let key =
-                    BucketKey { project: row.project, interval, bucket: interval.bucket_of(row.ts), path: row.path };
+                let bucket = interval.bucket_of(row.ts);
+                let key = BucketKey { project: row.project, interval, bucket, path: row.path, dims: row.dims };
                 *counts.entry(key).or_default() += 1;
                 visitors.insert((key, row.visitor));
             }
@@ -95,6 +109,11 @@ mod tests {
                 ts: 1_700_000_000_000 + rng.random_range(0..3 * 3_600_000),
                 path: rng.random_range(0..4),
                 visitor: rng.random_range(0..20),
+                dims: PageDims {
+                    device: rng.random_range(0..2),
+                    referrer: rng.random_range(0..2),
+                    ..PageDims::default()
+                },
             })
             .collect()
     }
@@ -127,7 +146,7 @@ mod tests {
 
     #[test]
     fn buckets_are_forgotten_after_retention() {
-        let row = PageviewRow { project: 0, ts: 0, path: 0, visitor: 1 };
+        let row = PageviewRow { project: 0, ts: 0, path: 0, visitor: 1, dims: PageDims::default() };
         let retention = 1_000;
         // Before the minute bucket expires (at 60s + 1s) everything is there.
         let early = run(1, vec![vec![(row, 1)]], retention, 60_000);

@@ -12,7 +12,8 @@ use timely::dataflow::operators::generic::operator::Operator;
 use timely::worker::Worker;
 
 use sightline_operators::{
-    ErrorRow, EventRow, PageviewRow, Time, VitalRow, error_group_views, event_views, pageview_views, vital_views,
+    ErrorRow, EventRow, PageviewRow, SessionHit, Time, VitalRow, error_group_views, event_views, pageview_views,
+    session_views, vital_views,
 };
 
 use crate::views::{Pending, ViewStore, ViewUpdate};
@@ -23,6 +24,7 @@ pub struct Inputs {
     pub errors: InputSession<Time, ErrorRow, isize>,
     pub vitals: InputSession<Time, VitalRow, isize>,
     pub events: InputSession<Time, EventRow, isize>,
+    pub sessions: InputSession<Time, SessionHit, isize>,
 }
 
 impl Inputs {
@@ -38,11 +40,13 @@ impl Inputs {
             self.errors.advance_to(time);
             self.vitals.advance_to(time);
             self.events.advance_to(time);
+            self.sessions.advance_to(time);
         }
         self.pageviews.flush();
         self.errors.flush();
         self.vitals.flush();
         self.events.flush();
+        self.sessions.flush();
     }
 }
 
@@ -53,16 +57,19 @@ pub fn build(worker: &mut Worker, retention_ms: i64, views: Arc<ViewStore>) -> (
     let mut errors = InputSession::new();
     let mut vitals = InputSession::new();
     let mut events = InputSession::new();
+    let mut sessions = InputSession::new();
     let index = worker.index();
     let probe = worker.dataflow::<Time, _, _>(|scope| {
         let page_updates = pageview_views(pageviews.to_collection(scope), retention_ms).map(ViewUpdate::Pageview);
         let error_updates = error_group_views(errors.to_collection(scope), retention_ms).map(ViewUpdate::Error);
         let vital_updates = vital_views(vitals.to_collection(scope), retention_ms).map(ViewUpdate::Vital);
         let event_updates = event_views(events.to_collection(scope), retention_ms).map(ViewUpdate::Event);
-        let updates = page_updates.concat(error_updates).concat(vital_updates).concat(event_updates);
+        let session_updates = session_views(sessions.to_collection(scope), retention_ms).map(ViewUpdate::Session);
+        let updates =
+            page_updates.concat(error_updates).concat(vital_updates).concat(event_updates).concat(session_updates);
         apply_to_views(updates, index, views)
     });
-    (Inputs { pageviews, errors, vitals, events }, probe)
+    (Inputs { pageviews, errors, vitals, events, sessions }, probe)
 }
 
 /// The serving sink: gathers every update on worker 0, holds it until the

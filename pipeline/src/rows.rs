@@ -2,9 +2,9 @@
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-use sightline_model::{Event, EventKind};
+use sightline_model::{Event, EventKind, referrer_domain};
 use sightline_operators::vitals::scale;
-use sightline_operators::{ErrorRow, EventDims, EventRow, PageviewRow, VitalRow};
+use sightline_operators::{ErrorRow, EventDims, EventRow, PageDims, PageviewRow, SessionHit, VitalRow};
 
 use crate::interner::{Interner, PropSets};
 
@@ -20,12 +20,18 @@ pub fn visitor_hash(anonymous_id: &str) -> u64 {
 
 /// The page view row of an event, if it is a page view.
 pub fn pageview_row(event: &Event, names: &Interner) -> Option<PageviewRow> {
-    match event.kind {
-        EventKind::Pageview { .. } => Some(PageviewRow {
+    match &event.kind {
+        EventKind::Pageview { referrer, .. } => Some(PageviewRow {
             project: names.intern(&event.project_id),
             ts: event.ts,
             path: names.intern(&event.path),
             visitor: visitor_hash(&event.anonymous_id),
+            dims: PageDims {
+                device: names.intern(event.device.as_str()),
+                browser: names.intern(&event.browser),
+                os: names.intern(&event.os),
+                referrer: names.intern(&referrer_domain(referrer.as_deref(), event.url.as_deref())),
+            },
         }),
         _ => None,
     }
@@ -79,4 +85,20 @@ pub fn event_row(event: &Event, names: &Interner, prop_sets: &PropSets) -> Optio
         }),
         _ => None,
     }
+}
+
+/// The session hit of a page view or custom event.
+pub fn session_hit(event: &Event, names: &Interner) -> Option<SessionHit> {
+    let page = match &event.kind {
+        EventKind::Pageview { .. } => Some(names.intern(&event.path)),
+        EventKind::Event { .. } => None,
+        _ => return None,
+    };
+    Some(SessionHit {
+        project: names.intern(&event.project_id),
+        ts: event.ts,
+        visitor: visitor_hash(&event.anonymous_id),
+        session: event.session_id.as_deref().map(visitor_hash),
+        page,
+    })
 }

@@ -7,11 +7,11 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use sightline_model::Envelope;
-use sightline_operators::{ErrorRow, EventRow, PageviewRow, VitalRow};
+use sightline_operators::{ErrorRow, EventRow, PageviewRow, SessionHit, VitalRow};
 
 use crate::dataflow;
 use crate::now_ms;
-use crate::rows::{error_row, event_row, pageview_row, vital_row};
+use crate::rows::{error_row, event_row, pageview_row, session_hit, vital_row};
 use crate::views::ViewStore;
 
 /// One batch's rows for each input.
@@ -21,11 +21,16 @@ struct Rows {
     errors: Vec<ErrorRow>,
     vitals: Vec<VitalRow>,
     events: Vec<EventRow>,
+    sessions: Vec<SessionHit>,
 }
 
 impl Rows {
     fn is_empty(&self) -> bool {
-        self.pageviews.is_empty() && self.errors.is_empty() && self.vitals.is_empty() && self.events.is_empty()
+        self.pageviews.is_empty()
+            && self.errors.is_empty()
+            && self.vitals.is_empty()
+            && self.events.is_empty()
+            && self.sessions.is_empty()
     }
 }
 
@@ -112,6 +117,9 @@ impl Pipeline {
                             for row in rows.events {
                                 inputs.events.insert(row);
                             }
+                            for hit in rows.sessions {
+                                inputs.sessions.insert(hit);
+                            }
                         }
                         Err(TryRecvError::Empty) => break,
                         Err(TryRecvError::Disconnected) => {
@@ -152,6 +160,7 @@ impl Pipeline {
         let names = self.views.names();
         let mut rows = Rows::default();
         for event in &envelope.events {
+            rows.sessions.extend(session_hit(event, names));
             if let Some(row) = pageview_row(event, names) {
                 rows.pageviews.push(row);
             } else if let Some(row) = error_row(event, names) {
@@ -254,7 +263,7 @@ mod tests {
                 interval: Interval::Day,
                 from: now - 86_400_000,
                 to: now + 1,
-                path: None,
+                filters: Default::default(),
             });
             assert_eq!((answer.total.pageviews, answer.total.visitors), (1000, 7), "{workers} workers");
             pipeline.shutdown();

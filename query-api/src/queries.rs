@@ -14,8 +14,8 @@ use sightline_model::VitalName;
 use sightline_operators::Interval;
 use sightline_pipeline::views::MAX_SERIES_POINTS;
 use sightline_pipeline::views::{
-    ErrorGroupDetail, ErrorRatePoint, ErrorsAnswer, ErrorsQuery, EventFilters, EventsAnswer, EventsQuery, VitalsAnswer,
-    VitalsQuery, interval_for,
+    BreakdownRow, ErrorGroupDetail, ErrorRatePoint, ErrorsAnswer, ErrorsQuery, EventFilters, EventsAnswer, EventsQuery,
+    PageDimension, PageFilters, SessionsQuery, SessionsSummary, VitalsAnswer, VitalsQuery, interval_for,
 };
 use sightline_pipeline::{PageviewsAnswer, PageviewsQuery};
 use tokio_stream::StreamExt;
@@ -36,6 +36,26 @@ pub struct PageviewsParams {
     pub interval: Option<String>,
     /// Only this path.
     pub path: Option<String>,
+    /// Only this device class (`desktop`, `mobile`, `tablet`, `bot`, `unknown`).
+    pub device: Option<String>,
+    /// Only this browser (`Chrome`, `Firefox`, `Safari`, …).
+    pub browser: Option<String>,
+    /// Only this operating system.
+    pub os: Option<String>,
+    /// Only visits referred by this domain (empty: direct visits).
+    pub referrer: Option<String>,
+}
+
+impl PageviewsParams {
+    fn filters(&self) -> PageFilters {
+        PageFilters {
+            path: self.path.clone(),
+            device: self.device.clone(),
+            browser: self.browser.clone(),
+            os: self.os.clone(),
+            referrer: self.referrer.clone(),
+        }
+    }
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}/pageviews", tag = "queries",
@@ -64,8 +84,141 @@ pub async fn pageviews(
             format!("the range holds more than {MAX_SERIES_POINTS} buckets; use a coarser interval"),
         ));
     }
-    let query = PageviewsQuery { project_id: id, interval, from, to, path: params.path };
+    let query = PageviewsQuery { project_id: id, interval, from, to, filters: params.filters() };
     Ok(Json(state.views.pageviews(&query)))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct RangeParams {
+    /// Range start, ms since the epoch (default: 24 h before `to`).
+    pub from: Option<i64>,
+    /// Range end, exclusive, ms since the epoch (default: now).
+    pub to: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{id}/sessions/summary", tag = "queries",
+    params(("id" = String, Path), RangeParams),
+    responses((status = 200, body = SessionsSummary), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn sessions_summary(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    params: Result<Query<RangeParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<SessionsSummary>, ApiError> {
+    authenticate(&state, &headers).await?.can_read(&id)?;
+    let Query(params) = params?;
+    let (from, to) = range(params.from, params.to)?;
+    Ok(Json(state.views.sessions_summary(&SessionsQuery { project_id: id, from, to })))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct BreakdownParams {
+    /// `page`, `entry_page`, `exit_page`, `referrer`, `device`, `browser` or `os`.
+    pub dimension: Option<String>,
+    /// Range start, ms since the epoch (default: 24 h before `to`).
+    pub from: Option<i64>,
+    /// Range end, exclusive, ms since the epoch (default: now).
+    pub to: Option<i64>,
+    /// Most rows to answer (default 100).
+    pub limit: Option<usize>,
+    /// Page view filters, as for `pageviews` (not for entry and exit pages).
+    pub path: Option<String>,
+    pub device: Option<String>,
+    pub browser: Option<String>,
+    pub os: Option<String>,
+    pub referrer: Option<String>,
+}
+
+/// The answer to `breakdown`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct BreakdownAnswer {
+    pub dimension: String,
+    /// Most visitors (or sessions) first.
+    pub rows: Vec<BreakdownRow>,
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{id}/breakdown", tag = "queries",
+    params(("id" = String, Path), BreakdownParams),
+    responses((status = 200, body = BreakdownAnswer), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn breakdown(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    params: Result<Query<BreakdownParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<BreakdownAnswer>, ApiError> {
+    authenticate(&state, &headers).await?.can_read(&id)?;
+    let Query(params) = params?;
+    let (from, to) = range(params.from, params.to)?;
+    let dimension = params
+        .dimension
+        .as_deref()
+        .ok_or_else(|| ApiError::bad_request("missing_field", "dimension", "`dimension` is required"))?;
+    let filters = PageFilters {
+        path: params.path,
+        device: params.device,
+        browser: params.browser,
+        os: params.os,
+        referrer: params.referrer,
+    };
+    let page_dimension = match dimension {
+        "page" => Some(PageDimension::Page),
+        "referrer" => Some(PageDimension::Referrer),
+        "device" => Some(PageDimension::Device),
+        "browser" => Some(PageDimension::Browser),
+        "os" => Some(PageDimension::Os),
+        "entry_page" | "exit_page" => None,
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_value",
+                "dimension",
+                "`dimension` must be page, entry_page, exit_page, referrer, device, browser or os",
+            ));
+        }
+    };
+    let mut rows = match page_dimension {
+        Some(d) => {
+            let query = PageviewsQuery { project_id: id, interval: interval_for(from, to), from, to, filters };
+            state.views.breakdown(&query, d)
+        }
+        None => {
+            let filtered = [&filters.path, &filters.device, &filters.browser, &filters.os, &filters.referrer]
+                .iter()
+                .any(|f| f.is_some());
+            if filtered {
+                return Err(ApiError::bad_request(
+                    "invalid_value",
+                    "dimension",
+                    "entry and exit pages are per session and take no page view filters",
+                ));
+            }
+            state.views.session_pages(&SessionsQuery { project_id: id, from, to }, dimension == "exit_page")
+        }
+    };
+    rows.truncate(params.limit.unwrap_or(100));
+    Ok(Json(BreakdownAnswer { dimension: dimension.to_owned(), rows }))
+}
+
+/// The answer to `visitors/current`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct CurrentVisitors {
+    /// Distinct visitors with a page view in the last five minutes.
+    pub visitors: i64,
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{id}/visitors/current", tag = "queries",
+    params(("id" = String, Path)),
+    responses((status = 200, body = CurrentVisitors), (status = 401, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn current_visitors(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<CurrentVisitors>, ApiError> {
+    authenticate(&state, &headers).await?.can_read(&id)?;
+    let now = sightline_pipeline::now_ms() as i64;
+    Ok(Json(CurrentVisitors { visitors: state.views.current_visitors(&id, now) }))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

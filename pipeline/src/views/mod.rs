@@ -5,6 +5,7 @@
 pub mod errors;
 pub mod events;
 pub mod pageviews;
+pub mod sessions;
 pub mod vitals;
 
 use std::collections::{BTreeMap, HashSet};
@@ -13,7 +14,7 @@ use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 use sightline_model::Event;
-use sightline_operators::{ErrorUpdate, EventCell, Interval, PageviewUpdate, Symbol, Time, VitalUpdate};
+use sightline_operators::{ErrorUpdate, EventCell, Interval, PageviewUpdate, SessionUpdate, Symbol, Time, VitalUpdate};
 use tokio::sync::broadcast;
 
 pub use errors::{
@@ -21,13 +22,20 @@ pub use errors::{
     EventFrame, NewErrorGroup, interval_for,
 };
 pub use events::{BreakdownValue, EventFilters, EventNameCount, EventsAnswer, EventsPoint, EventsQuery};
-pub use pageviews::{PageviewDelta, PageviewsAnswer, PageviewsPoint, PageviewsQuery, PageviewsTotal};
+pub use pageviews::{
+    BreakdownRow, PageDimension, PageFilters, PageviewDelta, PageviewsAnswer, PageviewsPoint, PageviewsQuery,
+    PageviewsTotal,
+};
+pub use sessions::{SessionsQuery, SessionsSummary};
 pub use vitals::{VitalsAnswer, VitalsQuery};
 
 use crate::interner::{Interner, PropSets};
 
 /// The names behind the symbols.
 pub(crate) type Names = Interner;
+
+/// "Current visitors" were seen this recently.
+pub const CURRENT_VISITORS_MS: i64 = 5 * 60_000;
 
 /// The most buckets one answer's series may have.
 pub const MAX_SERIES_POINTS: i64 = 10_000;
@@ -47,6 +55,7 @@ pub enum ViewUpdate {
     Error(ErrorUpdate),
     Vital(VitalUpdate),
     Event(EventCell),
+    Session(SessionUpdate),
 }
 
 /// What changed in one view of one project in one tick: what `live` streams,
@@ -88,6 +97,7 @@ pub struct ViewStore {
     errors: RwLock<errors::ErrorViews>,
     vitals: RwLock<vitals::VitalViews>,
     events: RwLock<events::EventViews>,
+    sessions: RwLock<sessions::SessionViews>,
     /// Every tick before this one is fully applied.
     applied_through: AtomicU64,
     changes: broadcast::Sender<Arc<ViewChange>>,
@@ -102,6 +112,7 @@ impl Default for ViewStore {
             errors: RwLock::default(),
             vitals: RwLock::default(),
             events: RwLock::default(),
+            sessions: RwLock::default(),
             applied_through: AtomicU64::new(0),
             changes: broadcast::channel(4096).0,
         }
@@ -142,6 +153,7 @@ impl ViewStore {
                 let mut errors = self.errors.write().unwrap_or_else(|e| e.into_inner());
                 let mut vitals = self.vitals.write().unwrap_or_else(|e| e.into_inner());
                 let mut events = self.events.write().unwrap_or_else(|e| e.into_inner());
+                let mut sessions = self.sessions.write().unwrap_or_else(|e| e.into_inner());
                 let retractions = updates.iter().filter(|(_, d)| *d < 0);
                 let insertions = updates.iter().filter(|(_, d)| *d > 0);
                 for (update, diff) in retractions.chain(insertions) {
@@ -150,6 +162,7 @@ impl ViewStore {
                         ViewUpdate::Error(u) => errors.apply(u, *diff as i64, &mut new_groups, &mut retracted),
                         ViewUpdate::Vital(u) => vitals.apply(u, *diff as i64),
                         ViewUpdate::Event(cell) => events.apply(cell, *diff as i64),
+                        ViewUpdate::Session(u) => sessions.apply(u, *diff as i64),
                     }
                 }
             }
@@ -205,6 +218,38 @@ impl ViewStore {
     /// One error group with its latest event, or `None` if unknown.
     pub fn error_group(&self, q: &ErrorsQuery, fingerprint: &str) -> Option<ErrorGroupDetail> {
         self.errors.read().unwrap_or_else(|e| e.into_inner()).group(&self.names, q, fingerprint)
+    }
+
+    /// Page views and visitors per page, referrer, device, browser or OS.
+    pub fn breakdown(&self, q: &PageviewsQuery, dimension: PageDimension) -> Vec<BreakdownRow> {
+        self.pageviews.read().unwrap_or_else(|e| e.into_inner()).breakdown(&self.names, q, dimension)
+    }
+
+    /// Sessions per entry page (or exit page, with `exits`), most first.
+    pub fn session_pages(&self, q: &SessionsQuery, exits: bool) -> Vec<BreakdownRow> {
+        let pages = self.sessions.read().unwrap_or_else(|e| e.into_inner()).pages(&self.names, q, exits);
+        pages
+            .into_iter()
+            .map(|(page, sessions)| BreakdownRow {
+                value: self.names.name(page).to_string(),
+                visitors: None,
+                pageviews: None,
+                sessions: Some(sessions),
+            })
+            .collect()
+    }
+
+    /// Visitors with a page view in the last five minutes (as of `now`).
+    pub fn current_visitors(&self, project_id: &str, now: i64) -> i64 {
+        let Some(project) = self.names.lookup(project_id) else {
+            return 0;
+        };
+        self.pageviews.read().unwrap_or_else(|e| e.into_inner()).visitors_since(project, now - CURRENT_VISITORS_MS)
+    }
+
+    /// Sessions starting in a range: count, bounce rate, duration, depth.
+    pub fn sessions_summary(&self, q: &SessionsQuery) -> SessionsSummary {
+        self.sessions.read().unwrap_or_else(|e| e.into_inner()).summary(&self.names, q)
     }
 
     /// Custom event counts, series and property breakdowns over a range.

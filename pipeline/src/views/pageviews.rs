@@ -1,14 +1,16 @@
 //! The page views read model: counts and visitor sets per project,
-//! interval, bucket and path.
+//! interval, bucket, path and the other dimensions (device, browser, OS,
+//! referrer). A series point or total unions the visitor sets of the cells
+//! the filters keep; a breakdown groups the same cells by one dimension.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
-use sightline_operators::{Interval, PageviewUpdate, Symbol};
+use sightline_operators::{Interval, PageDims, PageviewUpdate, Symbol};
 
 use super::{Names, interval_index};
 
-/// One path in one bucket.
+/// One path with one set of dimensions in one bucket.
 #[derive(Debug, Default)]
 struct PathCell {
     pageviews: i64,
@@ -18,8 +20,11 @@ struct PathCell {
 /// One project's page views, per interval, per bucket start, per path.
 #[derive(Debug, Default)]
 struct ProjectPageviews {
-    by_interval: [BTreeMap<i64, HashMap<Symbol, PathCell>>; 3],
+    by_interval: [BTreeMap<i64, Cells>; 3],
 }
+
+/// The cells of one bucket, by path and dimensions.
+type Cells = HashMap<(Symbol, PageDims), PathCell>;
 
 /// All projects' page views.
 #[derive(Debug, Default)]
@@ -45,7 +50,70 @@ pub struct PageviewsQuery {
     pub from: i64,
     /// ...and strictly before `to`.
     pub to: i64,
+    pub filters: PageFilters,
+}
+
+/// Filters every page views question can combine.
+#[derive(Debug, Clone, Default)]
+pub struct PageFilters {
     pub path: Option<String>,
+    pub device: Option<String>,
+    pub browser: Option<String>,
+    pub os: Option<String>,
+    /// A referring domain; the empty string for direct visits.
+    pub referrer: Option<String>,
+}
+
+/// Filters as symbols; a value never seen is `Symbol::MAX` and matches
+/// nothing.
+struct Resolved([Option<Symbol>; 5]);
+
+impl Resolved {
+    fn new(names: &Names, f: &PageFilters) -> Resolved {
+        let resolve = |v: &Option<String>| v.as_deref().map(|v| names.lookup(v).unwrap_or(Symbol::MAX));
+        Resolved([resolve(&f.path), resolve(&f.device), resolve(&f.browser), resolve(&f.os), resolve(&f.referrer)])
+    }
+
+    fn matches(&self, (path, dims): &(Symbol, PageDims)) -> bool {
+        let have = [*path, dims.device, dims.browser, dims.os, dims.referrer];
+        self.0.iter().zip(have).all(|(want, have)| want.is_none_or(|w| w == have))
+    }
+}
+
+/// What a breakdown groups page views by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageDimension {
+    Page,
+    Referrer,
+    Device,
+    Browser,
+    Os,
+}
+
+impl PageDimension {
+    fn of(self, (path, dims): &(Symbol, PageDims)) -> Symbol {
+        match self {
+            PageDimension::Page => *path,
+            PageDimension::Referrer => dims.referrer,
+            PageDimension::Device => dims.device,
+            PageDimension::Browser => dims.browser,
+            PageDimension::Os => dims.os,
+        }
+    }
+}
+
+/// One row of a breakdown: visitors and page views for pages, referrers,
+/// devices, browsers and operating systems; sessions for entry and exit
+/// pages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct BreakdownRow {
+    pub value: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub visitors: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pageviews: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -80,7 +148,7 @@ impl PageviewViews {
         let project = self.projects.entry(key.project).or_default();
         let buckets = &mut project.by_interval[interval_index(key.interval)];
         let paths = buckets.entry(key.bucket).or_default();
-        let cell = paths.entry(key.path).or_default();
+        let cell = paths.entry((key.path, key.dims)).or_default();
         match visitor {
             None => cell.pageviews += diff,
             Some(v) if diff > 0 => {
@@ -91,7 +159,7 @@ impl PageviewViews {
             }
         }
         if cell.pageviews == 0 && cell.visitors.is_empty() {
-            paths.remove(&key.path);
+            paths.remove(&(key.path, key.dims));
             if paths.is_empty() {
                 buckets.remove(&key.bucket);
             }
@@ -112,8 +180,7 @@ impl PageviewViews {
             .lookup(&q.project_id)
             .and_then(|p| self.projects.get(&p))
             .map(|p| &p.by_interval[interval_index(q.interval)]);
-        // A path never seen matches nothing.
-        let path = q.path.as_deref().map(|p| names.lookup(p).unwrap_or(Symbol::MAX));
+        let filters = Resolved::new(names, &q.filters);
         let mut series = Vec::new();
         let mut total_pageviews = 0;
         let mut all_visitors: HashSet<u64> = HashSet::new();
@@ -129,7 +196,7 @@ impl PageviewViews {
                 fill_until(&mut series, t, &mut cursor);
                 let mut pageviews = 0;
                 let mut visitors: HashSet<u64> = HashSet::new();
-                for (_, cell) in paths.iter().filter(|(p, _)| path.is_none_or(|wanted| wanted == **p)) {
+                for (_, cell) in paths.iter().filter(|(cell, _)| filters.matches(cell)) {
                     pageviews += cell.pageviews;
                     visitors.extend(cell.visitors.iter().copied());
                 }
@@ -144,6 +211,48 @@ impl PageviewViews {
             total: PageviewsTotal { pageviews: total_pageviews, visitors: all_visitors.len() as i64 },
             series,
         }
+    }
+
+    /// Page views and distinct visitors per value of `dimension` over a
+    /// range, most visitors first.
+    pub(super) fn breakdown(&self, names: &Names, q: &PageviewsQuery, dimension: PageDimension) -> Vec<BreakdownRow> {
+        let filters = Resolved::new(names, &q.filters);
+        let mut rows: HashMap<Symbol, (i64, HashSet<u64>)> = HashMap::new();
+        if let Some(buckets) = names.lookup(&q.project_id).and_then(|p| self.projects.get(&p)) {
+            let buckets = &buckets.by_interval[interval_index(q.interval)];
+            for (_, cells) in buckets.range(q.interval.bucket_of(q.from)..q.to) {
+                for (cell, counts) in cells.iter().filter(|(cell, _)| filters.matches(cell)) {
+                    let (pageviews, visitors) = rows.entry(dimension.of(cell)).or_default();
+                    *pageviews += counts.pageviews;
+                    visitors.extend(counts.visitors.iter().copied());
+                }
+            }
+        }
+        let mut rows: Vec<BreakdownRow> = rows
+            .into_iter()
+            .map(|(value, (pageviews, visitors))| BreakdownRow {
+                value: names.name(value).to_string(),
+                visitors: Some(visitors.len() as i64),
+                pageviews: Some(pageviews),
+                sessions: None,
+            })
+            .collect();
+        rows.sort_by(|a, b| (b.visitors, b.pageviews, &a.value).cmp(&(a.visitors, a.pageviews, &b.value)));
+        rows
+    }
+
+    /// Distinct visitors with a page view in the minute buckets from
+    /// `since` on.
+    pub(super) fn visitors_since(&self, project: Symbol, since: i64) -> i64 {
+        let Some(p) = self.projects.get(&project) else {
+            return 0;
+        };
+        let minutes = &p.by_interval[interval_index(Interval::Minute)];
+        let visitors: HashSet<u64> = minutes
+            .range(Interval::Minute.bucket_of(since)..)
+            .flat_map(|(_, cells)| cells.values().flat_map(|c| c.visitors.iter().copied()))
+            .collect();
+        visitors.len() as i64
     }
 
     /// Page views per bucket of a project, for rates against other views.
@@ -162,19 +271,23 @@ impl PageviewViews {
 
 #[cfg(test)]
 mod tests {
-    use sightline_operators::BucketKey;
+    use sightline_operators::{BucketKey, PageDims};
 
     use super::super::{ViewStore, ViewUpdate};
     use super::*;
 
+    fn bucket_key(views: &ViewStore, interval: Interval, bucket: i64, path: &str, browser: &str) -> BucketKey {
+        let names = views.names();
+        let dims = PageDims { browser: names.intern(browser), ..PageDims::default() };
+        BucketKey { project: names.intern("p"), interval, bucket, path: names.intern(path), dims }
+    }
+
     fn key(views: &ViewStore, interval: Interval, bucket: i64, path: &str) -> ViewUpdate {
-        let key = BucketKey { project: views.names().intern("p"), interval, bucket, path: views.names().intern(path) };
-        ViewUpdate::Pageview(PageviewUpdate::Pageviews(key))
+        ViewUpdate::Pageview(PageviewUpdate::Pageviews(bucket_key(views, interval, bucket, path, "Firefox")))
     }
 
     fn visitor(views: &ViewStore, interval: Interval, bucket: i64, path: &str, v: u64) -> ViewUpdate {
-        let key = BucketKey { project: views.names().intern("p"), interval, bucket, path: views.names().intern(path) };
-        ViewUpdate::Pageview(PageviewUpdate::Visitor(key, v))
+        ViewUpdate::Pageview(PageviewUpdate::Visitor(bucket_key(views, interval, bucket, path, "Firefox"), v))
     }
 
     #[test]
@@ -193,7 +306,13 @@ mod tests {
             ],
         );
         assert_eq!(views.applied_through(), 10);
-        let q = PageviewsQuery { project_id: "p".into(), interval: m, from: 0, to: 180_000, path: None };
+        let q = PageviewsQuery {
+            project_id: "p".into(),
+            interval: m,
+            from: 0,
+            to: 180_000,
+            filters: PageFilters::default(),
+        };
         let answer = views.pageviews(&q);
         assert_eq!(answer.total, PageviewsTotal { pageviews: 5, visitors: 2 });
         assert_eq!(
@@ -204,7 +323,8 @@ mod tests {
                 PageviewsPoint { t: 120_000, pageviews: 2, visitors: 1 },
             ]
         );
-        let only_b = views.pageviews(&PageviewsQuery { path: Some("/b".into()), ..q.clone() });
+        let only_b = PageFilters { path: Some("/b".into()), ..PageFilters::default() };
+        let only_b = views.pageviews(&PageviewsQuery { filters: only_b, ..q.clone() });
         assert_eq!(only_b.total, PageviewsTotal { pageviews: 2, visitors: 1 });
         let change = feed.try_recv().unwrap();
         assert_eq!(change.view(), "pageviews");

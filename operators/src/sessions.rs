@@ -1,0 +1,264 @@
+//! Sessions: a visitor's page views and custom events, grouped by the
+//! SDK's session id or, without one, split after 30 minutes idle.
+//!
+//! One `reduce` per session key keeps each key's sessions up to date, so a
+//! late event joins, bridges or splits the right session and the session's
+//! numbers follow. Without an SDK id the key is (visitor, UTC day): a
+//! session ends at midnight, as in Google Analytics, which bounds the work
+//! of one key to a day of one visitor's hits.
+
+use differential_dataflow::VecCollection;
+use serde::{Deserialize, Serialize};
+
+use crate::buckets::Interval;
+use crate::retention::expire_at;
+use crate::{Symbol, Time};
+
+/// A gap longer than this ends a session (without an SDK session id).
+pub const IDLE_MS: i64 = 30 * 60_000;
+
+/// One page view or custom event, as sessions see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SessionHit {
+    pub project: Symbol,
+    /// Event time, ms since the epoch.
+    pub ts: i64,
+    /// A hash of the visitor's anonymous id.
+    pub visitor: u64,
+    /// A hash of the SDK's session id, if it sent one.
+    pub session: Option<u64>,
+    /// The page of a page view; `None` for a custom event.
+    pub page: Option<Symbol>,
+}
+
+/// The hits of one key form its sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SessionKey {
+    pub project: Symbol,
+    pub owner: SessionOwner,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum SessionOwner {
+    /// The SDK's session id: one session, however long its gaps.
+    Sdk(u64),
+    /// A visitor on one UTC day (its start, ms): split after [`IDLE_MS`].
+    VisitorDay(u64, i64),
+}
+
+/// One session, as of the hits seen so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Session {
+    pub start: i64,
+    pub end: i64,
+    pub pageviews: u32,
+    pub custom_events: u32,
+    pub entry: Symbol,
+    pub exit: Symbol,
+}
+
+impl Session {
+    /// Exactly one page view and no custom event.
+    pub fn bounce(&self) -> bool {
+        self.pageviews == 1 && self.custom_events == 0
+    }
+
+    /// From the first hit to the last; 0 for a bounce.
+    pub fn duration_ms(&self) -> i64 {
+        if self.bounce() { 0 } else { self.end - self.start }
+    }
+}
+
+/// A session counted in the bucket of its start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SessionUpdate {
+    pub project: Symbol,
+    pub interval: Interval,
+    pub bucket: i64,
+    pub session: Session,
+}
+
+fn key_of(hit: &SessionHit) -> SessionKey {
+    let owner = match hit.session {
+        Some(id) => SessionOwner::Sdk(id),
+        None => SessionOwner::VisitorDay(hit.visitor, Interval::Day.bucket_of(hit.ts)),
+    };
+    SessionKey { project: hit.project, owner }
+}
+
+/// The sessions of one key's hits, sorted by time (with multiplicities).
+/// Sessions without a page view are not sessions of a web site.
+pub fn sessionize(owner: SessionOwner, hits: impl IntoIterator<Item = ((i64, Option<Symbol>), usize)>) -> Vec<Session> {
+    let split = matches!(owner, SessionOwner::VisitorDay(..));
+    let mut sessions: Vec<Session> = Vec::new();
+    let mut current: Option<(Session, bool)> = None;
+    for ((ts, page), count) in hits {
+        if count == 0 {
+            continue;
+        }
+        if let Some((session, _)) = &current
+            && split
+            && ts - session.end > IDLE_MS
+        {
+            sessions.extend(current.take().filter(|(_, has_page)| *has_page).map(|(s, _)| s));
+        }
+        let (session, has_page) = current
+            .get_or_insert((Session { start: ts, end: ts, pageviews: 0, custom_events: 0, entry: 0, exit: 0 }, false));
+        session.end = ts;
+        match page {
+            Some(page) => {
+                if !*has_page {
+                    session.entry = page;
+                    *has_page = true;
+                }
+                session.exit = page;
+                session.pageviews += count as u32;
+            }
+            None => session.custom_events += count as u32,
+        }
+    }
+    sessions.extend(current.filter(|(_, has_page)| *has_page).map(|(s, _)| s));
+    sessions
+}
+
+/// Sessions per start bucket of every interval. A hit is kept until its
+/// day's bucket ends plus `retention_ms`; its sessions then leave with it.
+pub fn session_views<'s>(
+    hits: VecCollection<'s, Time, SessionHit>,
+    retention_ms: i64,
+) -> VecCollection<'s, Time, SessionUpdate> {
+    let retained = expire_at(hits, move |hit| {
+        Interval::Day.bucket_of(hit.ts).saturating_add(Interval::Day.millis()).saturating_add(retention_ms)
+    });
+    retained
+        .map(|hit| (key_of(&hit), (hit.ts, hit.page)))
+        .reduce(|key, input, output| {
+            let hits = input.iter().map(|(hit, diff)| (**hit, usize::try_from(*diff).unwrap_or(0)));
+            output.extend(sessionize(key.owner, hits).into_iter().map(|s| (s, 1)));
+        })
+        .flat_map(|(key, session)| {
+            Interval::ALL.map(move |interval| SessionUpdate {
+                project: key.project,
+                interval,
+                bucket: interval.bucket_of(session.start),
+                session,
+            })
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+
+    use super::*;
+
+    type View = BTreeMap<SessionUpdate, isize>;
+
+    /// The obviously correct batch version: hits grouped by key, sorted,
+    /// walked once.
+    fn reference(hits: &[SessionHit]) -> View {
+        let mut by_key: BTreeMap<SessionKey, Vec<(i64, Option<Symbol>)>> = BTreeMap::new();
+        for hit in hits {
+            by_key.entry(key_of(hit)).or_default().push((hit.ts, hit.page));
+        }
+        let mut view = View::new();
+        for (key, mut hits) in by_key {
+            hits.sort();
+            for session in sessionize(key.owner, hits.into_iter().map(|h| (h, 1))) {
+                for interval in Interval::ALL {
+                    let bucket = interval.bucket_of(session.start);
+                    *view.entry(SessionUpdate { project: key.project, interval, bucket, session }).or_default() += 1;
+                }
+            }
+        }
+        view
+    }
+
+    fn run(batches: Vec<Vec<(SessionHit, isize)>>, workers: usize) -> View {
+        crate::testing::run(workers, batches, 10, i64::MAX / 4, session_views)
+    }
+
+    fn hit(ts_min: i64, visitor: u64, page: Option<Symbol>) -> SessionHit {
+        SessionHit {
+            project: 0,
+            ts: 1_700_000_000_000 / 86_400_000 * 86_400_000 + ts_min * 60_000,
+            visitor,
+            session: None,
+            page,
+        }
+    }
+
+    fn sessions_of(view: &View) -> Vec<Session> {
+        view.iter().filter(|(u, _)| u.interval == Interval::Day).map(|(u, _)| u.session).collect()
+    }
+
+    #[test]
+    fn matches_the_reference_with_inserts_and_retractions() {
+        for seed in 0..4u64 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let random_hit = |rng: &mut StdRng| SessionHit {
+                project: rng.random_range(0..2),
+                ts: 1_700_000_000_000 + rng.random_range(0..36 * 3_600_000),
+                visitor: rng.random_range(0..6),
+                session: rng.random_bool(0.2).then(|| rng.random_range(0..3)),
+                page: rng.random_bool(0.8).then(|| rng.random_range(0..4)),
+            };
+            let first: Vec<SessionHit> = (0..300).map(|_| random_hit(&mut rng)).collect();
+            let second: Vec<SessionHit> = (0..200).map(|_| random_hit(&mut rng)).collect();
+            let retracted: Vec<SessionHit> = first.iter().filter(|_| rng.random_bool(0.3)).cloned().collect();
+            let mut kept = first.clone();
+            for r in &retracted {
+                let at = kept.iter().position(|k| k == r).unwrap();
+                kept.remove(at);
+            }
+            kept.extend(second.iter().cloned());
+            let batches = vec![
+                first.into_iter().map(|h| (h, 1)).collect(),
+                second.into_iter().map(|h| (h, 1)).collect(),
+                retracted.into_iter().map(|h| (h, -1)).collect(),
+            ];
+            for workers in [1, 2] {
+                assert_eq!(run(batches.clone(), workers), reference(&kept), "seed {seed}, {workers} workers");
+            }
+        }
+    }
+
+    #[test]
+    fn an_idle_gap_splits_and_a_late_event_bridges_it() {
+        let early = vec![(hit(0, 1, Some(1)), 1), (hit(10, 1, Some(2)), 1), (hit(50, 1, Some(3)), 1)];
+        let split = sessions_of(&run(vec![early.clone()], 1));
+        assert_eq!(split.len(), 2, "40 idle minutes split: {split:?}");
+        assert_eq!((split[0].pageviews, split[0].entry, split[0].exit), (2, 1, 2));
+        assert!(split[1].bounce() && split[1].duration_ms() == 0);
+        // A late page view at minute 30 arrives: the gaps are now 20 minutes.
+        let joined = sessions_of(&run(vec![early, vec![(hit(30, 1, Some(4)), 1)]], 2));
+        assert_eq!(joined.len(), 1, "{joined:?}");
+        assert_eq!((joined[0].pageviews, joined[0].entry, joined[0].exit), (4, 1, 3));
+        assert_eq!(joined[0].duration_ms(), 50 * 60_000);
+    }
+
+    #[test]
+    fn one_page_view_with_a_custom_event_is_not_a_bounce() {
+        let view = run(vec![vec![(hit(0, 1, Some(1)), 1), (hit(2, 1, None), 1)]], 1);
+        let sessions = sessions_of(&view);
+        assert_eq!(sessions.len(), 1);
+        assert!(!sessions[0].bounce());
+        assert_eq!(sessions[0].duration_ms(), 2 * 60_000);
+        // Events alone make no session.
+        assert!(run(vec![vec![(hit(0, 2, None), 1)]], 1).is_empty());
+    }
+
+    #[test]
+    fn an_sdk_session_id_groups_across_idle_gaps_and_visitors() {
+        let sdk = |mut h: SessionHit| {
+            h.session = Some(7);
+            h
+        };
+        let hits = vec![(sdk(hit(0, 1, Some(1))), 1), (sdk(hit(120, 2, Some(2))), 1)];
+        let sessions = sessions_of(&run(vec![hits], 1));
+        assert_eq!(sessions.len(), 1);
+        assert_eq!(sessions[0].pageviews, 2);
+    }
+}
