@@ -16,6 +16,14 @@ use crate::{Symbol, Time};
 
 /// A gap longer than this ends a session (without an SDK session id).
 pub const IDLE_MS: i64 = 30 * 60_000;
+/// Sessions are timed to the second: hits of one page in one second are
+/// one value of the reduce, with a multiplicity, which keeps its input
+/// small for busy visitors.
+pub const RESOLUTION_MS: i64 = 1_000;
+
+fn value_of(hit: &SessionHit) -> (i64, Option<Symbol>) {
+    (hit.ts - hit.ts.rem_euclid(RESOLUTION_MS), hit.page)
+}
 
 /// One page view or custom event, as sessions see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -131,7 +139,7 @@ pub fn session_views<'s>(
         Interval::Day.bucket_of(hit.ts).saturating_add(Interval::Day.millis()).saturating_add(retention_ms)
     });
     retained
-        .map(|hit| (key_of(&hit), (hit.ts, hit.page)))
+        .map(|hit| (key_of(&hit), value_of(&hit)))
         .reduce(|key, input, output| {
             let hits = input.iter().map(|(hit, diff)| (**hit, usize::try_from(*diff).unwrap_or(0)));
             output.extend(sessionize(key.owner, hits).into_iter().map(|s| (s, 1)));
@@ -161,7 +169,7 @@ mod tests {
     fn reference(hits: &[SessionHit]) -> View {
         let mut by_key: BTreeMap<SessionKey, Vec<(i64, Option<Symbol>)>> = BTreeMap::new();
         for hit in hits {
-            by_key.entry(key_of(hit)).or_default().push((hit.ts, hit.page));
+            by_key.entry(key_of(hit)).or_default().push(value_of(hit));
         }
         let mut view = View::new();
         for (key, mut hits) in by_key {
