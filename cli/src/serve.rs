@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -81,6 +81,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (replayed, archived_seqs) = replay(&archive, pipeline.clone()).await?;
     tracing::info!(batches = replayed, "archive replayed into the pipeline");
 
+    let expiring = archive.clone();
     let deliver: Deliver = {
         let pipeline = pipeline.clone();
         Arc::new(move |envelope: Envelope| pipeline.push(&envelope))
@@ -99,6 +100,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     state.mark_ready();
+    tokio::spawn(delete_expired_archive(expiring, retention_ms));
     tracing::info!(
         listen = %listener.local_addr()?,
         bus = state.bus.kind(),
@@ -134,6 +136,28 @@ async fn replay(archive: &Archive, pipeline: Arc<Pipeline>) -> anyhow::Result<(u
         Ok((count, seqs))
     })
     .await?
+}
+
+/// Every hour, deletes archive segments whose events are all past the
+/// retention window: a segment last written at `w` holds events of at most
+/// `w + 1 day` (later client clocks are corrected at ingest), whose day
+/// buckets end at most a day after that.
+async fn delete_expired_archive(archive: Archive, retention_ms: i64) {
+    let keep = Duration::from_millis(u64::try_from(retention_ms).unwrap_or(0)) + Duration::from_secs(2 * 86_400);
+    let mut every = tokio::time::interval(Duration::from_secs(3_600));
+    loop {
+        every.tick().await;
+        let Some(cutoff) = SystemTime::now().checked_sub(keep) else { continue };
+        let archive = archive.clone();
+        match tokio::task::spawn_blocking(move || archive.delete_sealed_before(cutoff)).await {
+            Ok(Ok(deleted)) if deleted.segments > 0 => {
+                tracing::info!(segments = deleted.segments, bytes = deleted.bytes, "deleted archive past retention")
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "deleting archive past retention"),
+            Err(e) => tracing::error!(error = %e, "archive retention task"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

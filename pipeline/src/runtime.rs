@@ -350,4 +350,67 @@ mod tests {
         }
         pipeline.shutdown();
     }
+
+    #[test]
+    fn views_shrink_on_their_own_as_time_passes_the_retention_window() {
+        use sightline_model::{PropValue, VitalName};
+
+        use crate::views::{EventsQuery, VitalsQuery};
+
+        let now = now_ms() as i64;
+        let ts = now - 120_000;
+        // A window that ends the events' minute bucket two seconds from now;
+        // their hour and day buckets end later and stay.
+        let minute_end = Interval::Minute.bucket_of(ts) + Interval::Minute.millis();
+        let retention_ms = now + 2_000 - minute_end;
+        let views = Arc::new(ViewStore::default());
+        let pipeline = Pipeline::start(PipelineConfig { workers: 2, retention_ms }, views.clone()).unwrap();
+        let mut event = pageview("p", ts, "/", "v");
+        event.kind = EventKind::Event { name: "signup".into(), props: [("plan".into(), PropValue::Bool(true))].into() };
+        let mut vital = pageview("p", ts, "/", "v");
+        vital.kind = EventKind::Vital { name: VitalName::Lcp, value: 1200.0 };
+        let events = vec![pageview("p", ts, "/", "v"), event, vital];
+        pipeline.push(&Envelope { batch_id: uuid::Uuid::now_v7(), project_id: "p".into(), received_at: now, events });
+        let counts = |interval: Interval| {
+            let (from, to) = (ts - 60_000, if interval == Interval::Minute { ts + 60_000 } else { ts + 7 * 3_600_000 });
+            let pv = views.pageviews(&PageviewsQuery {
+                project_id: "p".into(),
+                interval,
+                from,
+                to,
+                filters: Default::default(),
+            });
+            let ev = views.events(&EventsQuery {
+                project_id: "p".into(),
+                interval,
+                from,
+                to,
+                name: None,
+                filters: Default::default(),
+            });
+            // A short range reads minute cells, a long one hour cells.
+            let vt = views.vitals(&VitalsQuery {
+                project_id: "p".into(),
+                metric: VitalName::Lcp,
+                from,
+                to,
+                path: None,
+                device: None,
+            });
+            (pv.total.pageviews, ev.total, vt.count)
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while counts(Interval::Minute) != (1, 1, 1) {
+            assert!(std::time::Instant::now() < deadline, "views did not fill: {:?}", counts(Interval::Minute));
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Time passes the minute bucket's window: its cells leave every view.
+        while counts(Interval::Minute) != (0, 0, 0) {
+            assert!(std::time::Instant::now() < deadline, "minute cells stayed: {:?}", counts(Interval::Minute));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(now_ms() as i64 >= now + 2_000, "nothing left before its time");
+        assert_eq!(counts(Interval::Hour), (1, 1, 1), "hour buckets end later");
+        pipeline.shutdown();
+    }
 }

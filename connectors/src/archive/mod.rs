@@ -10,6 +10,11 @@
 //! Appends go through one writer thread that writes everything queued and
 //! then calls `fdatasync` once for all of it (group commit), so many
 //! concurrent requests share one flush.
+//!
+//! Retention: [`Archive::delete_sealed_before`] removes closed segments last
+//! written before a cutoff. The caller picks the cutoff so every event in
+//! such a segment is past the window (an event's time is at most a day
+//! ahead of when it was received, and so of when its segment was written).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, ErrorKind, Read, Seek, SeekFrom, Write};
@@ -62,10 +67,22 @@ pub struct Archive {
     existing: std::sync::Arc<Vec<(PathBuf, u64)>>,
 }
 
+/// What [`Archive::delete_sealed_before`] removed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Deleted {
+    pub segments: u64,
+    pub bytes: u64,
+}
+
 impl Archive {
     /// Opens (or creates) the archive in `dir`, repairing a torn tail, and
     /// starts its writer thread.
     pub fn open(dir: &Path) -> Result<Archive, ArchiveError> {
+        Archive::open_with_segment_bytes(dir, SEGMENT_BYTES)
+    }
+
+    /// [`Archive::open`] with segments closed past `segment_bytes`.
+    pub fn open_with_segment_bytes(dir: &Path, segment_bytes: u64) -> Result<Archive, ArchiveError> {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         let mut segments = list_segments(dir)?;
         if let Some(last) = segments.last() {
@@ -83,7 +100,7 @@ impl Archive {
         let file = OpenOptions::new().create(true).append(true).open(&current).map_err(io_err(&current))?;
         let size = file.metadata().map_err(io_err(&current))?.len();
         let (tx, rx) = mpsc::channel();
-        let writer = Writer { dir: dir.to_owned(), path: current, file, size };
+        let writer = Writer { dir: dir.to_owned(), path: current, file, size, segment_bytes };
         std::thread::Builder::new().name("archive-writer".into()).spawn(move || writer.run(rx)).map_err(io_err(dir))?;
         Ok(Archive { dir: dir.to_owned(), writer: tx, existing: std::sync::Arc::new(existing) })
     }
@@ -99,6 +116,27 @@ impl Archive {
             .send(WriteRequest { source_seq: source_seq.unwrap_or(0), payload, done })
             .map_err(|_| ArchiveError::Closed)?;
         wait.await.map_err(|_| ArchiveError::Closed)?.map_err(ArchiveError::Write)
+    }
+
+    /// Deletes every closed segment (all but the newest) last written
+    /// before `cutoff`. Call it only once the replay has finished.
+    pub fn delete_sealed_before(&self, cutoff: std::time::SystemTime) -> Result<Deleted, ArchiveError> {
+        let mut segments = list_segments(&self.dir)?;
+        segments.pop(); // the one the writer appends to
+        let mut deleted = Deleted::default();
+        for path in segments {
+            let meta = fs::metadata(&path).map_err(io_err(&path))?;
+            if meta.modified().map_err(io_err(&path))? < cutoff {
+                fs::remove_file(&path).map_err(io_err(&path))?;
+                deleted.segments += 1;
+                deleted.bytes += meta.len();
+            }
+        }
+        if deleted.segments > 0 {
+            metrics::counter!(crate::telemetry::ARCHIVE_SEGMENTS_DELETED).increment(deleted.segments);
+            File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io_err(&self.dir))?;
+        }
+        Ok(deleted)
     }
 
     /// Reads back, in order, every batch that was in the archive when it was
@@ -123,6 +161,7 @@ struct Writer {
     path: PathBuf,
     file: File,
     size: u64,
+    segment_bytes: u64,
 }
 
 impl Writer {
@@ -144,7 +183,7 @@ impl Writer {
     }
 
     fn write_and_sync(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        if self.size > 0 && self.size + buf.len() as u64 > SEGMENT_BYTES {
+        if self.size > 0 && self.size + buf.len() as u64 > self.segment_bytes {
             self.file.sync_all()?;
             let number = segment_number(&self.path).unwrap_or(0) + 1;
             self.path = self.dir.join(segment_name(number));
@@ -271,5 +310,30 @@ mod tests {
         let mut last = None;
         assert_eq!(again.replay(|b| last = Some(b)).unwrap(), 51);
         assert_eq!(last.unwrap().payload, b"after");
+    }
+
+    #[tokio::test]
+    async fn retention_deletes_old_closed_segments_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive = Archive::open_with_segment_bytes(dir.path(), 100).unwrap();
+        for i in 0..6u8 {
+            archive.append(None, vec![i; 60]).await.unwrap();
+        }
+        let segments = list_segments(dir.path()).unwrap();
+        assert_eq!(segments.len(), 6, "one 76-byte record per 100-byte segment");
+        // The first three were last written ten days ago.
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(10 * 86_400);
+        for path in &segments[..3] {
+            File::options().append(true).open(path).unwrap().set_modified(old).unwrap();
+        }
+        let cutoff = std::time::SystemTime::now() - std::time::Duration::from_secs(86_400);
+        assert_eq!(archive.delete_sealed_before(cutoff).unwrap(), Deleted { segments: 3, bytes: 3 * 76 });
+        // Even an old newest segment stays: it is still being written.
+        File::options().append(true).open(&segments[5]).unwrap().set_modified(old).unwrap();
+        assert_eq!(archive.delete_sealed_before(cutoff).unwrap().segments, 0);
+        drop(archive);
+        let mut kept = Vec::new();
+        Archive::open(dir.path()).unwrap().replay(|b| kept.push(b.payload[0])).unwrap();
+        assert_eq!(kept, vec![3, 4, 5]);
     }
 }
