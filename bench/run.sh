@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the ingest benchmark against a release build, in embedded and in NATS
-# mode, and writes bench/results/<date>.json. Usage: bench/run.sh [seconds]
+# mode (page views for [seconds]), then embedded with a mix of every event
+# type for 45 s (about 10 M events) followed by 100 timed requests to each
+# query endpoint; writes bench/results/<date>.json. Usage: bench/run.sh [seconds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_OF_LOAD=${1:-20}
@@ -11,7 +13,7 @@ TOKEN=bench-token
 out=bench/results/$(date -u +%F).json
 echo "[" > "$out.tmp"
 first=1
-for mode in embedded nats; do
+for mode in embedded nats mixed; do
   dir=$(mktemp -d)
   port=$(( 20000 + RANDOM % 20000 ))
   extra=()
@@ -21,7 +23,9 @@ for mode in embedded nats; do
   pid=$!
   until curl -sf "127.0.0.1:$port/healthz" >/dev/null; do sleep 0.1; done
   rss_idle=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
-  result=$(target/release/sightline-bench --url "http://127.0.0.1:$port" --admin-token $TOKEN --seconds "$SECONDS_OF_LOAD")
+  load=(--seconds "$SECONDS_OF_LOAD")
+  if [ "$mode" = mixed ]; then load=(--seconds 45 --mixed --query-rounds 100); fi
+  result=$(target/release/sightline-bench --url "http://127.0.0.1:$port" --admin-token $TOKEN "${load[@]}")
   rss_after=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
   rss_peak=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)
   kill -TERM $pid; wait $pid || true

@@ -1,7 +1,9 @@
 //! Drives a running Sightline over HTTP and measures it:
-//! sustained ingest throughput (batches of 100 page views, many requests in
-//! flight), event-to-view latency through the live feed, and the time until
-//! the views reflect everything accepted. Prints one JSON object.
+//! sustained ingest throughput (batches of 100 page views, or a mix of
+//! every event type, many requests in flight), the time until the views
+//! reflect everything accepted, event-to-view latency through the live
+//! feed, and the latency of every query endpoint over what was loaded.
+//! Prints one JSON object.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +41,14 @@ struct Args {
     /// URL carries a build query), so no processed stack is ever reused.
     #[arg(long)]
     unique_stacks: bool,
+    /// A mix of every event type instead of page views only: 70 % page
+    /// views, 15 % custom events with properties, 10 % web vitals, 5 %
+    /// errors (repeated stacks).
+    #[arg(long)]
+    mixed: bool,
+    /// After the load, time this many requests to each query endpoint.
+    #[arg(long, default_value_t = 0)]
+    query_rounds: usize,
     /// Delete this JetStream stream (on 127.0.0.1:4222) and exit: the
     /// benchmark's NATS runs leave gigabytes behind otherwise.
     #[arg(long)]
@@ -49,10 +59,18 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
-/// Distinct pre-serialized batches: a Zipf-ish spread of 50 paths and
-/// 20k visitors, so the views do real distinct work.
-fn bodies(batch: usize, count: usize, errors: bool, unique_stacks: bool) -> Vec<Vec<u8>> {
-    let mut built = 0;
+/// What the load sends.
+#[derive(Clone, Copy)]
+enum Workload {
+    Pageviews,
+    Errors { unique_stacks: bool },
+    Mixed,
+}
+
+/// Distinct pre-serialized batches, each with its number of page views: a
+/// Zipf-ish spread of 50 paths and 20k visitors, so the views do real
+/// distinct work.
+fn bodies(batch: usize, count: usize, workload: Workload) -> Vec<(Vec<u8>, u64)> {
     let mut seed: u64 = 0x5eed;
     let mut next = move || {
         seed ^= seed << 13;
@@ -60,28 +78,103 @@ fn bodies(batch: usize, count: usize, errors: bool, unique_stacks: bool) -> Vec<
         seed ^= seed << 17;
         seed
     };
+    let mut built = 0;
     (0..count)
         .map(|_| {
+            let mut pageviews = 0;
             let events: Vec<Value> = (0..batch)
                 .map(|_| {
                     let r = next();
-                    if errors {
-                        built += 1;
-                        let build = if unique_stacks { built } else { 0 };
-                        return error_event(&format!("v{}", next() % 20_000), (r % 4) as u32, build);
-                    }
+                    let visitor = format!("v{}", next() % 20_000);
                     let path = 50 / (1 + (r % 50)); // skewed towards few pages
-                    json!({
-                        "type": "pageview",
-                        "anonymous_id": format!("v{}", next() % 20_000),
-                        "url": format!("https://shop.example/p/{path}"),
-                        "referrer": "https://search.example/",
-                    })
+                    let url = format!("https://shop.example/p/{path}");
+                    let kind = match workload {
+                        Workload::Pageviews => 0,
+                        Workload::Errors { .. } => 99,
+                        Workload::Mixed => (r >> 8) % 100,
+                    };
+                    match kind {
+                        0..70 => {
+                            pageviews += 1;
+                            let referrer = ["https://search.example/", "https://news.example/a", ""][(r >> 16) as usize % 3];
+                            json!({ "type": "pageview", "anonymous_id": visitor, "url": url, "referrer": referrer })
+                        }
+                        70..85 => {
+                            let name = ["signup", "add_to_cart", "checkout", "search", "share"][(r >> 16) as usize % 5];
+                            let plan = ["free", "pro", "team"][(r >> 20) as usize % 3];
+                            json!({
+                                "type": "event", "name": name, "anonymous_id": visitor, "url": url,
+                                "props": { "plan": plan, "seats": (r >> 24) % 10 },
+                            })
+                        }
+                        85..95 => {
+                            let (name, scale) = [("LCP", 2500.0), ("INP", 200.0), ("CLS", 0.1), ("FCP", 1800.0), ("TTFB", 800.0), ("FID", 100.0)][(r >> 16) as usize % 6];
+                            let value = scale * (0.2 + ((r >> 24) % 1000) as f64 / 400.0);
+                            json!({ "type": "vital", "name": name, "value": value, "anonymous_id": visitor, "url": url })
+                        }
+                        _ => {
+                            built += 1;
+                            let build = match workload {
+                                Workload::Errors { unique_stacks: true } => built,
+                                _ => 0,
+                            };
+                            error_event(&visitor, (r % 4) as u32, build)
+                        }
+                    }
                 })
                 .collect();
-            serde_json::to_vec(&json!({ "events": events })).unwrap()
+            (serde_json::to_vec(&json!({ "events": events })).unwrap(), pageviews)
         })
         .collect()
+}
+
+/// Times `rounds` sequential requests to each query endpoint; p50, p99 and
+/// max in ms per endpoint.
+async fn query_latencies(
+    http: &reqwest::Client,
+    args: &Args,
+    project_id: &str,
+    rounds: usize,
+) -> anyhow::Result<serde_json::Map<String, Value>> {
+    let to = now_ms() + 60_000;
+    let day = format!("from={}&to={to}", to - 86_400_000);
+    let hour = format!("from={}&to={to}", to - 3_600_000);
+    let endpoints = [
+        ("pageviews, 24 h by hour", format!("pageviews?interval=hour&{day}")),
+        ("pageviews, 1 h by minute, one path", format!("pageviews?interval=minute&path=/p/2&{hour}")),
+        ("sessions/summary, 24 h", format!("sessions/summary?{day}")),
+        ("events, 24 h, one name, one property", format!("events?name=signup&prop.plan=pro&{day}")),
+        ("vitals LCP, 24 h", format!("vitals?name=LCP&{day}")),
+        ("errors, 24 h", format!("errors?{day}")),
+        ("breakdown page, 24 h", format!("breakdown?dimension=page&{day}")),
+        ("breakdown referrer, 24 h", format!("breakdown?dimension=referrer&{day}")),
+        ("breakdown entry_page, 24 h", format!("breakdown?dimension=entry_page&{day}")),
+        ("visitors/current", "visitors/current".to_owned()),
+    ];
+    let mut out = serde_json::Map::new();
+    if rounds == 0 {
+        return Ok(out);
+    }
+    for (name, query) in endpoints {
+        let url = format!("{}/api/v1/projects/{project_id}/{query}", args.url);
+        let mut times = Vec::with_capacity(rounds);
+        for _ in 0..rounds {
+            let sent = Instant::now();
+            let r = http.get(&url).bearer_auth(&args.admin_token).send().await?;
+            if r.status() != 200 {
+                bail!("{name}: {}", r.status());
+            }
+            r.bytes().await?;
+            times.push(sent.elapsed().as_secs_f64() * 1000.0);
+        }
+        times.sort_by(f64::total_cmp);
+        let ms = |v: f64| (v * 1000.0).round() / 1000.0;
+        out.insert(
+            name.to_owned(),
+            json!({ "p50": ms(percentile(&times, 0.5)), "p99": ms(percentile(&times, 0.99)), "max": ms(times.last().copied().unwrap_or(f64::NAN)) }),
+        );
+    }
+    Ok(out)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -114,7 +207,12 @@ async fn main() -> anyhow::Result<()> {
     let ingest_url = format!("{}/api/v1/ingest", args.url);
 
     // 1. Sustained throughput.
-    if args.errors {
+    let workload = match (args.errors, args.mixed) {
+        (true, _) => Workload::Errors { unique_stacks: args.unique_stacks },
+        (false, true) => Workload::Mixed,
+        (false, false) => Workload::Pageviews,
+    };
+    if args.errors || args.mixed {
         http.post(format!("{}/api/v1/projects/{project_id}/sourcemaps", args.url))
             .query(&[("release", RELEASE), ("url", MINIFIED)])
             .bearer_auth(&args.admin_token)
@@ -123,8 +221,9 @@ async fn main() -> anyhow::Result<()> {
             .await?
             .error_for_status()?;
     }
-    let bodies = Arc::new(bodies(args.batch, 256, args.errors, args.unique_stacks));
+    let bodies = Arc::new(bodies(args.batch, 256, workload));
     let accepted = Arc::new(AtomicU64::new(0));
+    let pageviews_accepted = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.seconds);
@@ -132,10 +231,11 @@ async fn main() -> anyhow::Result<()> {
     for worker in 0..args.concurrency {
         let (http, url, key, bodies, accepted, refused) =
             (http.clone(), ingest_url.clone(), key.clone(), bodies.clone(), accepted.clone(), refused.clone());
+        let pageviews_accepted = pageviews_accepted.clone();
         tasks.push(tokio::spawn(async move {
             let mut i = worker;
             while Instant::now() < deadline {
-                let body = bodies[i % bodies.len()].clone();
+                let (body, pageviews) = bodies[i % bodies.len()].clone();
                 i += 1;
                 let r = http
                     .post(&url)
@@ -148,6 +248,7 @@ async fn main() -> anyhow::Result<()> {
                     Ok(r) if r.status() == 202 => {
                         let answer: Value = r.json().await.unwrap_or(Value::Null);
                         accepted.fetch_add(answer["accepted"].as_u64().unwrap_or(0), Ordering::Relaxed);
+                        pageviews_accepted.fetch_add(pageviews, Ordering::Relaxed);
                     }
                     _ => {
                         refused.fetch_add(1, Ordering::Relaxed);
@@ -161,14 +262,14 @@ async fn main() -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let accepted = accepted.load(Ordering::Relaxed);
+    let pageviews_accepted = pageviews_accepted.load(Ordering::Relaxed);
     let throughput = accepted as f64 / elapsed;
 
     // 2. Until the views hold everything accepted.
     let caught_up_started = Instant::now();
     let to = now_ms() + 60_000;
     loop {
-        let view = if args.errors { "errors" } else { "pageviews?interval=day&" };
-        let sep = if args.errors { "?" } else { "" };
+        let (view, sep) = if args.errors { ("errors", "?") } else { ("pageviews?interval=day&", "") };
         let answer: Value = http
             .get(format!("{}/api/v1/projects/{project_id}/{view}{sep}from={}&to={to}", args.url, to - 172_800_000))
             .bearer_auth(&args.admin_token)
@@ -181,11 +282,12 @@ async fn main() -> anyhow::Result<()> {
         } else {
             answer["total"]["pageviews"].as_u64()
         };
-        if held == Some(accepted) {
+        let expected = if args.errors { accepted } else { pageviews_accepted };
+        if held == Some(expected) {
             break;
         }
         if caught_up_started.elapsed() > Duration::from_secs(120) {
-            bail!("views did not reach {accepted} page views: {answer}");
+            bail!("views did not reach {expected} events: {answer}");
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -221,6 +323,9 @@ async fn main() -> anyhow::Result<()> {
     }
     latencies.sort_by(f64::total_cmp);
 
+    // 4. Query latency over everything loaded.
+    let queries = query_latencies(&http, &args, &project_id, args.query_rounds).await?;
+
     println!(
         "{}",
         json!({
@@ -236,6 +341,7 @@ async fn main() -> anyhow::Result<()> {
                 "p99": percentile(&latencies, 0.99),
                 "max": latencies.last().copied().unwrap_or(f64::NAN),
             },
+            "query_ms": (!queries.is_empty()).then_some(queries),
         })
     );
     Ok(())

@@ -1114,6 +1114,10 @@ async fn sessions_breakdowns_and_current_visitors() {
     assert_eq!(rows(&referrers), owned(&[("", 4, 6), ("google.com", 1, 1)]), "{referrers}");
     let (_, browsers) = get(format!("breakdown?dimension=browser&{range}")).await;
     assert_eq!(rows(&browsers), owned(&[("Chrome", 3, 6), ("Firefox", 1, 1)]), "{browsers}");
+    let (_, releases) = get(format!("breakdown?dimension=release&{range}")).await;
+    assert_eq!(rows(&releases), owned(&[("", 4, 7)]), "no page view carried a release: {releases}");
+    let (_, release_pages) = get(format!("pageviews?interval=hour&release=9.9&{range}")).await;
+    assert_eq!(release_pages["total"]["pageviews"], 0);
     let (_, firefox_pages) = get(format!("pageviews?interval=hour&browser=Firefox&{range}")).await;
     assert_eq!(firefox_pages["total"], json!({ "pageviews": 1, "visitors": 1 }));
     let (_, from_google) = get(format!("breakdown?dimension=page&referrer=google.com&{range}")).await;

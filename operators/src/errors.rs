@@ -164,7 +164,7 @@ mod tests {
                 second.into_iter().map(|r| (r, 1)).collect(),
                 retracted.into_iter().map(|r| (r, -1)).collect(),
             ];
-            for workers in [1, 3] {
+            for workers in [1, 2, 3] {
                 assert_eq!(run(workers, batches.clone(), 10), reference(&kept), "seed {seed}, {workers} workers");
             }
         }

@@ -28,6 +28,8 @@ pub struct PageDims {
     /// The referring site's domain; the empty name for none (or the site
     /// itself).
     pub referrer: Symbol,
+    /// The app version; the empty name for none.
+    pub release: Symbol,
 }
 
 /// Where a count lives: one bucket of one path of one project.
@@ -137,7 +139,7 @@ mod tests {
                 second.into_iter().map(|r| (r, 1)).collect(),
                 retracted.into_iter().map(|r| (r, -1)).collect(),
             ];
-            for workers in [1, 3] {
+            for workers in [1, 2, 3] {
                 let got = run(workers, batches.clone(), i64::MAX / 4, 10);
                 assert_eq!(got, reference(&kept), "seed {seed}, {workers} workers");
             }

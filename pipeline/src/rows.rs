@@ -31,6 +31,7 @@ pub fn pageview_row(event: &Event, names: &Interner) -> Option<PageviewRow> {
                 browser: names.intern(&event.browser),
                 os: names.intern(&event.os),
                 referrer: names.intern(&referrer_domain(referrer.as_deref(), event.url.as_deref())),
+                release: names.intern(event.release.as_deref().unwrap_or("")),
             },
         }),
         _ => None,

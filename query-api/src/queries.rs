@@ -44,6 +44,8 @@ pub struct PageviewsParams {
     pub os: Option<String>,
     /// Only visits referred by this domain (empty: direct visits).
     pub referrer: Option<String>,
+    /// Only page views of this release.
+    pub release: Option<String>,
 }
 
 impl PageviewsParams {
@@ -54,6 +56,7 @@ impl PageviewsParams {
             browser: self.browser.clone(),
             os: self.os.clone(),
             referrer: self.referrer.clone(),
+            release: self.release.clone(),
         }
     }
 }
@@ -114,7 +117,7 @@ pub async fn sessions_summary(
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct BreakdownParams {
-    /// `page`, `entry_page`, `exit_page`, `referrer`, `device`, `browser` or `os`.
+    /// `page`, `entry_page`, `exit_page`, `referrer`, `device`, `browser`, `os` or `release`.
     pub dimension: Option<String>,
     /// Range start, ms since the epoch (default: 24 h before `to`).
     pub from: Option<i64>,
@@ -128,6 +131,7 @@ pub struct BreakdownParams {
     pub browser: Option<String>,
     pub os: Option<String>,
     pub referrer: Option<String>,
+    pub release: Option<String>,
 }
 
 /// The answer to `breakdown`.
@@ -161,6 +165,7 @@ pub async fn breakdown(
         browser: params.browser,
         os: params.os,
         referrer: params.referrer,
+        release: params.release,
     };
     let page_dimension = match dimension {
         "page" => Some(PageDimension::Page),
@@ -168,12 +173,13 @@ pub async fn breakdown(
         "device" => Some(PageDimension::Device),
         "browser" => Some(PageDimension::Browser),
         "os" => Some(PageDimension::Os),
+        "release" => Some(PageDimension::Release),
         "entry_page" | "exit_page" => None,
         _ => {
             return Err(ApiError::bad_request(
                 "invalid_value",
                 "dimension",
-                "`dimension` must be page, entry_page, exit_page, referrer, device, browser or os",
+                "`dimension` must be page, entry_page, exit_page, referrer, device, browser, os or release",
             ));
         }
     };
@@ -183,9 +189,8 @@ pub async fn breakdown(
             state.views.breakdown(&query, d)
         }
         None => {
-            let filtered = [&filters.path, &filters.device, &filters.browser, &filters.os, &filters.referrer]
-                .iter()
-                .any(|f| f.is_some());
+            let f = &filters;
+            let filtered = [&f.path, &f.device, &f.browser, &f.os, &f.referrer, &f.release].iter().any(|f| f.is_some());
             if filtered {
                 return Err(ApiError::bad_request(
                     "invalid_value",

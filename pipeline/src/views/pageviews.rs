@@ -62,20 +62,22 @@ pub struct PageFilters {
     pub os: Option<String>,
     /// A referring domain; the empty string for direct visits.
     pub referrer: Option<String>,
+    pub release: Option<String>,
 }
 
 /// Filters as symbols; a value never seen is `Symbol::MAX` and matches
 /// nothing.
-struct Resolved([Option<Symbol>; 5]);
+struct Resolved([Option<Symbol>; 6]);
 
 impl Resolved {
     fn new(names: &Names, f: &PageFilters) -> Resolved {
         let resolve = |v: &Option<String>| v.as_deref().map(|v| names.lookup(v).unwrap_or(Symbol::MAX));
-        Resolved([resolve(&f.path), resolve(&f.device), resolve(&f.browser), resolve(&f.os), resolve(&f.referrer)])
+        let (path, device, browser, os) = (resolve(&f.path), resolve(&f.device), resolve(&f.browser), resolve(&f.os));
+        Resolved([path, device, browser, os, resolve(&f.referrer), resolve(&f.release)])
     }
 
     fn matches(&self, (path, dims): &(Symbol, PageDims)) -> bool {
-        let have = [*path, dims.device, dims.browser, dims.os, dims.referrer];
+        let have = [*path, dims.device, dims.browser, dims.os, dims.referrer, dims.release];
         self.0.iter().zip(have).all(|(want, have)| want.is_none_or(|w| w == have))
     }
 }
@@ -88,6 +90,7 @@ pub enum PageDimension {
     Device,
     Browser,
     Os,
+    Release,
 }
 
 impl PageDimension {
@@ -98,6 +101,7 @@ impl PageDimension {
             PageDimension::Device => dims.device,
             PageDimension::Browser => dims.browser,
             PageDimension::Os => dims.os,
+            PageDimension::Release => dims.release,
         }
     }
 }
