@@ -221,7 +221,10 @@ async fn main() -> anyhow::Result<()> {
             .await?
             .error_for_status()?;
     }
-    let bodies = Arc::new(bodies(args.batch, 256, workload));
+    // Unique stacks need more distinct events than `RecentStacks` remembers
+    // (65,536 keys), or the cycling bodies would repeat them.
+    let distinct_bodies = if args.unique_stacks { 1_024 } else { 256 };
+    let bodies = Arc::new(bodies(args.batch, distinct_bodies, workload));
     let accepted = Arc::new(AtomicU64::new(0));
     let pageviews_accepted = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));

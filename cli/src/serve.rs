@@ -84,7 +84,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let expiring = archive.clone();
     let deliver: Deliver = {
         let pipeline = pipeline.clone();
-        Arc::new(move |envelope: Envelope| pipeline.push(&envelope))
+        Arc::new(move |envelope: Envelope| pipeline.push(envelope))
     };
     let bus = match &args.nats_url {
         None => Bus::Embedded(EmbeddedBus::new(archive, deliver)),
@@ -129,7 +129,7 @@ async fn replay(archive: &Archive, pipeline: Arc<Pipeline>) -> anyhow::Result<(u
                 seqs.insert(seq);
             }
             match Envelope::decode(&batch.payload) {
-                Ok(envelope) => pipeline.push(&envelope),
+                Ok(envelope) => pipeline.push(envelope),
                 Err(e) => tracing::error!(error = %e, "skipping an unreadable archived batch"),
             }
         })?;

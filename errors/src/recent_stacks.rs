@@ -9,8 +9,13 @@
 //! upload changes how frames resolve, so entries made before it are never
 //! hit again and age out). Events grouped by message (no usable frame) and
 //! events that sent frames instead of a stack are processed every time.
+//!
+//! A result is kept from a stack's second sighting on: the first only
+//! leaves a hash behind, so a stream of stacks that never repeat does not
+//! pay for copying every result into the cache.
 
 use std::fmt::Write;
+use std::hash::BuildHasher;
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
 
@@ -30,6 +35,9 @@ pub struct RecentStacks {
 struct Inner {
     entries: LruCache<String, Processed>,
     bytes: usize,
+    /// Hashes of keys seen once and not kept yet.
+    seen_once: LruCache<u64, ()>,
+    hasher: lru::DefaultHasher,
 }
 
 struct Processed {
@@ -40,6 +48,8 @@ struct Processed {
 
 /// Most entries, whatever their size.
 const MAX_ENTRIES: usize = 16_384;
+/// Most keys remembered as seen once.
+const MAX_SEEN_ONCE: usize = 65_536;
 
 impl RecentStacks {
     /// A cache holding at most `max_bytes` of keys and frames.
@@ -48,6 +58,8 @@ impl RecentStacks {
             inner: Mutex::new(Inner {
                 entries: LruCache::new(NonZeroUsize::new(MAX_ENTRIES).expect("non-zero")),
                 bytes: 0,
+                seen_once: LruCache::new(NonZeroUsize::new(MAX_SEEN_ONCE).expect("non-zero")),
+                hasher: lru::DefaultHasher::default(),
             }),
             max_bytes,
         }
@@ -79,6 +91,11 @@ impl RecentStacks {
             return;
         }
         let mut inner = self.lock();
+        let hash = inner.hasher.hash_one(&key);
+        if inner.seen_once.pop(&hash).is_none() {
+            inner.seen_once.put(hash, ());
+            return;
+        }
         inner.bytes += bytes;
         let processed = Processed { frames: frames.clone(), group: group.clone(), bytes };
         if let Some((_, evicted)) = inner.entries.push(key, processed) {
@@ -192,7 +209,7 @@ mod tests {
     fn a_repeat_is_answered_from_the_cache_with_the_same_result() {
         let cache = RecentStacks::new(1 << 20);
         let no_maps = |_: &str| None;
-        for release in ["1.0", "1.0", "2.0"] {
+        for release in ["1.0", "1.0", "2.0", "2.0"] {
             let mut cached = error(release, "TypeError", &stack(31));
             cache.process(&mut cached, &no_maps, 0);
             let mut direct = error(release, "TypeError", &stack(31));
@@ -210,7 +227,11 @@ mod tests {
         assert_eq!(lookups.get(), 0);
         cache.process(&mut error("3.0", "TypeError", &stack(31)), &counting, 0);
         assert_eq!(lookups.get(), 1, "a miss looks the bundle up once");
+        assert_eq!(cache.len(), 2, "a stack seen once is not kept");
+        cache.process(&mut error("3.0", "TypeError", &stack(31)), &counting, 0);
+        assert_eq!(cache.len(), 3, "the second sighting is");
         let mut other_type = error("1.0", "RangeError", &stack(31));
+        cache.process(&mut error("1.0", "RangeError", &stack(31)), &no_maps, 0);
         cache.process(&mut other_type, &no_maps, 0);
         assert_eq!(cache.len(), 4);
         assert_ne!(processed(&other_type).1, processed(&error_processed("1.0", "TypeError")).1);
@@ -226,8 +247,9 @@ mod tests {
     fn an_upload_makes_earlier_results_stale() {
         let cache = RecentStacks::new(1 << 20);
         let mut before = error("1.0", "TypeError", &stack(31));
+        cache.process(&mut error("1.0", "TypeError", &stack(31)), &|_| None, 0);
         cache.process(&mut before, &|_| None, 0);
-        assert_eq!(processed(&before).0[0].file.as_deref(), Some(BUNDLE));
+        assert_eq!((cache.len(), processed(&before).0[0].file.as_deref()), (1, Some(BUNDLE)));
         // A map was uploaded: the generation moved on, frames now resolve.
         let map = map();
         let maps = |url: &str| (url == BUNDLE).then(|| map.clone());
@@ -241,7 +263,9 @@ mod tests {
     fn memory_stays_within_its_bound() {
         let cache = RecentStacks::new(64 * 1024);
         for column in 0..2_000 {
-            cache.process(&mut error("1.0", "TypeError", &stack(column)), &|_| None, 0);
+            for _ in 0..2 {
+                cache.process(&mut error("1.0", "TypeError", &stack(column)), &|_| None, 0);
+            }
         }
         let inner = cache.lock();
         assert!(inner.bytes <= 64 * 1024, "{} bytes held", inner.bytes);

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use sightline_model::Envelope;
-use sightline_operators::{ErrorRow, EventRow, PageviewRow, SessionHit, VitalRow};
+use sightline_model::{Envelope, Event};
+use sightline_operators::{ErrorRow, EventRow, PageviewRow, SessionHit, Symbol, VitalRow};
 
 use crate::dataflow;
 use crate::now_ms;
@@ -156,22 +156,32 @@ impl Pipeline {
     }
 
     /// Hands one accepted batch to a worker.
-    pub fn push(&self, envelope: &Envelope) {
+    pub fn push(&self, envelope: Envelope) {
         let names = self.views.names();
         let mut rows = Rows::default();
-        for event in &envelope.events {
-            rows.sessions.extend(session_hit(event, names));
-            if let Some(row) = pageview_row(event, names) {
+        // Each error group's newest event of the batch, kept as its sample:
+        // moved, not copied, and stored under one lock.
+        let mut samples: Vec<(Symbol, Symbol, Event)> = Vec::new();
+        for event in envelope.events {
+            rows.sessions.extend(session_hit(&event, names));
+            if let Some(row) = pageview_row(&event, names) {
                 rows.pageviews.push(row);
-            } else if let Some(row) = error_row(event, names) {
-                self.views.note_error_event(row.project, row.group, event);
+            } else if let Some(row) = error_row(&event, names) {
                 rows.errors.push(row);
-            } else if let Some(row) = vital_row(event, names) {
+                match samples.iter_mut().find(|(p, g, _)| (*p, *g) == (row.project, row.group)) {
+                    Some((_, _, sample)) if (sample.ts, sample.received_at) <= (event.ts, event.received_at) => {
+                        *sample = event
+                    }
+                    Some(_) => {}
+                    None => samples.push((row.project, row.group, event)),
+                }
+            } else if let Some(row) = vital_row(&event, names) {
                 rows.vitals.push(row);
-            } else if let Some(row) = event_row(event, names, self.views.prop_sets()) {
+            } else if let Some(row) = event_row(&event, names, self.views.prop_sets()) {
                 rows.events.push(row);
             }
         }
+        self.views.note_error_samples(samples);
         if rows.is_empty() {
             return;
         }
@@ -246,7 +256,7 @@ mod tests {
                 let events = (0..25)
                     .map(|j| pageview("p", now - 1000, &format!("/{}", j % 3), &format!("v{}", (i * 25 + j) % 7)))
                     .collect();
-                pipeline.push(&Envelope {
+                pipeline.push(Envelope {
                     batch_id: uuid::Uuid::now_v7(),
                     project_id: "p".into(),
                     received_at: now,
@@ -315,7 +325,7 @@ mod tests {
                 event.kind = EventKind::Vital { name, value };
                 events.push(event);
             }
-            pipeline.push(&Envelope {
+            pipeline.push(Envelope {
                 batch_id: uuid::Uuid::now_v7(),
                 project_id: "p".into(),
                 received_at: now,
@@ -370,7 +380,7 @@ mod tests {
         let mut vital = pageview("p", ts, "/", "v");
         vital.kind = EventKind::Vital { name: VitalName::Lcp, value: 1200.0 };
         let events = vec![pageview("p", ts, "/", "v"), event, vital];
-        pipeline.push(&Envelope { batch_id: uuid::Uuid::now_v7(), project_id: "p".into(), received_at: now, events });
+        pipeline.push(Envelope { batch_id: uuid::Uuid::now_v7(), project_id: "p".into(), received_at: now, events });
         let counts = |interval: Interval| {
             let (from, to) = (ts - 60_000, if interval == Interval::Minute { ts + 60_000 } else { ts + 7 * 3_600_000 });
             let pv = views.pageviews(&PageviewsQuery {
@@ -411,6 +421,51 @@ mod tests {
         }
         assert!(now_ms() as i64 >= now + 2_000, "nothing left before its time");
         assert_eq!(counts(Interval::Hour), (1, 1, 1), "hour buckets end later");
+        pipeline.shutdown();
+    }
+
+    #[test]
+    fn a_groups_sample_is_its_newest_event_whatever_the_arrival_order() {
+        use sightline_model::GroupRef;
+
+        use crate::views::ErrorsQuery;
+
+        let views = Arc::new(ViewStore::default());
+        let pipeline =
+            Pipeline::start(PipelineConfig { workers: 2, retention_ms: 30 * 86_400_000 }, views.clone()).unwrap();
+        let now = now_ms() as i64;
+        let error = |visitor: &str, ago: i64| {
+            let mut e = pageview("p", now - ago, "/", visitor);
+            e.kind = EventKind::Error {
+                error_type: Some("TypeError".into()),
+                message: Some("x".into()),
+                stack: None,
+                frames: Vec::new(),
+                fingerprint: None,
+                group: Some(GroupRef { fingerprint: "g".into(), version: "v1".into(), basis: "message".into() }),
+            };
+            e
+        };
+        let envelope =
+            |events| Envelope { batch_id: uuid::Uuid::now_v7(), project_id: "p".into(), received_at: now, events };
+        pipeline.push(envelope(vec![error("older", 3_000), error("newest", 1_000), error("old", 2_000)]));
+        pipeline.push(envelope(vec![error("late", 5_000)]));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !pipeline.caught_up() {
+            assert!(std::time::Instant::now() < deadline, "views did not catch up");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let q = ErrorsQuery {
+            project_id: "p".into(),
+            from: now - 60_000,
+            to: now + 1,
+            release: None,
+            path: None,
+            device: None,
+        };
+        let detail = views.error_group(&q, "g").unwrap();
+        assert_eq!(detail.summary.count, 4);
+        assert_eq!(detail.latest_event.unwrap().anonymous_id, "newest");
         pipeline.shutdown();
     }
 }

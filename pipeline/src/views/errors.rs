@@ -243,10 +243,10 @@ impl ErrorViews {
     }
 
     /// Keeps `event` as its group's latest event if it is the newest.
-    pub(super) fn note_event(&mut self, project: Symbol, group: Symbol, event: &Event) {
+    pub(super) fn note_event(&mut self, project: Symbol, group: Symbol, event: Event) {
         let latest = &mut self.projects.entry(project).or_default().latest;
         if latest.get(&group).is_none_or(|e| (e.ts, e.received_at) <= (event.ts, event.received_at)) {
-            latest.insert(group, Arc::new(event.clone()));
+            latest.insert(group, Arc::new(event));
         }
     }
 

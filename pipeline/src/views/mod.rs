@@ -200,9 +200,16 @@ impl ViewStore {
         }
     }
 
-    /// Remembers an accepted error event as its group's latest sample.
-    pub fn note_error_event(&self, project: Symbol, group: Symbol, event: &Event) {
-        self.errors.write().unwrap_or_else(|e| e.into_inner()).note_event(project, group, event);
+    /// Keeps each (project, group)'s newest event of a batch as the group's
+    /// sample, unless the one held is newer.
+    pub fn note_error_samples(&self, samples: Vec<(Symbol, Symbol, Event)>) {
+        if samples.is_empty() {
+            return;
+        }
+        let mut errors = self.errors.write().unwrap_or_else(|e| e.into_inner());
+        for (project, group, event) in samples {
+            errors.note_event(project, group, event);
+        }
     }
 
     /// Page views and distinct visitors over a range, with a series per bucket.
