@@ -14,9 +14,23 @@ pub fn process_error(event: &mut Event, maps: MapLookup<'_>) {
     let EventKind::Error { error_type, message, stack, frames, fingerprint, group } = &mut event.kind else {
         return;
     };
+    resolve_frames(stack.as_deref(), frames, maps);
+    let decided = grouping::group(&GroupingInput {
+        error_type: error_type.as_deref(),
+        message: message.as_deref(),
+        frames: frames.as_slice(),
+        fingerprint: fingerprint.as_deref(),
+    });
+    let basis = decided.basis.as_str().to_owned();
+    *group = Some(GroupRef { fingerprint: decided.fingerprint, version: decided.version, basis });
+}
+
+/// An error's frames, innermost first, resolved through `maps`: parsed from
+/// `stack` when `frames` is empty (the client sent none), else the client's
+/// frames with `in_app` decided.
+pub fn resolve_frames(stack: Option<&str>, frames: &mut Vec<Frame>, maps: MapLookup<'_>) {
     if frames.is_empty() {
         *frames = stack
-            .as_deref()
             .map(parse_stack)
             .unwrap_or_default()
             .into_iter()
@@ -35,12 +49,4 @@ pub fn process_error(event: &mut Event, maps: MapLookup<'_>) {
         }
     }
     symbolicate(frames, maps);
-    let decided = grouping::group(&GroupingInput {
-        error_type: error_type.as_deref(),
-        message: message.as_deref(),
-        frames: frames.as_slice(),
-        fingerprint: fingerprint.as_deref(),
-    });
-    let basis = decided.basis.as_str().to_owned();
-    *group = Some(GroupRef { fingerprint: decided.fingerprint, version: decided.version, basis });
 }

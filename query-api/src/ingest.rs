@@ -163,7 +163,7 @@ pub async fn ingest(
                 let mut event = enrich(event, &ctx);
                 let release = event.release.clone();
                 let maps = |url: &str| release.as_deref().and_then(|r| state.sourcemaps.get(&project.id, r, url));
-                state.recent_stacks.process(&mut event, &maps, state.sourcemaps.generation());
+                state.recent_stacks.group_error(&mut event, &maps, state.sourcemaps.generation());
                 events.push(event);
             }
             Err(r) => {

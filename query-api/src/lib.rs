@@ -23,7 +23,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use sightline_connectors::{Bus, SourceMapStore};
 use sightline_errors::RecentStacks;
 
-/// Memory for processed stacks of recent error events.
+/// Memory for the groups of recent error stacks.
 const RECENT_STACKS_BYTES: usize = 32 * 1024 * 1024;
 use sightline_pipeline::{Pipeline, ViewStore};
 use sightline_store::Store;
@@ -41,7 +41,7 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     pub ingest_keys: ingest::IngestKeyCache,
     pub sourcemaps: SourceMapStore,
-    /// What error processing made of recent stacks.
+    /// The groups error processing decided for recent stacks.
     pub recent_stacks: RecentStacks,
     ready: AtomicBool,
     /// Flips to `true` when the server shuts down; long-lived responses end.

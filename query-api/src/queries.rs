@@ -288,7 +288,7 @@ pub async fn error_group(
         .error_group(&query, &fingerprint)
         .ok_or_else(|| ApiError::not_found(format!("no error group `{fingerprint}` in this project")))?;
     if let Some(event) = &mut detail.latest_event {
-        crate::sourcemaps::add_source_context(&state, &query.project_id, event);
+        crate::sourcemaps::resolve_frames_with_context(&state, &query.project_id, event);
     }
     Ok(Json(detail))
 }

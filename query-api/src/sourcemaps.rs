@@ -1,4 +1,5 @@
-//! Source map upload, and source context on the group page.
+//! Source map upload, and resolved frames with source context on the group
+//! page.
 
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use sightline_connectors::SourceMapError;
-use sightline_pipeline::views::ErrorEventView;
+use sightline_pipeline::views::{ErrorEventView, EventFrame};
 
 use crate::AppState;
 use crate::auth::authenticate;
@@ -68,14 +69,21 @@ pub async fn upload(
     Ok((StatusCode::CREATED, Json(UploadAnswer { release: params.release, url: params.url, sources })))
 }
 
-/// Adds the original source lines around the top resolved frames.
-pub fn add_source_context(state: &AppState, project_id: &str, event: &mut ErrorEventView) {
-    let Some(release) = event.release.clone() else {
-        return;
-    };
+/// Makes the frames of an event shown on the group page: parsed from its
+/// raw stack and resolved through the release's maps as they are now (an
+/// event keeps only its stack and group; frames are derived), then the
+/// original source lines around the top resolved frames.
+pub fn resolve_frames_with_context(state: &AppState, project_id: &str, event: &mut ErrorEventView) {
+    let release = event.release.clone();
+    let maps = |url: &str| release.as_deref().and_then(|r| state.sourcemaps.get(project_id, r, url));
+    if event.frames.is_empty() {
+        let mut frames = Vec::new();
+        sightline_errors::resolve_frames(event.stack.as_deref(), &mut frames, &maps);
+        event.frames = frames.into_iter().map(|frame| EventFrame { frame, context: None }).collect();
+    }
     for frame in event.frames.iter_mut().filter(|f| f.frame.minified.is_some()).take(FRAMES_WITH_CONTEXT) {
-        let minified = frame.frame.minified.as_ref().map(|m| m.file.clone()).unwrap_or_default();
-        if let Some(map) = state.sourcemaps.get(project_id, &release, &minified) {
+        let minified = frame.frame.minified.as_ref().map(|m| m.file.as_str()).unwrap_or_default();
+        if let Some(map) = maps(minified) {
             frame.context = sightline_errors::source_context(&map, &frame.frame, CONTEXT_LINES);
         }
     }

@@ -42,7 +42,7 @@ fn main() {
             match processing {
                 Processing::None => {}
                 Processing::NewStack => sightline_errors::process_error(&mut event, &maps),
-                Processing::RepeatedStack => recent.process(&mut event, &maps, 0),
+                Processing::RepeatedStack => recent.group_error(&mut event, &maps, 0),
             }
             black_box(event);
         }
