@@ -1,26 +1,43 @@
-//! What ingest does to an error event: frames parsed from the raw stack
-//! (unless the client sent frames), `in_app` decided, and the group chosen.
+//! What ingest does to an error event: its group decided from its frames
+//! (parsed from the raw stack unless the client sent frames), resolved
+//! through the release's source maps.
 
 use sightline_model::{Event, EventKind, Frame, GroupRef};
 
 use crate::grouping::{self, GroupingInput};
-use crate::stack::{is_in_app, parse_stack};
-use crate::symbolicate::{MapLookup, symbolicate};
+use crate::stack::parse_stack;
+use crate::symbolicate::{FrameRef, MapLookup, StackMaps, resolve};
 
-/// Fills in an error event's frames and group; other events are untouched.
-/// `maps` finds the uploaded source map of a minified file in the event's
-/// release; frames are resolved through it before grouping.
+/// Decides an error event's group; other events are untouched. `maps`
+/// finds the uploaded source map of a minified file in the event's release;
+/// frames are resolved through it before grouping.
+///
+/// Frames parsed from the raw stack are not kept (they are derived data:
+/// [`resolve_frames`] makes them again when an event is shown); frames the
+/// client sent are kept, resolved, with `in_app` decided.
 pub fn process_error(event: &mut Event, maps: MapLookup<'_>) {
     let EventKind::Error { error_type, message, stack, frames, fingerprint, group } = &mut event.kind else {
         return;
     };
-    resolve_frames(stack.as_deref(), frames, maps);
-    let decided = grouping::group(&GroupingInput {
-        error_type: error_type.as_deref(),
-        message: message.as_deref(),
-        frames: frames.as_slice(),
-        fingerprint: fingerprint.as_deref(),
-    });
+    let decide = |frames: &[FrameRef]| {
+        grouping::group(&GroupingInput {
+            error_type: error_type.as_deref(),
+            message: message.as_deref(),
+            frames,
+            fingerprint: fingerprint.as_deref(),
+        })
+    };
+    let decided = if frames.is_empty() {
+        let parsed: Vec<FrameRef> =
+            stack.as_deref().map(parse_stack).unwrap_or_default().iter().map(FrameRef::from_stack).collect();
+        let stack_maps = StackMaps::load(&parsed, maps);
+        decide(&resolve(parsed, &stack_maps))
+    } else {
+        resolve_frames(None, frames, maps);
+        let refs: Vec<FrameRef> =
+            frames.iter().map(|f| FrameRef { in_app: f.in_app, ..FrameRef::from_client(f) }).collect();
+        decide(&refs)
+    };
     let basis = decided.basis.as_str().to_owned();
     *group = Some(GroupRef { fingerprint: decided.fingerprint, version: decided.version, basis });
 }
@@ -29,24 +46,14 @@ pub fn process_error(event: &mut Event, maps: MapLookup<'_>) {
 /// `stack` when `frames` is empty (the client sent none), else the client's
 /// frames with `in_app` decided.
 pub fn resolve_frames(stack: Option<&str>, frames: &mut Vec<Frame>, maps: MapLookup<'_>) {
-    if frames.is_empty() {
-        *frames = stack
-            .map(parse_stack)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|f| Frame {
-                function: f.function,
-                file: f.file,
-                line: f.line,
-                column: f.column,
-                in_app: f.in_app,
-                minified: None,
-            })
-            .collect();
+    let parsed;
+    let refs: Vec<FrameRef> = if frames.is_empty() {
+        parsed = stack.map(parse_stack).unwrap_or_default();
+        parsed.iter().map(FrameRef::from_stack).collect()
     } else {
-        for f in frames.iter_mut() {
-            f.in_app = f.file.as_deref().is_some_and(is_in_app);
-        }
-    }
-    symbolicate(frames, maps);
+        frames.iter().map(FrameRef::from_client).collect()
+    };
+    let stack_maps = StackMaps::load(&refs, maps);
+    let resolved: Vec<Frame> = resolve(refs, &stack_maps).iter().map(FrameRef::to_frame).collect();
+    *frames = resolved;
 }

@@ -54,16 +54,17 @@ const PUBLIC_CDN_HOSTS: [&str; 11] = [
 /// Pseudo-locations engines print instead of a file; never in-app.
 const PSEUDO_FILES: [&str; 3] = ["[native code]", "<anonymous>", "native"];
 
-/// One parsed frame.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct StackFrame {
+/// One parsed frame, borrowing the stack text: parsing allocates nothing
+/// but the list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StackFrame<'a> {
     /// Function name as written (trimmed; V8's `async ` and SpiderMonkey's
     /// `cause*` prefixes removed); `None` for anonymous / top-level code.
-    pub function: Option<String>,
+    pub function: Option<&'a str>,
     /// URL or path as written in the stack, e.g.
     /// `https://cdn.shop.example/static/app.3f9a1c.js`,
     /// `/srv/app/node_modules/x/index.js` or `node:internal/timers`.
-    pub file: Option<String>,
+    pub file: Option<&'a str>,
     pub line: Option<u32>,
     pub column: Option<u32>,
     /// [`is_in_app`] of `file`; `false` when there is no file.
@@ -77,7 +78,7 @@ pub struct StackFrame {
 /// a V8 `at <anonymous>` with neither function nor position) are skipped.
 /// At most 256 frames are returned (the first 256); lines longer than 4096
 /// bytes are ignored. Never panics on any input.
-pub fn parse_stack(stack: &str) -> Vec<StackFrame> {
+pub fn parse_stack(stack: &str) -> Vec<StackFrame<'_>> {
     let mut frames: Vec<StackFrame> = Vec::new();
     for raw in stack.lines() {
         if frames.len() >= MAX_FRAMES {
@@ -88,8 +89,8 @@ pub fn parse_stack(stack: &str) -> Vec<StackFrame> {
         }
         // A frame with neither a file nor a function (`at :0`) says nothing.
         if let Some(mut frame) = parse_line(raw).filter(|f| f.file.is_some() || f.function.is_some()) {
-            frame.in_app = match (frames.last(), frame.file.as_deref()) {
-                (Some(prev), Some(file)) if prev.file.as_deref() == Some(file) => prev.in_app,
+            frame.in_app = match (frames.last(), frame.file) {
+                (Some(prev), Some(file)) if prev.file == Some(file) => prev.in_app,
                 (_, file) => file.is_some_and(is_in_app),
             };
             frames.push(frame);
@@ -131,7 +132,7 @@ pub fn is_in_app(file: &str) -> bool {
 // ---------------------------------------------------------------------------
 // Line classification
 
-fn parse_line(raw: &str) -> Option<StackFrame> {
+fn parse_line(raw: &str) -> Option<StackFrame<'_>> {
     let line = raw.trim();
     if line.is_empty() {
         return None;
@@ -151,7 +152,7 @@ fn parse_line(raw: &str) -> Option<StackFrame> {
 // ---------------------------------------------------------------------------
 // V8: `at <function> (<location>)` / `at <location>`
 
-fn parse_v8(rest: &str) -> Option<StackFrame> {
+fn parse_v8(rest: &str) -> Option<StackFrame<'_>> {
     let mut rest = rest.trim();
     // `at async handler (...)`: the `async ` marker is not part of the name.
     // (`at async (...)` is a function literally named `async`.)
@@ -182,7 +183,7 @@ fn parse_v8(rest: &str) -> Option<StackFrame> {
     Some(make_frame(None, Some(file), line, column))
 }
 
-fn v8_paren_frame(function: &str, location: &str) -> Option<StackFrame> {
+fn v8_paren_frame<'a>(function: &'a str, location: &'a str) -> Option<StackFrame<'a>> {
     let function = clean_function(function);
     let location = location.trim();
 
@@ -243,7 +244,7 @@ fn is_promise_index(location: &str) -> bool {
 // ---------------------------------------------------------------------------
 // SpiderMonkey / JavaScriptCore: `<function>@<location>`
 
-fn parse_at_sign(function: &str, location: &str) -> Option<StackFrame> {
+fn parse_at_sign<'a>(function: &'a str, location: &'a str) -> Option<StackFrame<'a>> {
     let function = function.trim();
     // "Error: contact me@example.com:80" is a message header, not a frame;
     // engine function names never contain ": ".
@@ -328,11 +329,15 @@ fn clean_function(function: &str) -> Option<&str> {
     (!function.is_empty() && function != "<anonymous>").then_some(function)
 }
 
-fn make_frame(function: Option<&str>, file: Option<&str>, line: Option<u32>, column: Option<u32>) -> StackFrame {
-    let file = file.map(str::trim).filter(|f| !f.is_empty());
+fn make_frame<'a>(
+    function: Option<&'a str>,
+    file: Option<&'a str>,
+    line: Option<u32>,
+    column: Option<u32>,
+) -> StackFrame<'a> {
     StackFrame {
-        function: function.map(|f| f.trim().to_owned()).filter(|f| !f.is_empty()),
-        file: file.map(str::to_owned),
+        function: function.map(str::trim).filter(|f| !f.is_empty()),
+        file: file.map(str::trim).filter(|f| !f.is_empty()),
         line,
         column,
         // Decided by `parse_stack`, once per run of frames in one file.

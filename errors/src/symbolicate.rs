@@ -7,81 +7,152 @@ use std::sync::Arc;
 use sightline_model::{Frame, MinifiedLocation, SourceContext};
 use sourcemap::SourceMap;
 
-use crate::stack::is_in_app;
+use crate::stack::{StackFrame, is_in_app};
 
 /// Finds the source map for a minified file URL, if one was uploaded.
 pub type MapLookup<'a> = &'a dyn Fn(&str) -> Option<Arc<SourceMap>>;
+
+/// A frame being resolved: it borrows the stack text (or the client's
+/// frames) and the maps, so resolving and grouping a new stack allocates
+/// nothing per frame. [`FrameRef::to_frame`] makes the owned frame when one
+/// is kept or shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameRef<'a> {
+    pub function: Option<&'a str>,
+    pub file: Option<&'a str>,
+    pub line: Option<u32>,
+    pub column: Option<u32>,
+    pub in_app: bool,
+    /// Where the frame was before a map resolved it.
+    pub minified: Option<MinifiedRef<'a>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinifiedRef<'a> {
+    pub function: Option<&'a str>,
+    pub file: &'a str,
+    pub line: u32,
+    pub column: u32,
+}
+
+impl<'a> FrameRef<'a> {
+    pub fn from_stack(frame: &StackFrame<'a>) -> FrameRef<'a> {
+        let StackFrame { function, file, line, column, in_app } = *frame;
+        FrameRef { function, file, line, column, in_app, minified: None }
+    }
+
+    /// A frame the client sent, with `in_app` decided here.
+    pub fn from_client(frame: &'a Frame) -> FrameRef<'a> {
+        FrameRef {
+            function: frame.function.as_deref(),
+            file: frame.file.as_deref(),
+            line: frame.line,
+            column: frame.column,
+            in_app: frame.file.as_deref().is_some_and(is_in_app),
+            minified: None,
+        }
+    }
+
+    pub fn to_frame(&self) -> Frame {
+        Frame {
+            function: self.function.map(str::to_owned),
+            file: self.file.map(str::to_owned),
+            line: self.line,
+            column: self.column,
+            in_app: self.in_app,
+            minified: self.minified.map(|m| MinifiedLocation {
+                function: m.function.map(str::to_owned),
+                file: m.file.to_owned(),
+                line: m.line,
+                column: m.column,
+            }),
+        }
+    }
+}
+
+/// The maps of one stack's minified files, each looked up once.
+pub struct StackMaps<'s> {
+    files: Vec<(&'s str, Option<Arc<SourceMap>>)>,
+}
+
+impl<'s> StackMaps<'s> {
+    pub fn load(frames: &[FrameRef<'s>], maps: MapLookup<'_>) -> StackMaps<'s> {
+        let mut files: Vec<(&'s str, Option<Arc<SourceMap>>)> = Vec::new();
+        for file in frames.iter().filter_map(|f| f.file) {
+            if !files.iter().any(|(f, _)| *f == file) {
+                files.push((file, maps(file)));
+            }
+        }
+        StackMaps { files }
+    }
+
+    fn get(&self, file: &str) -> Option<&SourceMap> {
+        self.files.iter().find(|(f, _)| *f == file).and_then(|(_, map)| map.as_deref())
+    }
+}
 
 /// Resolves every frame whose file has a map. Innermost frame first.
 ///
 /// The original function of frame *i* is the name at its caller's call site
 /// (frame *i + 1*), which the map records; the outermost frame keeps its
 /// minified name when the map has none.
-pub fn symbolicate(frames: &mut [Frame], maps: MapLookup<'_>) {
-    let mut memo = Memo { maps, files: Vec::new(), sources_in_app: Vec::new() };
+pub fn resolve<'a>(mut frames: Vec<FrameRef<'a>>, maps: &'a StackMaps<'_>) -> Vec<FrameRef<'a>> {
+    // `in_app` of each original source, by map and source index.
+    let mut sources_in_app: Vec<(*const SourceMap, u32, bool)> = Vec::new();
     // Resolve positions first, remembering each frame's token name.
-    let mut call_names: Vec<Option<String>> = Vec::with_capacity(frames.len());
+    let mut call_names: Vec<Option<&'a str>> = Vec::with_capacity(frames.len());
     for frame in frames.iter_mut() {
-        call_names.push(resolve_position(frame, &mut memo));
+        call_names.push(resolve_position(frame, maps, &mut sources_in_app));
     }
     for i in 0..frames.len() {
-        let Some(minified) = &frames[i].minified else {
+        let Some(minified) = frames[i].minified else {
             continue;
         };
         let caller_name = match frames.get(i + 1) {
-            Some(caller) if caller.minified.is_some() => call_names[i + 1].take(),
+            Some(caller) if caller.minified.is_some() => call_names[i + 1],
             _ => None,
         };
-        frames[i].function = caller_name.or_else(|| minified.function.clone());
+        frames[i].function = caller_name.or(minified.function);
     }
-}
-
-/// What one stack looks up more than once: frames of one bundle share a
-/// minified file and, often, an original source.
-struct Memo<'a> {
-    maps: MapLookup<'a>,
-    /// Each minified file's map.
-    files: Vec<(String, Option<Arc<SourceMap>>)>,
-    /// [`is_in_app`] of each original source, by map and source index.
-    sources_in_app: Vec<(*const SourceMap, u32, bool)>,
-}
-
-impl Memo<'_> {
-    fn map(&mut self, file: &str) -> Option<Arc<SourceMap>> {
-        if let Some((_, map)) = self.files.iter().find(|(f, _)| f == file) {
-            return map.clone();
-        }
-        let map = (self.maps)(file);
-        self.files.push((file.to_owned(), map.clone()));
-        map
-    }
-
-    fn source_in_app(&mut self, map: &Arc<SourceMap>, source_id: u32, source: &str) -> bool {
-        let key = Arc::as_ptr(map);
-        if let Some(&(_, _, in_app)) = self.sources_in_app.iter().find(|(m, id, _)| *m == key && *id == source_id) {
-            return in_app;
-        }
-        let in_app = is_in_app(source);
-        self.sources_in_app.push((key, source_id, in_app));
-        in_app
-    }
+    frames
 }
 
 /// Moves one frame to its original position; returns the original name at
 /// that position (what the frame was calling).
-fn resolve_position(frame: &mut Frame, memo: &mut Memo<'_>) -> Option<String> {
-    let (file, line, column) = (frame.file.as_deref()?, frame.line?, frame.column?);
-    let map = memo.map(file)?;
+fn resolve_position<'a>(
+    frame: &mut FrameRef<'a>,
+    maps: &'a StackMaps<'_>,
+    sources_in_app: &mut Vec<(*const SourceMap, u32, bool)>,
+) -> Option<&'a str> {
+    let (file, line, column) = (frame.file?, frame.line?, frame.column?);
+    let map = maps.get(file)?;
     let token = map.lookup_token(line.checked_sub(1)?, column.checked_sub(1)?)?;
     let source = token.get_source()?;
-    frame.in_app = frame.in_app && memo.source_in_app(&map, token.get_src_id(), source);
-    let name = token.get_name().map(str::to_owned);
-    let minified_file = frame.file.replace(source.to_owned()).unwrap_or_default();
+    let key = (map as *const SourceMap, token.get_src_id());
+    let source_in_app = match sources_in_app.iter().find(|(m, id, _)| (*m, *id) == key) {
+        Some(&(_, _, in_app)) => in_app,
+        None => {
+            let in_app = is_in_app(source);
+            sources_in_app.push((key.0, key.1, in_app));
+            in_app
+        }
+    };
+    frame.in_app = frame.in_app && source_in_app;
     // The frame's function is set again once its caller's call site is known.
-    frame.minified = Some(MinifiedLocation { function: frame.function.take(), file: minified_file, line, column });
+    frame.minified = Some(MinifiedRef { function: frame.function.take(), file, line, column });
+    frame.file = Some(source);
     frame.line = Some(token.get_src_line() + 1);
     frame.column = Some(token.get_src_col() + 1);
-    name
+    token.get_name()
+}
+
+/// Resolves owned frames in place (frames a client sent, frames shown).
+pub fn symbolicate(frames: &mut Vec<Frame>, maps: MapLookup<'_>) {
+    let refs: Vec<FrameRef> =
+        frames.iter().map(|f| FrameRef { in_app: f.in_app, ..FrameRef::from_client(f) }).collect();
+    let stack_maps = StackMaps::load(&refs, maps);
+    let resolved: Vec<Frame> = resolve(refs, &stack_maps).iter().map(FrameRef::to_frame).collect();
+    *frames = resolved;
 }
 
 /// Up to `around` lines before and after the frame's original line.

@@ -6,8 +6,8 @@ use sightline_errors::stack::{StackFrame, parse_stack};
 /// Expected frame: (function, file, line, column, in_app).
 type Expected<'a> = (Option<&'a str>, Option<&'a str>, Option<u32>, Option<u32>, bool);
 
-fn frame((function, file, line, column, in_app): Expected<'_>) -> StackFrame {
-    StackFrame { function: function.map(str::to_owned), file: file.map(str::to_owned), line, column, in_app }
+fn frame((function, file, line, column, in_app): Expected<'_>) -> StackFrame<'_> {
+    StackFrame { function, file, line, column, in_app }
 }
 
 #[track_caller]
@@ -181,7 +181,9 @@ fn firefox_url_with_port() {
 
 #[test]
 fn same_bug_in_three_engines() {
-    let key = |f: &StackFrame| (f.function.clone(), f.file.clone(), f.line, f.column);
+    fn key<'a>(f: &StackFrame<'a>) -> (Option<&'a str>, Option<&'a str>, Option<u32>, Option<u32>) {
+        (f.function, f.file, f.line, f.column)
+    }
     let chrome = parse_stack(include_str!("fixtures/same_bug_chrome.txt"));
     let firefox = parse_stack(include_str!("fixtures/same_bug_firefox.txt"));
     let safari = parse_stack(include_str!("fixtures/same_bug_safari.txt"));
@@ -189,11 +191,11 @@ fn same_bug_in_three_engines() {
     assert_eq!(firefox.len(), 4);
     assert_eq!(safari.len(), 4);
 
-    let file = Some("https://shop.example/static/app.js".to_owned());
+    let file = Some("https://shop.example/static/app.js");
     let expected = [
-        (Some("inner".to_owned()), file.clone(), Some(10), Some(15)),
-        (Some("middle".to_owned()), file.clone(), Some(20), Some(5)),
-        (Some("outer".to_owned()), file.clone(), Some(30), Some(3)),
+        (Some("inner"), file, Some(10), Some(15)),
+        (Some("middle"), file, Some(20), Some(5)),
+        (Some("outer"), file, Some(30), Some(3)),
     ];
     for (i, want) in expected.iter().enumerate() {
         assert_eq!(&key(&chrome[i]), want, "chrome frame {i}");
@@ -204,9 +206,9 @@ fn same_bug_in_three_engines() {
     // The top-level frame: anonymous in V8 and SpiderMonkey, `global code` in JSC.
     assert_eq!(chrome[3].function, None);
     assert_eq!(firefox[3].function, None);
-    assert_eq!(safari[3].function.as_deref(), Some("global code"));
+    assert_eq!(safari[3].function, Some("global code"));
     for frames in [&chrome, &firefox, &safari] {
-        assert_eq!((frames[3].file.clone(), frames[3].line, frames[3].column), (file.clone(), Some(40), Some(1)));
+        assert_eq!((frames[3].file, frames[3].line, frames[3].column), (file, Some(40), Some(1)));
     }
 }
 
@@ -234,14 +236,14 @@ fn caps_frames_and_line_length() {
     let stack: String = (0..300).map(|i| format!("    at f{i} (https://x.example/a.js:{i}:1)\n")).collect();
     let frames = parse_stack(&stack);
     assert_eq!(frames.len(), 256);
-    assert_eq!(frames[0].function.as_deref(), Some("f0"));
-    assert_eq!(frames[255].function.as_deref(), Some("f255"));
+    assert_eq!(frames[0].function, Some("f0"));
+    assert_eq!(frames[255].function, Some("f255"));
 
     let long_name = "a".repeat(5000);
     let stack = format!("    at {long_name} (https://x.example/a.js:1:1)\n    at ok (https://x.example/a.js:2:2)");
     let frames = parse_stack(&stack);
     assert_eq!(frames.len(), 1);
-    assert_eq!(frames[0].function.as_deref(), Some("ok"));
+    assert_eq!(frames[0].function, Some("ok"));
 
     // Exactly 4096 bytes is still a frame.
     let prefix = "    at f (https://x.example/";

@@ -66,7 +66,7 @@ proptest! {
         prop_assert!(frames.len() <= 256);
         for frame in &frames {
             prop_assert!(frame.file.is_some() || frame.function.is_some());
-            prop_assert_eq!(frame.in_app, frame.file.as_deref().is_some_and(is_in_app));
+            prop_assert_eq!(frame.in_app, frame.file.is_some_and(is_in_app));
         }
         numbers_come_from_input(&input)?;
     }
@@ -85,8 +85,8 @@ proptest! {
         let frames = parse_stack(&stack);
         prop_assert_eq!(frames.len(), 1);
         let f = &frames[0];
-        prop_assert_eq!(f.function.as_deref(), Some(name.as_str()));
-        prop_assert_eq!(f.file.as_deref(), Some(url.as_str()));
+        prop_assert_eq!(f.function, Some(name.as_str()));
+        prop_assert_eq!(f.file, Some(url.as_str()));
         prop_assert_eq!(f.line, Some(line));
         prop_assert_eq!(f.column, Some(col));
         prop_assert_eq!(f.in_app, is_in_app(&url));
@@ -94,31 +94,34 @@ proptest! {
 
     #[test]
     fn v8_anonymous_frame_round_trips(url in url(), line in any::<u32>(), col in any::<u32>()) {
-        let frames = parse_stack(&format!("    at {url}:{line}:{col}"));
+        let stack = format!("    at {url}:{line}:{col}");
+        let frames = parse_stack(&stack);
         prop_assert_eq!(frames.len(), 1);
         let f = &frames[0];
-        prop_assert_eq!(f.function.as_deref(), None);
-        prop_assert_eq!(f.file.as_deref(), Some(url.as_str()));
+        prop_assert_eq!(f.function, None);
+        prop_assert_eq!(f.file, Some(url.as_str()));
         prop_assert_eq!((f.line, f.column), (Some(line), Some(col)));
     }
 
     #[test]
     fn v8_eval_frame_reports_origin(name in name(), url in url(), line in any::<u32>(), col in any::<u32>(), l2 in any::<u32>(), c2 in any::<u32>()) {
-        let frames = parse_stack(&format!("    at eval (eval at {name} ({url}:{line}:{col}), <anonymous>:{l2}:{c2})"));
+        let stack = format!("    at eval (eval at {name} ({url}:{line}:{col}), <anonymous>:{l2}:{c2})");
+        let frames = parse_stack(&stack);
         prop_assert_eq!(frames.len(), 1);
         let f = &frames[0];
-        prop_assert_eq!(f.function.as_deref(), Some("eval"));
-        prop_assert_eq!(f.file.as_deref(), Some(url.as_str()));
+        prop_assert_eq!(f.function, Some("eval"));
+        prop_assert_eq!(f.file, Some(url.as_str()));
         prop_assert_eq!((f.line, f.column), (Some(line), Some(col)));
     }
 
     #[test]
     fn at_sign_frame_round_trips(name in proptest::option::of(name()), url in url(), line in any::<u32>(), col in any::<u32>()) {
-        let frames = parse_stack(&format!("{}@{url}:{line}:{col}", name.as_deref().unwrap_or("")));
+        let stack = format!("{}@{url}:{line}:{col}", name.as_deref().unwrap_or(""));
+        let frames = parse_stack(&stack);
         prop_assert_eq!(frames.len(), 1);
         let f = &frames[0];
-        prop_assert_eq!(f.function.as_deref(), name.as_deref());
-        prop_assert_eq!(f.file.as_deref(), Some(url.as_str()));
+        prop_assert_eq!(f.function, name.as_deref());
+        prop_assert_eq!(f.file, Some(url.as_str()));
         prop_assert_eq!((f.line, f.column), (Some(line), Some(col)));
         prop_assert_eq!(f.in_app, is_in_app(&url));
     }

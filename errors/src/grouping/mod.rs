@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use sightline_model::Frame;
 
 use crate::stack::StackFrame;
+use crate::symbolicate::FrameRef;
 
 /// The version new events are grouped with.
 pub const CURRENT: &str = v1::VERSION;
@@ -23,12 +24,12 @@ pub trait GroupFrame {
     fn in_app(&self) -> bool;
 }
 
-impl GroupFrame for StackFrame {
+impl GroupFrame for StackFrame<'_> {
     fn function(&self) -> Option<&str> {
-        self.function.as_deref()
+        self.function
     }
     fn file(&self) -> Option<&str> {
-        self.file.as_deref()
+        self.file
     }
     fn in_app(&self) -> bool {
         self.in_app
@@ -41,6 +42,18 @@ impl GroupFrame for Frame {
     }
     fn file(&self) -> Option<&str> {
         self.file.as_deref()
+    }
+    fn in_app(&self) -> bool {
+        self.in_app
+    }
+}
+
+impl GroupFrame for FrameRef<'_> {
+    fn function(&self) -> Option<&str> {
+        self.function
+    }
+    fn file(&self) -> Option<&str> {
+        self.file
     }
     fn in_app(&self) -> bool {
         self.in_app

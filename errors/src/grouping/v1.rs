@@ -203,17 +203,15 @@ mod tests {
     use super::*;
     use crate::stack::StackFrame;
 
-    fn frame(function: Option<&str>, file: &str, line: u32, in_app: bool) -> StackFrame {
-        StackFrame {
-            function: function.map(str::to_owned),
-            file: Some(file.to_owned()),
-            line: Some(line),
-            column: Some(1),
-            in_app,
-        }
+    fn frame<'a>(function: Option<&'a str>, file: &'a str, line: u32, in_app: bool) -> StackFrame<'a> {
+        StackFrame { function, file: Some(file), line: Some(line), column: Some(1), in_app }
     }
 
-    fn input<'a>(error_type: &'a str, message: &'a str, frames: &'a [StackFrame]) -> GroupingInput<'a, StackFrame> {
+    fn input<'a>(
+        error_type: &'a str,
+        message: &'a str,
+        frames: &'a [StackFrame<'a>],
+    ) -> GroupingInput<'a, StackFrame<'a>> {
         GroupingInput { error_type: Some(error_type), message: Some(message), frames, fingerprint: None }
     }
 
