@@ -26,28 +26,34 @@ use crate::telemetry;
 pub const MAX_QUEUED_BATCHES: i64 = 1_000;
 /// How long a looked-up ingest key is trusted before it is looked up again.
 const KEY_CACHE_TTL: Duration = Duration::from_secs(60);
+/// How long an unknown key is remembered as unknown: a client retrying with
+/// a wrong key (or a flood of made-up ones) does not reach the store on
+/// every request, and a key created since is valid within seconds.
+const UNKNOWN_KEY_TTL: Duration = Duration::from_secs(5);
 
-/// Ingest keys recently seen, so the hot path does not query the store.
+/// Ingest keys recently seen, known or not, so the hot path does not query
+/// the store.
 #[derive(Default)]
-pub struct IngestKeyCache(RwLock<HashMap<String, (Arc<Project>, Instant)>>);
+pub struct IngestKeyCache(RwLock<HashMap<String, KeyLookup>>);
+
+/// A key's project (`None`: no such key) and when it was looked up.
+type KeyLookup = (Option<Arc<Project>>, Instant);
 
 impl IngestKeyCache {
     async fn project(&self, state: &AppState, key: &str) -> Result<Option<Arc<Project>>, ApiError> {
         if let Some((project, at)) = self.0.read().unwrap_or_else(|e| e.into_inner()).get(key)
-            && at.elapsed() < KEY_CACHE_TTL
+            && at.elapsed() < if project.is_some() { KEY_CACHE_TTL } else { UNKNOWN_KEY_TTL }
         {
-            return Ok(Some(project.clone()));
+            return Ok(project.clone());
         }
-        let Some(project) = state.store.project_by_ingest_key(key).await? else {
-            return Ok(None);
-        };
-        let project = Arc::new(project);
+        let project = state.store.project_by_ingest_key(key).await?.map(Arc::new);
+        telemetry::key_looked_up(project.is_some());
         let mut cache = self.0.write().unwrap_or_else(|e| e.into_inner());
         if cache.len() > 100_000 {
             cache.clear();
         }
         cache.insert(key.to_owned(), (project.clone(), Instant::now()));
-        Ok(Some(project))
+        Ok(project)
     }
 }
 

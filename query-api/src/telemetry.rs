@@ -12,6 +12,15 @@ pub const BUS_LAG_BATCHES: &str = "sightline_bus_lag_batches";
 /// How far the views trail the wall clock, in seconds.
 pub const VIEW_FRESHNESS_SECONDS: &str = "sightline_view_freshness_seconds";
 
+/// Ingest keys looked up in the store (cache misses), by `result`
+/// (`known`, `unknown`).
+pub const INGEST_KEY_LOOKUPS: &str = "sightline_ingest_key_lookups_total";
+
+pub fn key_looked_up(known: bool) {
+    let result = if known { "known" } else { "unknown" };
+    metrics::counter!(INGEST_KEY_LOOKUPS, "result" => result).increment(1);
+}
+
 /// Counts an event or request that was not accepted.
 pub fn rejected(reason: &'static str, events: u64) {
     metrics::counter!(EVENTS_REJECTED, "reason" => reason).increment(events);
