@@ -969,6 +969,20 @@ async fn vitals_are_served_as_percentiles_and_google_ratings() {
     assert!((cls["p75"].as_f64().unwrap() - 0.12).abs() < 0.0012, "{cls}");
     let (_, none) = vitals(format!("name=LCP&device=tablet&{range}")).await;
     assert_eq!((none["count"].as_i64(), none["p75"].is_null()), (Some(0), true));
+    // Filters by release and browser: a slow LCP of release 2.0.
+    let slow = json!({ "type": "vital", "name": "LCP", "value": 9_000, "anonymous_id": "v", "release": "2.0", "url": "https://shop.example/cart" });
+    server.ingest(&key, json!([slow])).await;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let release = loop {
+        let (_, release) = vitals(format!("name=LCP&release=2.0&{range}")).await;
+        if release["count"] == 1 || Instant::now() > deadline {
+            break release;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!((release["count"].as_i64(), release["poor"].as_f64()), (Some(1), Some(1.0)), "{release}");
+    let (_, firefox) = vitals(format!("name=LCP&browser=Firefox&{range}")).await;
+    assert_eq!(firefox["count"], 0, "the test client is no Firefox");
     let (status, missing) = vitals(range.clone()).await;
     assert_eq!((status, missing["error"]["field"].as_str()), (400, Some("name")));
     let (status, unknown) = vitals(format!("name=XYZ&{range}")).await;

@@ -1,4 +1,5 @@
-//! Core Web Vitals: per project · metric · path · device · bucket, a
+//! Core Web Vitals: per project · metric · path · device · browser ·
+//! release · bucket, a
 //! histogram of HDR-quantized values, split by Google's rating.
 //!
 //! Values are quantized inside the dataflow, so a histogram cell holds a
@@ -33,11 +34,15 @@ pub struct VitalRow {
     pub metric: VitalName,
     pub path: Symbol,
     pub device: Symbol,
+    pub browser: Symbol,
+    /// The app version; the empty name for none.
+    pub release: Symbol,
     /// The value in scaled units ([`scale`]).
     pub value: u64,
 }
 
-/// One histogram: a bucket of one metric on one path and device.
+/// One histogram: a bucket of one metric on one path, device, browser and
+/// release.
 /// Field order is sort order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct VitalCell {
@@ -47,6 +52,8 @@ pub struct VitalCell {
     pub bucket: i64,
     pub path: Symbol,
     pub device: Symbol,
+    pub browser: Symbol,
+    pub release: Symbol,
 }
 
 /// Google's rating of a measurement.
@@ -136,6 +143,8 @@ pub fn vital_views<'s>(
                 bucket: interval.bucket_of(row.ts),
                 path: row.path,
                 device: row.device,
+                browser: row.browser,
+                release: row.release,
             };
             VitalUpdate { cell, rating, value }
         })
@@ -165,6 +174,8 @@ mod tests {
                     bucket: interval.bucket_of(row.ts),
                     path: row.path,
                     device: row.device,
+                    browser: row.browser,
+                    release: row.release,
                 };
                 let update = VitalUpdate { cell, rating: rate(row.metric, row.value), value: quantize(row.value) };
                 *view.entry(update).or_default() += diff;
@@ -183,6 +194,8 @@ mod tests {
             metric,
             path: rng.random_range(0..3),
             device: rng.random_range(0..2),
+            browser: rng.random_range(0..2),
+            release: rng.random_range(0..2),
             value: scale(metric, raw),
         }
     }
@@ -239,7 +252,16 @@ mod tests {
 
     #[test]
     fn buckets_are_forgotten_after_retention() {
-        let row = VitalRow { project: 0, ts: 0, metric: VitalName::Lcp, path: 0, device: 0, value: 1_000_000 };
+        let row = VitalRow {
+            project: 0,
+            ts: 0,
+            metric: VitalName::Lcp,
+            path: 0,
+            device: 0,
+            browser: 0,
+            release: 0,
+            value: 1_000_000,
+        };
         let later = crate::testing::run(1, vec![vec![(row, 1)]], 61_001, 1_000, vital_views);
         assert_eq!(later.len(), 2, "hour and day remain");
         assert!(later.keys().all(|u| u.cell.interval != Interval::Minute));

@@ -63,6 +63,8 @@ pub fn vital_row(event: &Event, names: &Interner) -> Option<VitalRow> {
             metric: *name,
             path: names.intern(&event.path),
             device: names.intern(event.device.as_str()),
+            browser: names.intern(&event.browser),
+            release: names.intern(event.release.as_deref().unwrap_or("")),
             value: scale(*name, *value),
         }),
         _ => None,

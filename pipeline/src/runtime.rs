@@ -346,6 +346,8 @@ mod tests {
                 to: now + 1,
                 path: None,
                 device: None,
+                browser: None,
+                release: None,
             });
             assert_eq!(answer.count, values.len() as i64, "{name:?}");
             for (q, got) in [(0.5, answer.p50), (0.75, answer.p75), (0.95, answer.p95), (0.99, answer.p99)] {
@@ -406,6 +408,8 @@ mod tests {
                 to,
                 path: None,
                 device: None,
+                browser: None,
+                release: None,
             });
             (pv.total.pageviews, ev.total, vt.count)
         };

@@ -410,6 +410,10 @@ pub struct VitalsParams {
     pub path: Option<String>,
     /// Only measurements from this device class.
     pub device: Option<String>,
+    /// Only measurements from this browser.
+    pub browser: Option<String>,
+    /// Only measurements of this release.
+    pub release: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}/vitals", tag = "queries",
@@ -431,7 +435,16 @@ pub async fn vitals(
         ApiError::bad_request("invalid_value", "name", "`name` must be LCP, INP, CLS, FCP, TTFB or FID")
     })?;
     let (from, to) = range(params.from, params.to)?;
-    let query = VitalsQuery { project_id: id, metric, from, to, path: params.path, device: params.device };
+    let query = VitalsQuery {
+        project_id: id,
+        metric,
+        from,
+        to,
+        path: params.path,
+        device: params.device,
+        browser: params.browser,
+        release: params.release,
+    };
     Ok(Json(state.views.vitals(&query)))
 }
 

@@ -1,5 +1,6 @@
 //! The web vitals read model: per histogram cell (project, metric,
-//! interval, bucket, path, device), a count per (rating, quantized value).
+//! interval, bucket, path, device, browser, release), a count per (rating,
+//! quantized value).
 //! A range is answered by merging its cells into one `hdrhistogram`.
 
 use std::collections::BTreeMap;
@@ -26,6 +27,8 @@ pub struct VitalsQuery {
     pub to: i64,
     pub path: Option<String>,
     pub device: Option<String>,
+    pub browser: Option<String>,
+    pub release: Option<String>,
 }
 
 /// The contract's answer to `vitals`: percentiles in the metric's unit
@@ -62,12 +65,22 @@ impl VitalViews {
         if let Some(project) = names.lookup(&q.project_id) {
             // A filter value never seen matches nothing.
             let resolve = |v: &Option<String>| v.as_deref().map(|v| names.lookup(v).unwrap_or(Symbol::MAX));
-            let (path, device) = (resolve(&q.path), resolve(&q.device));
+            let wanted = [resolve(&q.path), resolve(&q.device), resolve(&q.browser), resolve(&q.release)];
             let interval = interval_for(q.from, q.to);
-            let at = |bucket| VitalCell { project, metric: q.metric, interval, bucket, path: 0, device: 0 };
+            let at = |bucket| VitalCell {
+                project,
+                metric: q.metric,
+                interval,
+                bucket,
+                path: 0,
+                device: 0,
+                browser: 0,
+                release: 0,
+            };
             let cells = self.cells.range(at(interval.bucket_of(q.from))..at(q.to));
             for (cell, counts) in cells {
-                if path.is_some_and(|p| p != cell.path) || device.is_some_and(|d| d != cell.device) {
+                let have = [cell.path, cell.device, cell.browser, cell.release];
+                if wanted.iter().zip(have).any(|(want, have)| want.is_some_and(|w| w != have)) {
                     continue;
                 }
                 for (&(rating, value), &count) in counts {
