@@ -1142,8 +1142,15 @@ async fn sessions_breakdowns_and_current_visitors() {
     assert_eq!(rows(&from_google), owned(&[("/", 1, 1)]));
     let (status, bad) = get(format!("breakdown?dimension=country&{range}")).await;
     assert_eq!((status, bad["error"]["field"].as_str()), (400, Some("dimension")));
-    let (status, _) = get(format!("breakdown?dimension=entry_page&browser=Chrome&{range}")).await;
-    assert_eq!(status, 400);
+    // Session filters match the entry page view.
+    let (_, chrome_entries) = get(format!("breakdown?dimension=entry_page&browser=Chrome&{range}")).await;
+    assert_eq!(rows(&chrome_entries), owned(&[("/docs", 2, -1), ("/", 1, -1), ("/blog", 1, -1)]), "{chrome_entries}");
+    let (_, from_google) = get(format!("sessions/summary?referrer=google.com&{range}")).await;
+    assert_eq!((from_google["sessions"].as_i64(), from_google["bounce_rate"].as_f64()), (Some(1), Some(0.0)));
+    let (_, firefox) = get(format!("sessions/summary?browser=Firefox&{range}")).await;
+    assert_eq!((firefox["sessions"].as_i64(), firefox["bounce_rate"].as_f64()), (Some(1), Some(1.0)));
+    let (_, entered_docs) = get(format!("sessions/summary?path=/docs&{range}")).await;
+    assert_eq!(entered_docs["sessions"], 2);
     // Current visitors: only who was seen in the last five minutes.
     assert_eq!(get("visitors/current".into()).await.1["visitors"], 0);
     send(json!([{ "type": "pageview", "anonymous_id": "e", "url": "https://shop.example/" }]), CHROME).await;

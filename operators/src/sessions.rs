@@ -11,6 +11,7 @@ use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 
 use crate::buckets::Interval;
+use crate::pageviews::PageDims;
 use crate::retention::expire_at;
 use crate::{Symbol, Time};
 
@@ -21,7 +22,10 @@ pub const IDLE_MS: i64 = 30 * 60_000;
 /// small for busy visitors.
 pub const RESOLUTION_MS: i64 = 1_000;
 
-fn value_of(hit: &SessionHit) -> (i64, Option<Symbol>) {
+/// What the reduce keeps of a hit: its second and its page, if any.
+pub type HitValue = (i64, Option<(Symbol, PageDims)>);
+
+fn value_of(hit: &SessionHit) -> HitValue {
     (hit.ts - hit.ts.rem_euclid(RESOLUTION_MS), hit.page)
 }
 
@@ -35,8 +39,9 @@ pub struct SessionHit {
     pub visitor: u64,
     /// A hash of the SDK's session id, if it sent one.
     pub session: Option<u64>,
-    /// The page of a page view; `None` for a custom event.
-    pub page: Option<Symbol>,
+    /// The page of a page view, with its dimensions; `None` for a custom
+    /// event.
+    pub page: Option<(Symbol, PageDims)>,
 }
 
 /// The hits of one key form its sessions.
@@ -63,6 +68,9 @@ pub struct Session {
     pub custom_events: u32,
     pub entry: Symbol,
     pub exit: Symbol,
+    /// The entry page view's dimensions (device, browser, OS, referrer,
+    /// release): what sessions are filtered by.
+    pub source: PageDims,
 }
 
 impl Session {
@@ -96,7 +104,7 @@ fn key_of(hit: &SessionHit) -> SessionKey {
 
 /// The sessions of one key's hits, sorted by time (with multiplicities).
 /// Sessions without a page view are not sessions of a web site.
-pub fn sessionize(owner: SessionOwner, hits: impl IntoIterator<Item = ((i64, Option<Symbol>), usize)>) -> Vec<Session> {
+pub fn sessionize(owner: SessionOwner, hits: impl IntoIterator<Item = (HitValue, usize)>) -> Vec<Session> {
     let split = matches!(owner, SessionOwner::VisitorDay(..));
     let mut sessions: Vec<Session> = Vec::new();
     let mut current: Option<(Session, bool)> = None;
@@ -110,13 +118,24 @@ pub fn sessionize(owner: SessionOwner, hits: impl IntoIterator<Item = ((i64, Opt
         {
             sessions.extend(current.take().filter(|(_, has_page)| *has_page).map(|(s, _)| s));
         }
-        let (session, has_page) = current
-            .get_or_insert((Session { start: ts, end: ts, pageviews: 0, custom_events: 0, entry: 0, exit: 0 }, false));
+        let (session, has_page) = current.get_or_insert((
+            Session {
+                start: ts,
+                end: ts,
+                pageviews: 0,
+                custom_events: 0,
+                entry: 0,
+                exit: 0,
+                source: PageDims::default(),
+            },
+            false,
+        ));
         session.end = ts;
         match page {
-            Some(page) => {
+            Some((page, dims)) => {
                 if !*has_page {
                     session.entry = page;
+                    session.source = dims;
                     *has_page = true;
                 }
                 session.exit = page;
@@ -167,7 +186,7 @@ mod tests {
     /// The obviously correct batch version: hits grouped by key, sorted,
     /// walked once.
     fn reference(hits: &[SessionHit]) -> View {
-        let mut by_key: BTreeMap<SessionKey, Vec<(i64, Option<Symbol>)>> = BTreeMap::new();
+        let mut by_key: BTreeMap<SessionKey, Vec<HitValue>> = BTreeMap::new();
         for hit in hits {
             by_key.entry(key_of(hit)).or_default().push(value_of(hit));
         }
@@ -189,6 +208,7 @@ mod tests {
     }
 
     fn hit(ts_min: i64, visitor: u64, page: Option<Symbol>) -> SessionHit {
+        let page = page.map(|p| (p, PageDims { referrer: p, ..PageDims::default() }));
         SessionHit {
             project: 0,
             ts: 1_700_000_000_000 / 86_400_000 * 86_400_000 + ts_min * 60_000,
@@ -211,7 +231,10 @@ mod tests {
                 ts: 1_700_000_000_000 + rng.random_range(0..36 * 3_600_000),
                 visitor: rng.random_range(0..6),
                 session: rng.random_bool(0.2).then(|| rng.random_range(0..3)),
-                page: rng.random_bool(0.8).then(|| rng.random_range(0..4)),
+                page: rng.random_bool(0.8).then(|| {
+                    let dims = PageDims { referrer: rng.random_range(0..2), ..PageDims::default() };
+                    (rng.random_range(0..4), dims)
+                }),
             };
             let first: Vec<SessionHit> = (0..300).map(|_| random_hit(&mut rng)).collect();
             let second: Vec<SessionHit> = (0..200).map(|_| random_hit(&mut rng)).collect();
@@ -239,6 +262,7 @@ mod tests {
         let split = sessions_of(&run(vec![early.clone()], 1));
         assert_eq!(split.len(), 2, "40 idle minutes split: {split:?}");
         assert_eq!((split[0].pageviews, split[0].entry, split[0].exit), (2, 1, 2));
+        assert_eq!(split[0].source.referrer, 1, "the entry page view's dimensions");
         assert!(split[1].bounce() && split[1].duration_ms() == 0);
         // A late page view at minute 30 arrives: the gaps are now 20 minutes.
         let joined = sessions_of(&run(vec![early, vec![(hit(30, 1, Some(4)), 1)]], 2));

@@ -90,11 +90,11 @@ pub fn event_row(event: &Event, names: &Interner, prop_sets: &PropSets) -> Optio
     }
 }
 
-/// The session hit of a page view or custom event.
-pub fn session_hit(event: &Event, names: &Interner) -> Option<SessionHit> {
-    let page = match &event.kind {
-        EventKind::Pageview { .. } => Some(names.intern(&event.path)),
-        EventKind::Event { .. } => None,
+/// The session hit of a page view (given its row) or custom event.
+pub fn session_hit(event: &Event, names: &Interner, pageview: Option<&PageviewRow>) -> Option<SessionHit> {
+    let page = match (&event.kind, pageview) {
+        (EventKind::Pageview { .. }, Some(row)) => Some((row.path, row.dims)),
+        (EventKind::Event { .. }, _) => None,
         _ => return None,
     };
     Some(SessionHit {

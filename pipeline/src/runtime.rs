@@ -163,8 +163,9 @@ impl Pipeline {
         // moved, not copied, and stored under one lock.
         let mut samples: Vec<(Symbol, Symbol, Event)> = Vec::new();
         for event in envelope.events {
-            rows.sessions.extend(session_hit(&event, names));
-            if let Some(row) = pageview_row(&event, names) {
+            let pageview = pageview_row(&event, names);
+            rows.sessions.extend(session_hit(&event, names, pageview.as_ref()));
+            if let Some(row) = pageview {
                 rows.pageviews.push(row);
             } else if let Some(row) = error_row(&event, names) {
                 rows.errors.push(row);

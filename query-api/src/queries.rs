@@ -92,27 +92,44 @@ pub async fn pageviews(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct RangeParams {
+pub struct SessionsParams {
     /// Range start, ms since the epoch (default: 24 h before `to`).
     pub from: Option<i64>,
     /// Range end, exclusive, ms since the epoch (default: now).
     pub to: Option<i64>,
+    /// Only sessions that entered on this page.
+    pub path: Option<String>,
+    /// Only sessions whose entry page view had this device class, browser,
+    /// operating system, referring domain (empty: direct) or release.
+    pub device: Option<String>,
+    pub browser: Option<String>,
+    pub os: Option<String>,
+    pub referrer: Option<String>,
+    pub release: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}/sessions/summary", tag = "queries",
-    params(("id" = String, Path), RangeParams),
+    params(("id" = String, Path), SessionsParams),
     responses((status = 200, body = SessionsSummary), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn sessions_summary(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    params: Result<Query<RangeParams>, axum::extract::rejection::QueryRejection>,
+    params: Result<Query<SessionsParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<SessionsSummary>, ApiError> {
     authenticate(&state, &headers).await?.can_read(&id)?;
-    let Query(params) = params?;
-    let (from, to) = range(params.from, params.to)?;
-    Ok(Json(state.views.sessions_summary(&SessionsQuery { project_id: id, from, to })))
+    let Query(p) = params?;
+    let (from, to) = range(p.from, p.to)?;
+    let filters = PageFilters {
+        path: p.path,
+        device: p.device,
+        browser: p.browser,
+        os: p.os,
+        referrer: p.referrer,
+        release: p.release,
+    };
+    Ok(Json(state.views.sessions_summary(&SessionsQuery { project_id: id, from, to, filters })))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -125,7 +142,8 @@ pub struct BreakdownParams {
     pub to: Option<i64>,
     /// Most rows to answer (default 100).
     pub limit: Option<usize>,
-    /// Page view filters, as for `pageviews` (not for entry and exit pages).
+    /// Page view filters, as for `pageviews`; for entry and exit pages they
+    /// match the session's entry page view.
     pub path: Option<String>,
     pub device: Option<String>,
     pub browser: Option<String>,
@@ -188,17 +206,10 @@ pub async fn breakdown(
             let query = PageviewsQuery { project_id: id, interval: interval_for(from, to), from, to, filters };
             state.views.breakdown(&query, d)
         }
+        // Entry and exit pages are per session: the filters match the
+        // session's entry page view.
         None => {
-            let f = &filters;
-            let filtered = [&f.path, &f.device, &f.browser, &f.os, &f.referrer, &f.release].iter().any(|f| f.is_some());
-            if filtered {
-                return Err(ApiError::bad_request(
-                    "invalid_value",
-                    "dimension",
-                    "entry and exit pages are per session and take no page view filters",
-                ));
-            }
-            state.views.session_pages(&SessionsQuery { project_id: id, from, to }, dimension == "exit_page")
+            state.views.session_pages(&SessionsQuery { project_id: id, from, to, filters }, dimension == "exit_page")
         }
     };
     rows.truncate(params.limit.unwrap_or(100));

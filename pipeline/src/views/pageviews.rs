@@ -67,16 +67,16 @@ pub struct PageFilters {
 
 /// Filters as symbols; a value never seen is `Symbol::MAX` and matches
 /// nothing.
-struct Resolved([Option<Symbol>; 6]);
+pub(super) struct Resolved([Option<Symbol>; 6]);
 
 impl Resolved {
-    fn new(names: &Names, f: &PageFilters) -> Resolved {
+    pub(super) fn new(names: &Names, f: &PageFilters) -> Resolved {
         let resolve = |v: &Option<String>| v.as_deref().map(|v| names.lookup(v).unwrap_or(Symbol::MAX));
         let (path, device, browser, os) = (resolve(&f.path), resolve(&f.device), resolve(&f.browser), resolve(&f.os));
         Resolved([path, device, browser, os, resolve(&f.referrer), resolve(&f.release)])
     }
 
-    fn matches(&self, (path, dims): &(Symbol, PageDims)) -> bool {
+    pub(super) fn matches(&self, (path, dims): &(Symbol, PageDims)) -> bool {
         let have = [*path, dims.device, dims.browser, dims.os, dims.referrer, dims.release];
         self.0.iter().zip(have).all(|(want, have)| want.is_none_or(|w| w == have))
     }

@@ -1,30 +1,36 @@
-//! The sessions read model: per project, interval and start bucket, the
-//! sums a summary needs, and how many sessions entered and left on each
-//! page. Sessions themselves are not kept: a changed session arrives as a
-//! retraction of its old numbers and an insertion of its new ones.
+//! The sessions read model: per project, interval, start bucket, entry page
+//! and the entry page view's dimensions, the sums a summary needs and how
+//! many sessions left on each page. Sessions themselves are not kept: a
+//! changed session arrives as a retraction of its old numbers and an
+//! insertion of its new ones. Filters match the entry page view (`path`:
+//! the entry page; device, browser, OS, referrer, release).
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
-use sightline_operators::{SessionUpdate, Symbol};
+use sightline_operators::{PageDims, SessionUpdate, Symbol};
 
+use super::pageviews::{PageFilters, Resolved};
 use super::{Names, interval_for, interval_index};
 
-/// What the sessions starting in one bucket add up to.
+/// What the sessions starting in one bucket, entering on one page with one
+/// set of dimensions, add up to.
 #[derive(Debug, Default)]
-struct BucketTotals {
+struct Totals {
     sessions: i64,
     bounces: i64,
     duration_ms: i64,
     pageviews: i64,
-    /// Sessions per entry page and per exit page.
-    entries: HashMap<Symbol, i64>,
+    /// Sessions per exit page.
     exits: HashMap<Symbol, i64>,
 }
 
+/// A bucket's sessions by (entry page, entry dimensions).
+type BucketSessions = HashMap<(Symbol, PageDims), Totals>;
+
 #[derive(Debug, Default)]
 struct ProjectSessions {
-    by_interval: [BTreeMap<i64, BucketTotals>; 3],
+    by_interval: [BTreeMap<i64, BucketSessions>; 3],
 }
 
 #[derive(Debug, Default)]
@@ -38,6 +44,7 @@ pub struct SessionsQuery {
     pub project_id: String,
     pub from: i64,
     pub to: i64,
+    pub filters: PageFilters,
 }
 
 /// The contract's answer to `sessions/summary`.
@@ -64,32 +71,42 @@ impl SessionViews {
         let s = &update.session;
         let buckets =
             &mut self.projects.entry(update.project).or_default().by_interval[interval_index(update.interval)];
-        let totals = buckets.entry(update.bucket).or_default();
+        let cells = buckets.entry(update.bucket).or_default();
+        let totals = cells.entry((s.entry, s.source)).or_default();
         totals.sessions += diff;
         totals.bounces += diff * i64::from(s.bounce());
         totals.duration_ms += diff * s.duration_ms();
         totals.pageviews += diff * i64::from(s.pageviews);
-        add(&mut totals.entries, s.entry, diff);
         add(&mut totals.exits, s.exit, diff);
         if totals.sessions == 0 {
-            buckets.remove(&update.bucket);
+            cells.remove(&(s.entry, s.source));
+            if cells.is_empty() {
+                buckets.remove(&update.bucket);
+            }
         }
     }
 
-    fn buckets<'a>(
+    /// The totals of every (entry page, dimensions) the filters keep, in
+    /// the buckets of the range.
+    fn matching<'a>(
         &'a self,
         names: &Names,
         q: &SessionsQuery,
-    ) -> impl Iterator<Item = (&'a i64, &'a BucketTotals)> + 'a {
+    ) -> impl Iterator<Item = (&'a (Symbol, PageDims), &'a Totals)> + 'a {
         let interval = interval_for(q.from, q.to);
+        let filters = Resolved::new(names, &q.filters);
         let buckets = names.lookup(&q.project_id).and_then(|p| self.projects.get(&p));
         let (first, to) = (interval.bucket_of(q.from), q.to);
-        buckets.into_iter().flat_map(move |p| p.by_interval[interval_index(interval)].range(first..to))
+        buckets
+            .into_iter()
+            .flat_map(move |p| p.by_interval[interval_index(interval)].range(first..to))
+            .flat_map(|(_, cells)| cells.iter())
+            .filter(move |(entry, _)| filters.matches(entry))
     }
 
     pub(super) fn summary(&self, names: &Names, q: &SessionsQuery) -> SessionsSummary {
         let (mut sessions, mut bounces, mut duration, mut pageviews) = (0, 0, 0, 0);
-        for (_, totals) in self.buckets(names, q) {
+        for (_, totals) in self.matching(names, q) {
             sessions += totals.sessions;
             bounces += totals.bounces;
             duration += totals.duration_ms;
@@ -107,12 +124,16 @@ impl SessionViews {
     /// Sessions per entry (or exit) page in a range, most first.
     pub(super) fn pages(&self, names: &Names, q: &SessionsQuery, exits: bool) -> Vec<(Symbol, i64)> {
         let mut pages: HashMap<Symbol, i64> = HashMap::new();
-        for (_, totals) in self.buckets(names, q) {
-            for (&page, &count) in if exits { &totals.exits } else { &totals.entries } {
-                *pages.entry(page).or_default() += count;
+        for ((entry, _), totals) in self.matching(names, q) {
+            if exits {
+                for (&page, &count) in &totals.exits {
+                    *pages.entry(page).or_default() += count;
+                }
+            } else {
+                *pages.entry(*entry).or_default() += totals.sessions;
             }
         }
-        let mut pages: Vec<(Symbol, i64)> = pages.into_iter().collect();
+        let mut pages: Vec<(Symbol, i64)> = pages.into_iter().filter(|(_, n)| *n != 0).collect();
         pages.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| names.name(a.0).cmp(&names.name(b.0))));
         pages
     }
