@@ -34,7 +34,14 @@ pub struct PageviewsParams {
     pub to: Option<i64>,
     /// `minute`, `hour` (default) or `day`.
     pub interval: Option<String>,
-    /// Only this path.
+}
+
+/// The page view filters `pageviews`, `sessions/summary` and `breakdown`
+/// share; read from the same query string as each endpoint's own
+/// parameters. For sessions they match the session's entry page view.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct PageFilterParams {
+    /// Only this path (for sessions: the entry page).
     pub path: Option<String>,
     /// Only this device class (`desktop`, `mobile`, `tablet`, `bot`, `unknown`).
     pub device: Option<String>,
@@ -48,31 +55,34 @@ pub struct PageviewsParams {
     pub release: Option<String>,
 }
 
-impl PageviewsParams {
-    fn filters(&self) -> PageFilters {
+impl From<PageFilterParams> for PageFilters {
+    fn from(p: PageFilterParams) -> PageFilters {
         PageFilters {
-            path: self.path.clone(),
-            device: self.device.clone(),
-            browser: self.browser.clone(),
-            os: self.os.clone(),
-            referrer: self.referrer.clone(),
-            release: self.release.clone(),
+            path: p.path,
+            device: p.device,
+            browser: p.browser,
+            os: p.os,
+            referrer: p.referrer,
+            release: p.release,
         }
     }
 }
 
+type QueryResult<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
+
 #[utoipa::path(get, path = "/api/v1/projects/{id}/pageviews", tag = "queries",
-    params(("id" = String, Path), PageviewsParams),
+    params(("id" = String, Path), PageviewsParams, PageFilterParams),
     responses((status = 200, body = PageviewsAnswer), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn pageviews(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    params: Result<Query<PageviewsParams>, axum::extract::rejection::QueryRejection>,
+    params: QueryResult<PageviewsParams>,
+    filters: QueryResult<PageFilterParams>,
 ) -> Result<Json<PageviewsAnswer>, ApiError> {
     authenticate(&state, &headers).await?.can_read(&id)?;
-    let Query(params) = params?;
+    let (Query(params), Query(filters)) = (params?, filters?);
     let interval = match params.interval.as_deref() {
         None => Interval::Hour,
         Some(s) => Interval::parse(s).ok_or_else(|| {
@@ -87,49 +97,33 @@ pub async fn pageviews(
             format!("the range holds more than {MAX_SERIES_POINTS} buckets; use a coarser interval"),
         ));
     }
-    let query = PageviewsQuery { project_id: id, interval, from, to, filters: params.filters() };
+    let query = PageviewsQuery { project_id: id, interval, from, to, filters: filters.into() };
     Ok(Json(state.views.pageviews(&query)))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct SessionsParams {
+pub struct RangeParams {
     /// Range start, ms since the epoch (default: 24 h before `to`).
     pub from: Option<i64>,
     /// Range end, exclusive, ms since the epoch (default: now).
     pub to: Option<i64>,
-    /// Only sessions that entered on this page.
-    pub path: Option<String>,
-    /// Only sessions whose entry page view had this device class, browser,
-    /// operating system, referring domain (empty: direct) or release.
-    pub device: Option<String>,
-    pub browser: Option<String>,
-    pub os: Option<String>,
-    pub referrer: Option<String>,
-    pub release: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}/sessions/summary", tag = "queries",
-    params(("id" = String, Path), SessionsParams),
+    params(("id" = String, Path), RangeParams, PageFilterParams),
     responses((status = 200, body = SessionsSummary), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn sessions_summary(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    params: Result<Query<SessionsParams>, axum::extract::rejection::QueryRejection>,
+    params: QueryResult<RangeParams>,
+    filters: QueryResult<PageFilterParams>,
 ) -> Result<Json<SessionsSummary>, ApiError> {
     authenticate(&state, &headers).await?.can_read(&id)?;
-    let Query(p) = params?;
-    let (from, to) = range(p.from, p.to)?;
-    let filters = PageFilters {
-        path: p.path,
-        device: p.device,
-        browser: p.browser,
-        os: p.os,
-        referrer: p.referrer,
-        release: p.release,
-    };
-    Ok(Json(state.views.sessions_summary(&SessionsQuery { project_id: id, from, to, filters })))
+    let (Query(params), Query(filters)) = (params?, filters?);
+    let (from, to) = range(params.from, params.to)?;
+    Ok(Json(state.views.sessions_summary(&SessionsQuery { project_id: id, from, to, filters: filters.into() })))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -142,14 +136,6 @@ pub struct BreakdownParams {
     pub to: Option<i64>,
     /// Most rows to answer (default 100).
     pub limit: Option<usize>,
-    /// Page view filters, as for `pageviews`; for entry and exit pages they
-    /// match the session's entry page view.
-    pub path: Option<String>,
-    pub device: Option<String>,
-    pub browser: Option<String>,
-    pub os: Option<String>,
-    pub referrer: Option<String>,
-    pub release: Option<String>,
 }
 
 /// The answer to `breakdown`.
@@ -161,30 +147,24 @@ pub struct BreakdownAnswer {
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}/breakdown", tag = "queries",
-    params(("id" = String, Path), BreakdownParams),
+    params(("id" = String, Path), BreakdownParams, PageFilterParams),
     responses((status = 200, body = BreakdownAnswer), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn breakdown(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    params: Result<Query<BreakdownParams>, axum::extract::rejection::QueryRejection>,
+    params: QueryResult<BreakdownParams>,
+    filters: QueryResult<PageFilterParams>,
 ) -> Result<Json<BreakdownAnswer>, ApiError> {
     authenticate(&state, &headers).await?.can_read(&id)?;
-    let Query(params) = params?;
+    let (Query(params), Query(filters)) = (params?, filters?);
+    let filters = PageFilters::from(filters);
     let (from, to) = range(params.from, params.to)?;
     let dimension = params
         .dimension
         .as_deref()
         .ok_or_else(|| ApiError::bad_request("missing_field", "dimension", "`dimension` is required"))?;
-    let filters = PageFilters {
-        path: params.path,
-        device: params.device,
-        browser: params.browser,
-        os: params.os,
-        referrer: params.referrer,
-        release: params.release,
-    };
     let page_dimension = match dimension {
         "page" => Some(PageDimension::Page),
         "referrer" => Some(PageDimension::Referrer),
