@@ -146,15 +146,6 @@ fn resolve_position<'a>(
     token.get_name()
 }
 
-/// Resolves owned frames in place (frames a client sent, frames shown).
-pub fn symbolicate(frames: &mut Vec<Frame>, maps: MapLookup<'_>) {
-    let refs: Vec<FrameRef> =
-        frames.iter().map(|f| FrameRef { in_app: f.in_app, ..FrameRef::from_client(f) }).collect();
-    let stack_maps = StackMaps::load(&refs, maps);
-    let resolved: Vec<Frame> = resolve(refs, &stack_maps).iter().map(FrameRef::to_frame).collect();
-    *frames = resolved;
-}
-
 /// Up to `around` lines before and after the frame's original line.
 pub fn source_context(map: &SourceMap, frame: &Frame, around: usize) -> Option<SourceContext> {
     let (file, line) = (frame.file.as_deref()?, frame.line? as usize);
@@ -208,7 +199,7 @@ mod tests {
         let map = map();
         let lookup = |url: &str| (url == "https://shop.example/static/app.min.js").then(|| map.clone());
         let mut frames = vec![frame("b", 31), frame("a", 14)];
-        symbolicate(&mut frames, &lookup);
+        crate::resolve_frames(None, &mut frames, &lookup);
         assert_eq!(frames[0].file.as_deref(), Some("src/app.js"));
         assert_eq!((frames[0].line, frames[0].column), (Some(5), Some(3)));
         assert_eq!(frames[0].function.as_deref(), Some("inner"), "named by its caller's call site");
@@ -225,7 +216,7 @@ mod tests {
     fn frames_without_a_map_are_left_alone() {
         let mut frames = vec![frame("b", 31)];
         let before = frames.clone();
-        symbolicate(&mut frames, &|_| None);
+        crate::resolve_frames(None, &mut frames, &|_| None);
         assert_eq!(frames, before);
     }
 }
