@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use lru::LruCache;
 use sha2::{Digest, Sha256};
+use sightline_errors::IndexedMap;
 use sourcemap::SourceMap;
 
 /// Largest accepted map.
@@ -29,8 +30,8 @@ pub enum SourceMapError {
     Io { path: PathBuf, source: std::io::Error },
 }
 
-/// What a cache slot holds: the parsed map and its size, or a known miss.
-type Slot = Option<(Arc<SourceMap>, usize)>;
+/// What a cache slot holds: the indexed map and its size, or a known miss.
+type Slot = Option<(Arc<IndexedMap>, usize)>;
 
 /// The maps of every project and release.
 pub struct SourceMapStore {
@@ -111,14 +112,15 @@ impl SourceMapStore {
     }
 
     /// The parsed map of the minified file at `url` in `release`.
-    pub fn get(&self, project: &str, release: &str, url: &str) -> Option<Arc<SourceMap>> {
+    pub fn get(&self, project: &str, release: &str, url: &str) -> Option<Arc<IndexedMap>> {
         let key = cache_key(project, release, url);
         if let Some(slot) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).entries.get(&key) {
             return slot.as_ref().map(|(map, _)| map.clone());
         }
         let loaded = fs::read(self.path(project, release, url)).ok().and_then(|bytes| {
-            let map = SourceMap::from_slice(&bytes).ok()?;
-            Some((Arc::new(map), bytes.len()))
+            let map = IndexedMap::new(SourceMap::from_slice(&bytes).ok()?);
+            let size = bytes.len() + map.index_bytes();
+            Some((Arc::new(map), size))
         });
         let found = loaded.as_ref().map(|(map, _)| map.clone());
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
@@ -152,7 +154,7 @@ mod tests {
         assert!(store.get("p", "1.0", "https://x.example/app.min.js").is_none(), "a miss first");
         assert_eq!(store.put("p", "1.0", "https://x.example/app.min.js", MAP.as_bytes()).unwrap(), 1);
         let map = store.get("p", "1.0", "https://x.example/app.min.js?v=2").expect("found despite the query");
-        assert_eq!(map.get_source(0), Some("src/app.js"));
+        assert_eq!(map.source_map().get_source(0), Some("src/app.js"));
         assert!(store.get("p", "1.1", "https://x.example/app.min.js").is_none(), "other release");
         assert!(store.get("q", "1.0", "https://x.example/app.min.js").is_none(), "other project");
         assert!(matches!(store.put("p", "1.0", "u", b"{not json"), Err(SourceMapError::Invalid(_))));

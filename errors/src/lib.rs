@@ -13,4 +13,4 @@ pub mod symbolicate;
 pub use process::{process_error, resolve_frames};
 pub use recent_stacks::RecentStacks;
 pub use stack::{StackFrame, is_in_app, parse_stack};
-pub use symbolicate::{MapLookup, source_context};
+pub use symbolicate::{IndexedMap, MapLookup, source_context};

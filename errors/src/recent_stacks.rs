@@ -1,6 +1,6 @@
 //! Error events repeat: one bug throws the same stack, from the same
 //! release, thousands of times. [`RecentStacks`] remembers the group that
-//! [`process_error`] decided for recent raw stacks, bounded by bytes, so a
+//! [`process_error`] decided for recent raw stacks, bounded in memory, so a
 //! repeat costs a lookup instead of parsing, source-map resolution and
 //! grouping again.
 //!
@@ -14,48 +14,53 @@
 //! The key is everything the group depends on: project, release, error
 //! type, custom fingerprint, raw stack, and the source maps' generation (an
 //! upload changes how frames resolve, so entries made before it are never
-//! hit again and age out). Events grouped by message (no usable frame) and
+//! hit again and age out), hashed to 128 bits (XXH3 with a seed drawn at
+//! start, so nobody outside can aim at a collision): a miss, the common
+//! case in a stream of new stacks, costs one pass over the stack instead
+//! of copying it into a key, and an entry is a few dozen bytes. Events grouped by message (no usable frame) and
 //! events that sent frames instead of a stack are processed every time.
 
-use std::fmt::Write;
-use std::num::NonZeroUsize;
+use std::hash::BuildHasher;
 use std::sync::Mutex;
 
-use lru::LruCache;
 use sightline_model::{Event, EventKind, GroupRef};
+use xxhash_rust::xxh3::Xxh3;
 
 use crate::grouping::GroupingBasis;
 use crate::process::process_error;
 use crate::symbolicate::MapLookup;
 
-/// Groups of recent error stacks.
+/// Groups of recent error stacks: a set-associative cache. A key picks one
+/// set of [`WAYS`] slots, each set behind its own lock and kept in
+/// least-recently-used order, so a lookup or an insert touches a few
+/// dozen bytes and never allocates for the cache itself.
 pub struct RecentStacks {
-    inner: Mutex<Inner>,
-    max_bytes: usize,
+    sets: Box<[Mutex<Set>]>,
+    seed: u64,
 }
 
-struct Inner {
-    entries: LruCache<String, Remembered>,
-    bytes: usize,
+/// Slots per set.
+const WAYS: usize = 4;
+
+/// Most recently used first.
+#[derive(Default)]
+struct Set {
+    slots: [Option<(u128, GroupRef)>; WAYS],
 }
 
-struct Remembered {
-    group: GroupRef,
-    bytes: usize,
-}
-
-/// Most entries, whatever their size.
-const MAX_ENTRIES: usize = 65_536;
+/// What one slot holds at most: the key, the group and its strings (a
+/// 32-character fingerprint, the version and the basis name).
+const SLOT_BYTES: usize = size_of::<Option<(u128, GroupRef)>>() + 96;
 
 impl RecentStacks {
-    /// A cache holding at most `max_bytes` of keys and groups.
+    /// A cache of at most `max_bytes` (and at least one set).
     pub fn new(max_bytes: usize) -> RecentStacks {
+        let sets = (max_bytes / (SLOT_BYTES * WAYS)).max(1);
+        // A power of two, so a key's low bits pick its set.
+        let sets = if sets.is_power_of_two() { sets } else { sets.next_power_of_two() / 2 };
         RecentStacks {
-            inner: Mutex::new(Inner {
-                entries: LruCache::new(NonZeroUsize::new(MAX_ENTRIES).expect("non-zero")),
-                bytes: 0,
-            }),
-            max_bytes,
+            sets: (0..sets).map(|_| Mutex::default()).collect(),
+            seed: std::collections::hash_map::RandomState::new().hash_one(0u8),
         }
     }
 
@@ -64,13 +69,13 @@ impl RecentStacks {
     /// uploaded). Frames parsed from the stack are not kept; frames the
     /// client sent are, resolved.
     pub fn group_error(&self, event: &mut Event, maps: MapLookup<'_>, maps_generation: u64) {
-        let Some(key) = cache_key(event, maps_generation) else {
+        let Some(key) = cache_key(event, maps_generation, self.seed) else {
             return process_error(event, maps);
         };
-        if let Some(hit) = self.lock().entries.get(&key)
+        if let Some(hit) = self.set_of(key).get(key)
             && let EventKind::Error { group, .. } = &mut event.kind
         {
-            *group = Some(hit.group.clone());
+            *group = Some(hit);
             return;
         }
         process_error(event, maps);
@@ -78,38 +83,51 @@ impl RecentStacks {
             return;
         };
         *frames = Vec::new();
-        if group.basis == GroupingBasis::Message.as_str() {
-            return;
-        }
-        let bytes = key.len() + group.fingerprint.len() + group.basis.len() + 96;
-        let remembered = Remembered { group: group.clone(), bytes };
-        let mut inner = self.lock();
-        inner.bytes += bytes;
-        if let Some((_, evicted)) = inner.entries.push(key, remembered) {
-            inner.bytes -= evicted.bytes;
-        }
-        while inner.bytes > self.max_bytes {
-            let Some((_, evicted)) = inner.entries.pop_lru() else { break };
-            inner.bytes -= evicted.bytes;
+        if group.basis != GroupingBasis::Message.as_str() {
+            self.set_of(key).put(key, group.clone());
         }
     }
 
     /// Entries held (for tests and metrics).
     pub fn len(&self) -> usize {
-        self.lock().entries.len()
+        self.sets.iter().map(|set| lock(set).slots.iter().flatten().count()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    /// Most entries held at once.
+    pub fn capacity(&self) -> usize {
+        self.sets.len() * WAYS
+    }
+
+    fn set_of(&self, key: u128) -> std::sync::MutexGuard<'_, Set> {
+        lock(&self.sets[key as usize & (self.sets.len() - 1)])
+    }
+}
+
+fn lock(set: &Mutex<Set>) -> std::sync::MutexGuard<'_, Set> {
+    set.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Set {
+    /// The group of `key`, which becomes the most recently used.
+    fn get(&mut self, key: u128) -> Option<GroupRef> {
+        let at = self.slots.iter().position(|slot| slot.as_ref().is_some_and(|(k, _)| *k == key))?;
+        self.slots[..=at].rotate_right(1);
+        self.slots[0].as_ref().map(|(_, group)| group.clone())
+    }
+
+    /// Remembers `key` first, in place of the least recently used.
+    fn put(&mut self, key: u128, group: GroupRef) {
+        self.slots.rotate_right(1);
+        self.slots[0] = Some((key, group));
     }
 }
 
 /// The key of an error event with a raw stack and no client frames.
-fn cache_key(event: &Event, maps_generation: u64) -> Option<String> {
+fn cache_key(event: &Event, maps_generation: u64, seed: u64) -> Option<u128> {
     let EventKind::Error { error_type, stack: Some(stack), frames, fingerprint, .. } = &event.kind else {
         return None;
     };
@@ -117,20 +135,22 @@ fn cache_key(event: &Event, maps_generation: u64) -> Option<String> {
         return None;
     }
     let custom = fingerprint.as_deref().unwrap_or_default();
-    let mut parts = vec![event.project_id.as_str(), event.release.as_deref().unwrap_or("")];
-    parts.push(error_type.as_deref().unwrap_or(""));
-    parts.push(if fingerprint.is_some() { "custom" } else { "default" });
-    parts.extend(custom.iter().map(String::as_str));
-    parts.push(stack);
-    // Each part is prefixed with its length, so two different inputs never
-    // make one key, whatever bytes the parts hold.
-    let mut key = String::with_capacity(parts.iter().map(|p| p.len() + 8).sum::<usize>() + 24);
-    let _ = write!(key, "{maps_generation}");
-    for part in parts {
-        let _ = write!(key, ";{}:", part.len());
-        key.push_str(part);
+    let mut hasher = Xxh3::with_seed(seed);
+    hasher.update(&maps_generation.to_le_bytes());
+    hasher.update(&(custom.len() as u64).to_le_bytes());
+    let fixed = [
+        event.project_id.as_str(),
+        event.release.as_deref().unwrap_or(""),
+        error_type.as_deref().unwrap_or(""),
+        if fingerprint.is_some() { "custom" } else { "default" },
+    ];
+    // Each part is prefixed with its length (and the custom parts by their
+    // number), so two different inputs never hash the same bytes.
+    for part in fixed.into_iter().chain(custom.iter().map(String::as_str)).chain([stack.as_str()]) {
+        hasher.update(&(part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
     }
-    Some(key)
+    Some(hasher.digest128())
 }
 
 #[cfg(test)]
@@ -138,11 +158,12 @@ mod tests {
     use std::sync::Arc;
 
     use sightline_model::DeviceClass;
-    use sourcemap::{SourceMap, SourceMapBuilder};
+    use sourcemap::SourceMapBuilder;
 
     use sightline_model::Frame;
 
     use super::*;
+    use crate::symbolicate::IndexedMap;
 
     const BUNDLE: &str = "https://shop.example/static/app.min.js";
 
@@ -176,11 +197,11 @@ mod tests {
         format!("TypeError: boom\n    at b ({BUNDLE}:1:{column})\n    at a ({BUNDLE}:1:14)")
     }
 
-    fn map() -> Arc<SourceMap> {
+    fn map() -> Arc<IndexedMap> {
         let mut b = SourceMapBuilder::new(Some("app.min.js"));
         b.add(0, 13, 1, 2, Some("src/app.js"), Some("inner"), false);
         b.add(0, 30, 4, 2, Some("src/app.js"), None, false);
-        Arc::new(b.into_sourcemap())
+        Arc::new(IndexedMap::new(b.into_sourcemap()))
     }
 
     fn frames_and_group(event: &Event) -> (Vec<Frame>, GroupRef) {
@@ -239,16 +260,22 @@ mod tests {
     }
 
     #[test]
-    fn memory_stays_within_its_bound() {
+    fn memory_stays_within_its_bound_and_recent_stacks_stay() {
         let cache = RecentStacks::new(64 * 1024);
+        assert!(cache.capacity() * SLOT_BYTES <= 64 * 1024 && cache.capacity() >= 64, "{}", cache.capacity());
+        let hot = stack(1_000_000);
         for column in 0..2_000 {
             cache.group_error(&mut error("1.0", "TypeError", &stack(column)), &|_| None, 0);
+            // A stack that keeps coming back is never the least recently used.
+            let lookups = std::cell::Cell::new(0);
+            let counting = |_: &str| {
+                lookups.set(lookups.get() + 1);
+                None
+            };
+            cache.group_error(&mut error("1.0", "TypeError", &hot), &counting, 0);
+            assert!(column == 0 || lookups.get() == 0, "the hot stack was evicted at {column}");
         }
-        let inner = cache.lock();
-        assert!(inner.bytes <= 64 * 1024, "{} bytes held", inner.bytes);
-        assert!(inner.entries.len() > 10 && inner.entries.len() < 2_000);
-        let counted: usize = inner.entries.iter().map(|(_, r)| r.bytes).sum();
-        assert_eq!(counted, inner.bytes);
+        assert_eq!(cache.len(), cache.capacity(), "full, and never more");
     }
 
     #[test]

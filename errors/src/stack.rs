@@ -79,8 +79,9 @@ pub struct StackFrame<'a> {
 /// At most 256 frames are returned (the first 256); lines longer than 4096
 /// bytes are ignored. Never panics on any input.
 pub fn parse_stack(stack: &str) -> Vec<StackFrame<'_>> {
-    let mut frames: Vec<StackFrame> = Vec::new();
-    for raw in stack.lines() {
+    let line_count = memchr::memchr_iter(b'\n', stack.as_bytes()).count() + 1;
+    let mut frames: Vec<StackFrame> = Vec::with_capacity(line_count.min(MAX_FRAMES));
+    for raw in lines(stack) {
         if frames.len() >= MAX_FRAMES {
             break;
         }
@@ -99,6 +100,17 @@ pub fn parse_stack(stack: &str) -> Vec<StackFrame<'_>> {
     frames
 }
 
+/// The stack's lines, split at `\n` (a `\r` before it is trimmed with the
+/// rest of the line's whitespace).
+fn lines(stack: &str) -> impl Iterator<Item = &str> {
+    let mut start = 0;
+    memchr::memchr_iter(b'\n', stack.as_bytes()).chain(std::iter::once(stack.len())).map(move |end| {
+        let line = &stack[start..end];
+        start = end + 1;
+        line
+    })
+}
+
 /// Whether a frame file belongs to the application.
 ///
 /// `false` for browser extensions (`chrome-extension://`, `moz-extension://`,
@@ -108,7 +120,7 @@ pub fn parse_stack(stack: &str) -> Vec<StackFrame<'_>> {
 /// empty string, and well-known public CDNs (see the host list in the
 /// source; subdomains of those hosts included); `true` otherwise.
 pub fn is_in_app(file: &str) -> bool {
-    let file = file.trim();
+    let file = trim(file);
     if file.is_empty() || PSEUDO_FILES.contains(&file) {
         return false;
     }
@@ -133,7 +145,7 @@ pub fn is_in_app(file: &str) -> bool {
 // Line classification
 
 fn parse_line(raw: &str) -> Option<StackFrame<'_>> {
-    let line = raw.trim();
+    let line = trim(raw);
     if line.is_empty() {
         return None;
     }
@@ -153,7 +165,7 @@ fn parse_line(raw: &str) -> Option<StackFrame<'_>> {
 // V8: `at <function> (<location>)` / `at <location>`
 
 fn parse_v8(rest: &str) -> Option<StackFrame<'_>> {
-    let mut rest = rest.trim();
+    let mut rest = trim(rest);
     // `at async handler (...)`: the `async ` marker is not part of the name.
     // (`at async (...)` is a function literally named `async`.)
     if let Some(stripped) = rest.strip_prefix("async ") {
@@ -185,7 +197,7 @@ fn parse_v8(rest: &str) -> Option<StackFrame<'_>> {
 
 fn v8_paren_frame<'a>(function: &'a str, location: &'a str) -> Option<StackFrame<'a>> {
     let function = clean_function(function);
-    let location = location.trim();
+    let location = trim(location);
 
     let (file, line, column) = if let Some(origin) = location.strip_prefix("eval at ") {
         split_line_col(v8_eval_origin(origin))
@@ -210,9 +222,10 @@ fn v8_paren_frame<'a>(function: &'a str, location: &'a str) -> Option<StackFrame
     Some(make_frame(function, Some(file), line, column))
 }
 
-/// The first `" ("`; a byte scan, as this runs on every V8 frame.
+/// The first `" ("`; this runs on every V8 frame.
 fn find_space_paren(s: &str) -> Option<usize> {
-    s.as_bytes().windows(2).position(|pair| pair == b" (")
+    let bytes = s.as_bytes();
+    memchr::memchr_iter(b'(', bytes).find(|&at| at > 0 && bytes[at - 1] == b' ').map(|at| at - 1)
 }
 
 /// Resolves the text after `eval at ` to the outermost real script location:
@@ -245,7 +258,7 @@ fn is_promise_index(location: &str) -> bool {
 // SpiderMonkey / JavaScriptCore: `<function>@<location>`
 
 fn parse_at_sign<'a>(function: &'a str, location: &'a str) -> Option<StackFrame<'a>> {
-    let function = function.trim();
+    let function = trim(function);
     // "Error: contact me@example.com:80" is a message header, not a frame;
     // engine function names never contain ": ".
     if function.contains(": ") {
@@ -254,7 +267,7 @@ fn parse_at_sign<'a>(function: &'a str, location: &'a str) -> Option<StackFrame<
     // Firefox marks async boundaries as `async*name@…`,
     // `promise callback*name@…`, `setTimeout handler*name@…`.
     let function = clean_function(function.rsplit_once('*').map_or(function, |(_, name)| name));
-    let location = location.trim();
+    let location = trim(location);
 
     if location.is_empty() {
         // JavaScriptCore `eval code@`: a name with no location.
@@ -311,12 +324,19 @@ fn split_line_col(location: &str) -> (&str, Option<u32>, Option<u32>) {
     }
 }
 
+/// `head:123` → (`head`, 123); a byte scan from the end.
 fn split_trailing_number(s: &str) -> Option<(&str, u32)> {
-    let (head, tail) = s.rsplit_once(':')?;
-    if !is_digits(tail) {
+    let bytes = s.as_bytes();
+    let digits = bytes.iter().rev().take_while(|b| b.is_ascii_digit()).count();
+    let colon = bytes.len().checked_sub(digits + 1)?;
+    if digits == 0 || bytes[colon] != b':' {
         return None;
     }
-    Some((head, tail.parse().ok()?))
+    let mut number: u32 = 0;
+    for &digit in &bytes[colon + 1..] {
+        number = number.checked_mul(10)?.checked_add(u32::from(digit - b'0'))?;
+    }
+    Some((&s[..colon], number))
 }
 
 fn is_digits(s: &str) -> bool {
@@ -325,7 +345,7 @@ fn is_digits(s: &str) -> bool {
 
 /// Trims a function name; empty and V8's bare `<anonymous>` become `None`.
 fn clean_function(function: &str) -> Option<&str> {
-    let function = function.trim();
+    let function = trim(function);
     (!function.is_empty() && function != "<anonymous>").then_some(function)
 }
 
@@ -336,13 +356,32 @@ fn make_frame<'a>(
     column: Option<u32>,
 ) -> StackFrame<'a> {
     StackFrame {
-        function: function.map(str::trim).filter(|f| !f.is_empty()),
-        file: file.map(str::trim).filter(|f| !f.is_empty()),
+        function: function.map(trim).filter(|f| !f.is_empty()),
+        file: file.map(trim).filter(|f| !f.is_empty()),
         line,
         column,
         // Decided by `parse_stack`, once per run of frames in one file.
         in_app: false,
     }
+}
+
+/// `str::trim`, with ASCII whitespace trimmed by a byte scan (stack lines
+/// are indented); only text that then starts or ends with a non-ASCII
+/// character goes through the Unicode-aware `str::trim`.
+#[inline]
+pub(crate) fn trim(s: &str) -> &str {
+    let bytes = s.as_bytes();
+    let Some(start) = bytes.iter().position(|b| !is_ascii_space(*b)) else {
+        return "";
+    };
+    let end = bytes.iter().rposition(|b| !is_ascii_space(*b)).map_or(start, |last| last + 1);
+    let s = &s[start..end];
+    if s.as_bytes()[0].is_ascii() && s.as_bytes()[s.len() - 1].is_ascii() { s } else { s.trim() }
+}
+
+/// The ASCII characters `char::is_whitespace` accepts.
+fn is_ascii_space(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
 }
 
 fn starts_with_ignore_ascii_case(s: &str, prefix: &str) -> bool {

@@ -7,10 +7,84 @@ use std::sync::Arc;
 use sightline_model::{Frame, MinifiedLocation, SourceContext};
 use sourcemap::SourceMap;
 
+use crate::grouping::v1;
 use crate::stack::{StackFrame, is_in_app};
 
 /// Finds the source map for a minified file URL, if one was uploaded.
-pub type MapLookup<'a> = &'a dyn Fn(&str) -> Option<Arc<SourceMap>>;
+pub type MapLookup<'a> = &'a dyn Fn(&str) -> Option<Arc<IndexedMap>>;
+
+/// A parsed source map, indexed once when it is loaded for what resolving
+/// and grouping a frame ask of it: every token's minified position packed
+/// in a `u64` (a binary search over 8-byte keys rather than the map's
+/// 28-byte tokens) and, for each original source, whether it is the
+/// application's code and its grouping module name.
+pub struct IndexedMap {
+    map: SourceMap,
+    /// `line << 32 | column` of each token, in the map's (sorted) token order.
+    positions: Vec<u64>,
+    /// By source id.
+    sources: Vec<SourceFacts>,
+}
+
+struct SourceFacts {
+    in_app: bool,
+    /// [`grouping::v1::module_name`] of the source.
+    module: Box<str>,
+}
+
+/// An original position a minified one resolves to.
+struct Original<'a> {
+    source: &'a str,
+    facts: &'a SourceFacts,
+    line: u32,
+    column: u32,
+    /// The original name at that position (what the frame was calling).
+    name: Option<&'a str>,
+}
+
+impl IndexedMap {
+    pub fn new(map: SourceMap) -> IndexedMap {
+        let positions = map.tokens().map(|t| position(t.get_dst_line(), t.get_dst_col())).collect();
+        let sources = map
+            .sources()
+            .map(|source| SourceFacts { in_app: is_in_app(source), module: v1::module_name(source).into() })
+            .collect();
+        IndexedMap { map, positions, sources }
+    }
+
+    pub fn source_map(&self) -> &SourceMap {
+        &self.map
+    }
+
+    /// Bytes the index holds besides the map.
+    pub fn index_bytes(&self) -> usize {
+        self.positions.len() * size_of::<u64>()
+            + self.sources.iter().map(|s| size_of::<SourceFacts>() + s.module.len()).sum::<usize>()
+    }
+
+    /// The token at or before a 0-based minified position, as the
+    /// `sourcemap` crate's `lookup_token` finds it (of equal positions the
+    /// first), resolved to its original position.
+    fn lookup(&self, line: u32, column: u32) -> Option<Original<'_>> {
+        let key = position(line, column);
+        let at = self.positions.partition_point(|&p| p < key);
+        let index = if self.positions.get(at) == Some(&key) { at } else { at.checked_sub(1)? };
+        let raw = self.map.get_token(index)?.get_raw_token();
+        // A range mapping covers the columns after it one for one.
+        let offset = if raw.is_range && raw.dst_line == line { column - raw.dst_col } else { 0 };
+        Some(Original {
+            source: self.map.get_source(raw.src_id)?,
+            facts: self.sources.get(raw.src_id as usize)?,
+            line: raw.src_line,
+            column: raw.src_col.saturating_add(offset),
+            name: self.map.get_name(raw.name_id),
+        })
+    }
+}
+
+fn position(line: u32, column: u32) -> u64 {
+    u64::from(line) << 32 | u64::from(column)
+}
 
 /// A frame being resolved: it borrows the stack text (or the client's
 /// frames) and the maps, so resolving and grouping a new stack allocates
@@ -25,6 +99,9 @@ pub struct FrameRef<'a> {
     pub in_app: bool,
     /// Where the frame was before a map resolved it.
     pub minified: Option<MinifiedRef<'a>>,
+    /// The grouping module name of `file`, when the map that resolved the
+    /// frame derived it in advance.
+    pub module: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +115,7 @@ pub struct MinifiedRef<'a> {
 impl<'a> FrameRef<'a> {
     pub fn from_stack(frame: &StackFrame<'a>) -> FrameRef<'a> {
         let StackFrame { function, file, line, column, in_app } = *frame;
-        FrameRef { function, file, line, column, in_app, minified: None }
+        FrameRef { function, file, line, column, in_app, minified: None, module: None }
     }
 
     /// A frame the client sent, with `in_app` decided here.
@@ -50,6 +127,7 @@ impl<'a> FrameRef<'a> {
             column: frame.column,
             in_app: frame.file.as_deref().is_some_and(is_in_app),
             minified: None,
+            module: None,
         }
     }
 
@@ -72,12 +150,12 @@ impl<'a> FrameRef<'a> {
 
 /// The maps of one stack's minified files, each looked up once.
 pub struct StackMaps<'s> {
-    files: Vec<(&'s str, Option<Arc<SourceMap>>)>,
+    files: Vec<(&'s str, Option<Arc<IndexedMap>>)>,
 }
 
 impl<'s> StackMaps<'s> {
     pub fn load(frames: &[FrameRef<'s>], maps: MapLookup<'_>) -> StackMaps<'s> {
-        let mut files: Vec<(&'s str, Option<Arc<SourceMap>>)> = Vec::new();
+        let mut files: Vec<(&'s str, Option<Arc<IndexedMap>>)> = Vec::new();
         for file in frames.iter().filter_map(|f| f.file) {
             if !files.iter().any(|(f, _)| *f == file) {
                 files.push((file, maps(file)));
@@ -86,7 +164,7 @@ impl<'s> StackMaps<'s> {
         StackMaps { files }
     }
 
-    fn get(&self, file: &str) -> Option<&SourceMap> {
+    fn get(&self, file: &str) -> Option<&IndexedMap> {
         self.files.iter().find(|(f, _)| *f == file).and_then(|(_, map)| map.as_deref())
     }
 }
@@ -97,58 +175,41 @@ impl<'s> StackMaps<'s> {
 /// (frame *i + 1*), which the map records; the outermost frame keeps its
 /// minified name when the map has none.
 pub fn resolve<'a>(mut frames: Vec<FrameRef<'a>>, maps: &'a StackMaps<'_>) -> Vec<FrameRef<'a>> {
-    // `in_app` of each original source, by map and source index.
-    let mut sources_in_app: Vec<(*const SourceMap, u32, bool)> = Vec::new();
-    // Resolve positions first, remembering each frame's token name.
-    let mut call_names: Vec<Option<&'a str>> = Vec::with_capacity(frames.len());
-    for frame in frames.iter_mut() {
-        call_names.push(resolve_position(frame, maps, &mut sources_in_app));
-    }
-    for i in 0..frames.len() {
-        let Some(minified) = frames[i].minified else {
-            continue;
+    // Outermost first, so each frame's caller is resolved before it.
+    let mut caller_name: Option<&'a str> = None;
+    for frame in frames.iter_mut().rev() {
+        let call_name = resolve_position(frame, maps);
+        caller_name = match frame.minified {
+            Some(minified) => {
+                frame.function = caller_name.or(minified.function);
+                call_name
+            }
+            None => None,
         };
-        let caller_name = match frames.get(i + 1) {
-            Some(caller) if caller.minified.is_some() => call_names[i + 1],
-            _ => None,
-        };
-        frames[i].function = caller_name.or(minified.function);
     }
     frames
 }
 
 /// Moves one frame to its original position; returns the original name at
 /// that position (what the frame was calling).
-fn resolve_position<'a>(
-    frame: &mut FrameRef<'a>,
-    maps: &'a StackMaps<'_>,
-    sources_in_app: &mut Vec<(*const SourceMap, u32, bool)>,
-) -> Option<&'a str> {
+fn resolve_position<'a>(frame: &mut FrameRef<'a>, maps: &'a StackMaps<'_>) -> Option<&'a str> {
     let (file, line, column) = (frame.file?, frame.line?, frame.column?);
     let map = maps.get(file)?;
-    let token = map.lookup_token(line.checked_sub(1)?, column.checked_sub(1)?)?;
-    let source = token.get_source()?;
-    let key = (map as *const SourceMap, token.get_src_id());
-    let source_in_app = match sources_in_app.iter().find(|(m, id, _)| (*m, *id) == key) {
-        Some(&(_, _, in_app)) => in_app,
-        None => {
-            let in_app = is_in_app(source);
-            sources_in_app.push((key.0, key.1, in_app));
-            in_app
-        }
-    };
-    frame.in_app = frame.in_app && source_in_app;
+    let original = map.lookup(line.checked_sub(1)?, column.checked_sub(1)?)?;
+    frame.in_app = frame.in_app && original.facts.in_app;
+    frame.module = Some(&original.facts.module);
     // The frame's function is set again once its caller's call site is known.
     frame.minified = Some(MinifiedRef { function: frame.function.take(), file, line, column });
-    frame.file = Some(source);
-    frame.line = Some(token.get_src_line() + 1);
-    frame.column = Some(token.get_src_col() + 1);
-    token.get_name()
+    frame.file = Some(original.source);
+    frame.line = Some(original.line.saturating_add(1));
+    frame.column = Some(original.column.saturating_add(1));
+    original.name
 }
 
 /// Up to `around` lines before and after the frame's original line.
-pub fn source_context(map: &SourceMap, frame: &Frame, around: usize) -> Option<SourceContext> {
+pub fn source_context(map: &IndexedMap, frame: &Frame, around: usize) -> Option<SourceContext> {
     let (file, line) = (frame.file.as_deref()?, frame.line? as usize);
+    let map = &map.map;
     let index = (0..map.get_source_count()).find(|&i| map.get_source(i) == Some(file))?;
     let contents = map.get_source_contents(index)?;
     let lines: Vec<&str> = contents.lines().collect();
@@ -169,7 +230,7 @@ mod tests {
 
     /// A map for a one-line bundle `function a(){b()}function b(){throw x}`
     /// of original `src/app.js`, where `outer` calls `inner` which throws.
-    fn map() -> Arc<SourceMap> {
+    fn map() -> Arc<IndexedMap> {
         let mut b = SourceMapBuilder::new(Some("app.min.js"));
         let src = b.add_source("src/app.js");
         b.set_source_contents(
@@ -180,7 +241,7 @@ mod tests {
         b.add(0, 13, 1, 2, Some("src/app.js"), Some("inner"), false);
         // `throw` in the minified inner (col 30) is at src 5:3.
         b.add(0, 30, 4, 2, Some("src/app.js"), None, false);
-        Arc::new(b.into_sourcemap())
+        Arc::new(IndexedMap::new(b.into_sourcemap()))
     }
 
     fn frame(function: &str, column: u32) -> Frame {
@@ -210,6 +271,31 @@ mod tests {
         assert_eq!(context.context_line, "  throw new Error('x');");
         assert_eq!(context.pre_context, vec!["}", "function inner() {"]);
         assert_eq!(context.post_context, vec!["}"]);
+    }
+
+    proptest::proptest! {
+        /// The index finds the token the `sourcemap` crate's own search finds,
+        /// positions shared by several tokens and positions before the
+        /// first token included.
+        #[test]
+        fn the_index_finds_the_token_the_crate_finds(
+            tokens in proptest::collection::vec((0u32..4, 0u32..200, 0u32..50, 0u32..6), 1..60),
+            probes in proptest::collection::vec((0u32..5, 0u32..220), 1..40),
+        ) {
+            let mut b = SourceMapBuilder::new(None);
+            for &(line, column, src_line, id) in &tokens {
+                let source = format!("src/m{}.js", id % 3);
+                b.add(line, column, src_line, id, Some(&source), Some(&format!("f{id}")), false);
+            }
+            let indexed = IndexedMap::new(b.into_sourcemap());
+            for (line, column) in probes {
+                let ours = indexed.lookup(line, column).map(|o| (o.source, o.line, o.column, o.name));
+                let theirs = indexed.map.lookup_token(line, column).map(|t| {
+                    (t.get_source().unwrap(), t.get_src_line(), t.get_src_col(), t.get_name())
+                });
+                proptest::prop_assert_eq!(ours, theirs);
+            }
+        }
     }
 
     #[test]

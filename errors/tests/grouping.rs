@@ -87,7 +87,7 @@ fn ingest_groups_exactly_as_the_shown_frames_would() {
     builder.add(9, 14, 99, 2, Some("src/cart.js"), Some("renderCart"), false);
     builder.add(19, 4, 49, 2, Some("src/cart.js"), Some("loadCart"), false);
     builder.add(29, 2, 9, 0, Some("src/main.js"), None, false);
-    let map = Arc::new(builder.into_sourcemap());
+    let map = Arc::new(sightline_errors::IndexedMap::new(builder.into_sourcemap()));
     let with_map = |url: &str| (url == BUNDLE).then(|| map.clone());
     let no_map = |_: &str| None;
     let lookups: [sightline_errors::MapLookup; 2] = [&with_map, &no_map];

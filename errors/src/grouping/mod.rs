@@ -22,6 +22,11 @@ pub trait GroupFrame {
     fn function(&self) -> Option<&str>;
     fn file(&self) -> Option<&str>;
     fn in_app(&self) -> bool;
+    /// [`v1::module_name`] of the file, when it was derived in advance (an
+    /// [`crate::IndexedMap`] names each of its sources once); `None`: derive it.
+    fn known_module(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl GroupFrame for StackFrame<'_> {
@@ -58,6 +63,9 @@ impl GroupFrame for FrameRef<'_> {
     fn in_app(&self) -> bool {
         self.in_app
     }
+    fn known_module(&self) -> Option<&str> {
+        self.module
+    }
 }
 
 impl<T: GroupFrame> GroupFrame for &T {
@@ -69,6 +77,9 @@ impl<T: GroupFrame> GroupFrame for &T {
     }
     fn in_app(&self) -> bool {
         (**self).in_app()
+    }
+    fn known_module(&self) -> Option<&str> {
+        (**self).known_module()
     }
 }
 

@@ -19,87 +19,82 @@ use regex::Regex;
 use sha2::{Digest, Sha256};
 
 use super::{GroupFrame, Grouping, GroupingBasis, GroupingInput};
+use crate::stack::trim;
 
 pub const VERSION: &str = "v1";
 
 /// Groups one error.
 pub fn group<F: GroupFrame>(input: &GroupingInput<'_, F>) -> Grouping {
-    let (default_basis, default_parts) = default_parts(input);
-    let mut hasher = Sha256::new();
-    let basis = match input.fingerprint {
+    // The parts are written out whole, each followed by a zero byte, and
+    // hashed once.
+    let mut default = Vec::with_capacity(256);
+    let default_basis = write_default(input, &mut default);
+    let (basis, hashed) = match input.fingerprint {
         Some(custom) if !custom.is_empty() => {
-            hash_part(&mut hasher, &Part::Text("custom".into()));
+            let mut hashed = Vec::with_capacity(default.len() + 64);
+            write_text(&mut hashed, "custom");
             for part in custom {
                 if part.trim() == "{{ default }}" || part.trim() == "{{default}}" {
-                    default_parts.iter().for_each(|p| hash_part(&mut hasher, p));
+                    hashed.extend_from_slice(&default);
                 } else {
-                    hash_part(&mut hasher, &Part::Text(part.as_str().into()));
+                    write_text(&mut hashed, part);
                 }
             }
-            GroupingBasis::Custom
+            (GroupingBasis::Custom, hashed)
         }
-        _ => {
-            default_parts.iter().for_each(|p| hash_part(&mut hasher, p));
-            default_basis
-        }
+        _ => (default_basis, default),
     };
-    let digest = hasher.finalize();
+    let digest = Sha256::digest(&hashed);
     Grouping { fingerprint: hex::encode(&digest[..16]), version: VERSION.to_owned(), basis }
 }
 
-/// One component of what a group is made of; hashed, never formatted.
-#[derive(PartialEq)]
-enum Part<'a> {
-    Text(Cow<'a, str>),
-    /// A frame as `module:function`.
-    Frame(Cow<'a, str>, &'a str),
+fn write_text(out: &mut Vec<u8>, text: &str) {
+    out.extend_from_slice(text.as_bytes());
+    out.push(0);
 }
 
-/// Each part's bytes, then a zero byte.
-fn hash_part(hasher: &mut Sha256, part: &Part<'_>) {
-    match part {
-        Part::Text(text) => hasher.update(text.as_bytes()),
-        Part::Frame(module, function) => {
-            hasher.update(module.as_bytes());
-            hasher.update(b":");
-            hasher.update(function.as_bytes());
-        }
-    }
-    hasher.update([0]);
-}
-
-fn default_parts<'a, F: GroupFrame>(input: &GroupingInput<'a, F>) -> (GroupingBasis, Vec<Part<'a>>) {
+/// Writes what the default rules group by; returns the rule that applied.
+fn write_default<F: GroupFrame>(input: &GroupingInput<'_, F>, out: &mut Vec<u8>) -> GroupingBasis {
     let error_type = input.error_type.map(str::trim).filter(|t| !t.is_empty()).unwrap_or("Error");
-    let mut parts = vec![Part::Text(error_type.into())];
-    push_frames(&mut parts, input.frames.iter().filter(|f| f.in_app()));
-    if parts.len() > 1 {
-        return (GroupingBasis::InAppFrames, parts);
+    write_text(out, error_type);
+    if write_frames(out, input.frames.iter().filter(|f| f.in_app())) {
+        return GroupingBasis::InAppFrames;
     }
-    push_frames(&mut parts, input.frames.iter());
-    if parts.len() > 1 {
-        return (GroupingBasis::AllFrames, parts);
+    if write_frames(out, input.frames.iter()) {
+        return GroupingBasis::AllFrames;
     }
-    parts.push(Part::Text(normalize_message(input.message.unwrap_or("")).into()));
-    (GroupingBasis::Message, parts)
+    write_text(out, &normalize_message(input.message.unwrap_or("")));
+    GroupingBasis::Message
 }
 
-/// The frames' components, with direct recursion collapsed.
-fn push_frames<'a, F: GroupFrame + 'a>(parts: &mut Vec<Part<'a>>, frames: impl Iterator<Item = &'a F>) {
+/// Each frame as `module:function`, with direct recursion collapsed;
+/// whether any frame was written.
+fn write_frames<'a, F: GroupFrame + 'a>(out: &mut Vec<u8>, frames: impl Iterator<Item = &'a F>) -> bool {
+    let mut last: Option<FramePart<'a>> = None;
     for frame in frames {
-        // The type before the first frame is a `Text`, never equal to a frame.
-        if let Some(part) = frame_part(frame)
-            && parts.last() != Some(&part)
-        {
-            parts.push(part);
+        let Some(part) = frame_part(frame) else { continue };
+        if last.as_ref() == Some(&part) {
+            continue;
         }
+        out.extend_from_slice(part.0.as_bytes());
+        out.push(b':');
+        write_text(out, part.1);
+        last = Some(part);
     }
+    last.is_some()
 }
 
-/// `module:function`, or `None` for a frame grouping ignores.
-fn frame_part<'a>(frame: &'a impl GroupFrame) -> Option<Part<'a>> {
+/// A frame's module and function.
+type FramePart<'a> = (Cow<'a, str>, &'a str);
+
+/// `None` for a frame grouping ignores.
+fn frame_part<'a>(frame: &'a impl GroupFrame) -> Option<FramePart<'a>> {
     let function = function_name(frame.function()?)?;
-    let module = frame.file().map(module_name).unwrap_or_default();
-    Some(Part::Frame(module, function))
+    let module = match frame.known_module() {
+        Some(known) => Cow::Borrowed(known),
+        None => frame.file().map(module_name).unwrap_or_default(),
+    };
+    Some((module, function))
 }
 
 /// Names of top-level code; frames with these are ignored.
@@ -107,28 +102,38 @@ const TOP_LEVEL: [&str; 6] = ["global code", "eval code", "module code", "<anony
 
 /// The function's own name, as every engine would print it.
 pub fn function_name(raw: &str) -> Option<&str> {
-    let mut name = raw.trim();
+    let mut name = trim(raw);
     for prefix in ["async ", "new "] {
         name = name.strip_prefix(prefix).unwrap_or(name);
     }
     // Chrome's `Foo.bar [as baz]`: the alias is call-site noise.
-    if name.contains('[')
+    if memchr::memchr(b'[', name.as_bytes()).is_some()
         && let Some(i) = name.find(" [as ")
     {
         name = &name[..i];
     }
     // Firefox's nesting decorations: `outer/inner<`, `Foo/<.bar`, `a/b/<`.
-    let name = name.trim_end_matches(['<', '/']);
+    let name = trim_decorations_end(name);
     let name = name.bytes().rposition(|b| b == b'/' || b == b'.').map_or(name, |at| &name[at + 1..]);
     // `<computed>`, `<anonymous>`: no name of its own.
     if name.starts_with('<') && name.ends_with('>') {
         return None;
     }
-    let name = name.trim_matches(['<', '/']);
+    let name = trim_decorations_end(name);
+    let name = &name[name.bytes().take_while(|&b| is_decoration(b)).count()..];
     if name.is_empty() || TOP_LEVEL.contains(&name) {
         return None;
     }
     Some(name)
+}
+
+fn is_decoration(byte: u8) -> bool {
+    byte == b'<' || byte == b'/'
+}
+
+/// Without trailing `<` and `/`.
+fn trim_decorations_end(name: &str) -> &str {
+    &name[..name.bytes().rposition(|b| !is_decoration(b)).map_or(0, |last| last + 1)]
 }
 
 /// The file's basename without query, fragment or build hash.
@@ -136,39 +141,45 @@ pub fn module_name(file: &str) -> Cow<'_, str> {
     // Byte scans: these run for every frame of every error event.
     let file = file.bytes().position(|b| b == b'?' || b == b'#').map_or(file, |end| &file[..end]);
     let base = file.bytes().rposition(|b| b == b'/' || b == b'\\').map_or(file, |slash| &file[slash + 1..]);
-    // Most names carry no hash: return them without splitting and joining.
-    let hashed = base.split('.').enumerate().any(|(i, part)| (i > 0 && looks_like_hash(part)) || has_hash_suffix(part));
+    // Most names carry no hash (a hash has a digit): return them without
+    // splitting and joining.
+    let hashed = base.bytes().any(|b| b.is_ascii_digit())
+        && base
+            .as_bytes()
+            .split(|&b| b == b'.')
+            .enumerate()
+            .any(|(i, part)| (i > 0 && looks_like_hash(part)) || has_hash_suffix(part));
     if !hashed {
         return Cow::Borrowed(base);
     }
     let parts: Vec<&str> = base.split('.').collect();
-    let kept: Vec<String> = parts
+    let kept: Vec<&str> = parts
         .iter()
         .enumerate()
-        .filter(|(i, p)| *i == 0 || !looks_like_hash(p))
+        .filter(|(i, p)| *i == 0 || !looks_like_hash(p.as_bytes()))
         .map(|(_, p)| strip_hash_suffix(p))
         .collect();
     Cow::Owned(kept.join("."))
 }
 
-fn looks_like_hash(part: &str) -> bool {
-    part.len() >= 6 && part.bytes().all(|c| c.is_ascii_alphanumeric()) && part.bytes().any(|c| c.is_ascii_digit())
+fn looks_like_hash(part: &[u8]) -> bool {
+    part.len() >= 6 && part.iter().all(u8::is_ascii_alphanumeric) && part.iter().any(u8::is_ascii_digit)
 }
 
-fn has_hash_suffix(part: &str) -> bool {
+fn has_hash_suffix(part: &[u8]) -> bool {
     hash_separator(part).is_some_and(|i| i > 0 && looks_like_hash(&part[i + 1..]))
 }
 
 /// The last `-` or `_`.
-fn hash_separator(part: &str) -> Option<usize> {
-    part.bytes().rposition(|b| b == b'-' || b == b'_')
+fn hash_separator(part: &[u8]) -> Option<usize> {
+    part.iter().rposition(|&b| b == b'-' || b == b'_')
 }
 
 /// `app-3f9a1c2b` → `app`, `chunk_8d7e6f5a` → `chunk`.
-fn strip_hash_suffix(part: &str) -> String {
-    match hash_separator(part) {
-        Some(i) if has_hash_suffix(part) => part[..i].to_owned(),
-        _ => part.to_owned(),
+fn strip_hash_suffix(part: &str) -> &str {
+    match hash_separator(part.as_bytes()) {
+        Some(i) if has_hash_suffix(part.as_bytes()) => &part[..i],
+        _ => part,
     }
 }
 
