@@ -46,6 +46,11 @@ struct Args {
     /// errors (repeated stacks).
     #[arg(long)]
     mixed: bool,
+    /// Offer at most this many events per second (0: as many as the server
+    /// takes). Comparing the CPU per event of two builds at one offered
+    /// rate keeps the pipeline's per-tick work equally shared.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
     /// After the load, time this many requests to each query endpoint.
     #[arg(long, default_value_t = 0)]
     query_rounds: usize,
@@ -230,16 +235,30 @@ async fn main() -> anyhow::Result<()> {
     let refused = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.seconds);
+    // With `--rate`, batch n is due n * batch / rate seconds after the start.
+    let batch_interval = (args.rate > 0).then(|| Duration::from_secs_f64(args.batch as f64 / args.rate as f64));
+    let batches_issued = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
-    for worker in 0..args.concurrency {
+    let concurrency = args.concurrency;
+    for worker in 0..concurrency {
         let (http, url, key, bodies, accepted, refused) =
             (http.clone(), ingest_url.clone(), key.clone(), bodies.clone(), accepted.clone(), refused.clone());
         let pageviews_accepted = pageviews_accepted.clone();
+        let batches_issued = batches_issued.clone();
         tasks.push(tokio::spawn(async move {
+            // Workers take turns through the bodies: the unique-stack bodies must
+            // not be sent by several workers at once.
             let mut i = worker;
             while Instant::now() < deadline {
+                if let Some(interval) = batch_interval {
+                    let n = batches_issued.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep_until((started + interval.mul_f64(n as f64)).into()).await;
+                    if Instant::now() >= deadline {
+                        break;
+                    }
+                }
                 let (body, pageviews) = bodies[i % bodies.len()].clone();
-                i += 1;
+                i += concurrency;
                 let r = http
                     .post(&url)
                     .header("X-Sightline-Key", &key)
