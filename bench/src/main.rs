@@ -226,9 +226,10 @@ async fn main() -> anyhow::Result<()> {
             .await?
             .error_for_status()?;
     }
-    // Unique stacks need more distinct events than `RecentStacks` remembers
-    // (65,536 keys), or the cycling bodies would repeat them.
-    let distinct_bodies = if args.unique_stacks { 1_024 } else { 256 };
+    // Unique stacks need several times more distinct events than
+    // `RecentStacks` remembers (131,072 slots in the server), or the
+    // cycling bodies would repeat what it still holds.
+    let distinct_bodies = if args.unique_stacks { 6_144 } else { 256 };
     let bodies = Arc::new(bodies(args.batch, distinct_bodies, workload));
     let accepted = Arc::new(AtomicU64::new(0));
     let pageviews_accepted = Arc::new(AtomicU64::new(0));

@@ -17,13 +17,17 @@ pub type MapLookup<'a> = &'a dyn Fn(&str) -> Option<Arc<IndexedMap>>;
 /// and grouping a frame ask of it: every token's minified position packed
 /// in a `u64` (a binary search over 8-byte keys rather than the map's
 /// 28-byte tokens) and, for each original source, whether it is the
-/// application's code and its grouping module name.
+/// application's code and its grouping module name; for each name, its
+/// grouping function name.
 pub struct IndexedMap {
     map: SourceMap,
     /// `line << 32 | column` of each token, in the map's (sorted) token order.
     positions: Vec<u64>,
     /// By source id.
     sources: Vec<SourceFacts>,
+    /// By name id: the byte range of the name that
+    /// [`grouping::v1::function_name`] keeps; empty when it keeps none.
+    function_names: Vec<(u32, u32)>,
 }
 
 struct SourceFacts {
@@ -39,7 +43,14 @@ struct Original<'a> {
     line: u32,
     column: u32,
     /// The original name at that position (what the frame was calling).
-    name: Option<&'a str>,
+    name: Option<CallName<'a>>,
+}
+
+/// A name a map records at a call site, and the part of it grouping keeps.
+#[derive(Clone, Copy)]
+struct CallName<'a> {
+    name: &'a str,
+    function: Option<&'a str>,
 }
 
 impl IndexedMap {
@@ -49,7 +60,17 @@ impl IndexedMap {
             .sources()
             .map(|source| SourceFacts { in_app: is_in_app(source), module: v1::module_name(source).into() })
             .collect();
-        IndexedMap { map, positions, sources }
+        let function_names = map
+            .names()
+            .map(|name| match v1::function_name(name) {
+                Some(kept) => {
+                    let start = kept.as_ptr() as usize - name.as_ptr() as usize;
+                    (start as u32, (start + kept.len()) as u32)
+                }
+                None => (0, 0),
+            })
+            .collect();
+        IndexedMap { map, positions, sources, function_names }
     }
 
     pub fn source_map(&self) -> &SourceMap {
@@ -60,6 +81,7 @@ impl IndexedMap {
     pub fn index_bytes(&self) -> usize {
         self.positions.len() * size_of::<u64>()
             + self.sources.iter().map(|s| size_of::<SourceFacts>() + s.module.len()).sum::<usize>()
+            + self.function_names.len() * size_of::<(u32, u32)>()
     }
 
     /// The token at or before a 0-based minified position, as the
@@ -77,8 +99,15 @@ impl IndexedMap {
             facts: self.sources.get(raw.src_id as usize)?,
             line: raw.src_line,
             column: raw.src_col.saturating_add(offset),
-            name: self.map.get_name(raw.name_id),
+            name: self.call_name(raw.name_id),
         })
+    }
+
+    fn call_name(&self, name_id: u32) -> Option<CallName<'_>> {
+        let name = self.map.get_name(name_id)?;
+        let (start, end) = *self.function_names.get(name_id as usize)?;
+        let function = (start < end).then(|| &name[start as usize..end as usize]);
+        Some(CallName { name, function })
     }
 }
 
@@ -102,6 +131,9 @@ pub struct FrameRef<'a> {
     /// The grouping module name of `file`, when the map that resolved the
     /// frame derived it in advance.
     pub module: Option<&'a str>,
+    /// The grouping function name of `function`, when the map derived it
+    /// in advance; `Some(None)` when grouping ignores the function.
+    pub grouping_function: Option<Option<&'a str>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,7 +147,7 @@ pub struct MinifiedRef<'a> {
 impl<'a> FrameRef<'a> {
     pub fn from_stack(frame: &StackFrame<'a>) -> FrameRef<'a> {
         let StackFrame { function, file, line, column, in_app } = *frame;
-        FrameRef { function, file, line, column, in_app, minified: None, module: None }
+        FrameRef { function, file, line, column, in_app, minified: None, module: None, grouping_function: None }
     }
 
     /// A frame the client sent, with `in_app` decided here.
@@ -128,6 +160,7 @@ impl<'a> FrameRef<'a> {
             in_app: frame.file.as_deref().is_some_and(is_in_app),
             minified: None,
             module: None,
+            grouping_function: None,
         }
     }
 
@@ -176,12 +209,13 @@ impl<'s> StackMaps<'s> {
 /// minified name when the map has none.
 pub fn resolve<'a>(mut frames: Vec<FrameRef<'a>>, maps: &'a StackMaps<'_>) -> Vec<FrameRef<'a>> {
     // Outermost first, so each frame's caller is resolved before it.
-    let mut caller_name: Option<&'a str> = None;
+    let mut caller_name: Option<CallName<'a>> = None;
     for frame in frames.iter_mut().rev() {
         let call_name = resolve_position(frame, maps);
         caller_name = match frame.minified {
             Some(minified) => {
-                frame.function = caller_name.or(minified.function);
+                frame.function = caller_name.map(|c| c.name).or(minified.function);
+                frame.grouping_function = caller_name.map(|c| c.function);
                 call_name
             }
             None => None,
@@ -192,7 +226,7 @@ pub fn resolve<'a>(mut frames: Vec<FrameRef<'a>>, maps: &'a StackMaps<'_>) -> Ve
 
 /// Moves one frame to its original position; returns the original name at
 /// that position (what the frame was calling).
-fn resolve_position<'a>(frame: &mut FrameRef<'a>, maps: &'a StackMaps<'_>) -> Option<&'a str> {
+fn resolve_position<'a>(frame: &mut FrameRef<'a>, maps: &'a StackMaps<'_>) -> Option<CallName<'a>> {
     let (file, line, column) = (frame.file?, frame.line?, frame.column?);
     let map = maps.get(file)?;
     let original = map.lookup(line.checked_sub(1)?, column.checked_sub(1)?)?;
@@ -285,11 +319,17 @@ mod tests {
             let mut b = SourceMapBuilder::new(None);
             for &(line, column, src_line, id) in &tokens {
                 let source = format!("src/m{}.js", id % 3);
-                b.add(line, column, src_line, id, Some(&source), Some(&format!("f{id}")), false);
+                // Names that grouping keeps whole, in part, or not at all.
+                let names = ["f{id}", " Foo.bar{id} [as baz]", "async handler{id}", "<anonymous>", "a/b{id}/<"];
+                let name = names[id as usize % names.len()].replace("{id}", &id.to_string());
+                b.add(line, column, src_line, id, Some(&source), Some(&name), false);
             }
             let indexed = IndexedMap::new(b.into_sourcemap());
             for (line, column) in probes {
-                let ours = indexed.lookup(line, column).map(|o| (o.source, o.line, o.column, o.name));
+                let found = indexed.lookup(line, column);
+                let ours = found.as_ref().map(|o| (o.source, o.line, o.column, o.name.map(|c| c.name)));
+                let function = found.and_then(|o| o.name).and_then(|c| c.function);
+                proptest::prop_assert_eq!(function, ours.and_then(|o| o.3).and_then(v1::function_name));
                 let theirs = indexed.map.lookup_token(line, column).map(|t| {
                     (t.get_source().unwrap(), t.get_src_line(), t.get_src_col(), t.get_name())
                 });

@@ -27,6 +27,12 @@ pub trait GroupFrame {
     fn known_module(&self) -> Option<&str> {
         None
     }
+    /// [`v1::function_name`] of the function, when it was derived in
+    /// advance (an [`crate::IndexedMap`] names each of its names once);
+    /// `None`: derive it.
+    fn known_function(&self) -> Option<Option<&str>> {
+        None
+    }
 }
 
 impl GroupFrame for StackFrame<'_> {
@@ -66,6 +72,9 @@ impl GroupFrame for FrameRef<'_> {
     fn known_module(&self) -> Option<&str> {
         self.module
     }
+    fn known_function(&self) -> Option<Option<&str>> {
+        self.grouping_function
+    }
 }
 
 impl<T: GroupFrame> GroupFrame for &T {
@@ -80,6 +89,9 @@ impl<T: GroupFrame> GroupFrame for &T {
     }
     fn known_module(&self) -> Option<&str> {
         (**self).known_module()
+    }
+    fn known_function(&self) -> Option<Option<&str>> {
+        (**self).known_function()
     }
 }
 

@@ -45,7 +45,13 @@ pub fn group<F: GroupFrame>(input: &GroupingInput<'_, F>) -> Grouping {
         _ => (default_basis, default),
     };
     let digest = Sha256::digest(&hashed);
-    Grouping { fingerprint: hex::encode(&digest[..16]), version: VERSION.to_owned(), basis }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut fingerprint = String::with_capacity(32);
+    for byte in &digest[..16] {
+        fingerprint.push(char::from(HEX[usize::from(byte >> 4)]));
+        fingerprint.push(char::from(HEX[usize::from(byte & 15)]));
+    }
+    Grouping { fingerprint, version: VERSION.to_owned(), basis }
 }
 
 fn write_text(out: &mut Vec<u8>, text: &str) {
@@ -89,7 +95,10 @@ type FramePart<'a> = (Cow<'a, str>, &'a str);
 
 /// `None` for a frame grouping ignores.
 fn frame_part<'a>(frame: &'a impl GroupFrame) -> Option<FramePart<'a>> {
-    let function = function_name(frame.function()?)?;
+    let function = match frame.known_function() {
+        Some(known) => known?,
+        None => function_name(frame.function()?)?,
+    };
     let module = match frame.known_module() {
         Some(known) => Cow::Borrowed(known),
         None => frame.file().map(module_name).unwrap_or_default(),
