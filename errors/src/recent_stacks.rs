@@ -88,7 +88,7 @@ impl RecentStacks {
         }
     }
 
-    /// Entries held (for tests and metrics).
+    /// Entries held (for tests).
     pub fn len(&self) -> usize {
         self.sets.iter().map(|set| lock(set).slots.iter().flatten().count()).sum()
     }

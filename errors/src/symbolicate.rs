@@ -130,7 +130,7 @@ pub struct FrameRef<'a> {
     pub minified: Option<MinifiedRef<'a>>,
     /// The grouping module name of `file`, when the map that resolved the
     /// frame derived it in advance.
-    pub module: Option<&'a str>,
+    pub grouping_module: Option<&'a str>,
     /// The grouping function name of `function`, when the map derived it
     /// in advance; `Some(None)` when grouping ignores the function.
     pub grouping_function: Option<Option<&'a str>>,
@@ -147,7 +147,16 @@ pub struct MinifiedRef<'a> {
 impl<'a> FrameRef<'a> {
     pub fn from_stack(frame: &StackFrame<'a>) -> FrameRef<'a> {
         let StackFrame { function, file, line, column, in_app } = *frame;
-        FrameRef { function, file, line, column, in_app, minified: None, module: None, grouping_function: None }
+        FrameRef {
+            function,
+            file,
+            line,
+            column,
+            in_app,
+            minified: None,
+            grouping_module: None,
+            grouping_function: None,
+        }
     }
 
     /// A frame the client sent, with `in_app` decided here.
@@ -159,7 +168,7 @@ impl<'a> FrameRef<'a> {
             column: frame.column,
             in_app: frame.file.as_deref().is_some_and(is_in_app),
             minified: None,
-            module: None,
+            grouping_module: None,
             grouping_function: None,
         }
     }
@@ -231,7 +240,7 @@ fn resolve_position<'a>(frame: &mut FrameRef<'a>, maps: &'a StackMaps<'_>) -> Op
     let map = maps.get(file)?;
     let original = map.lookup(line.checked_sub(1)?, column.checked_sub(1)?)?;
     frame.in_app = frame.in_app && original.facts.in_app;
-    frame.module = Some(&original.facts.module);
+    frame.grouping_module = Some(&original.facts.module);
     // The frame's function is set again once its caller's call site is known.
     frame.minified = Some(MinifiedRef { function: frame.function.take(), file, line, column });
     frame.file = Some(original.source);

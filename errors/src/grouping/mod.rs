@@ -70,7 +70,7 @@ impl GroupFrame for FrameRef<'_> {
         self.in_app
     }
     fn known_module(&self) -> Option<&str> {
-        self.module
+        self.grouping_module
     }
     fn known_function(&self) -> Option<Option<&str>> {
         self.grouping_function
