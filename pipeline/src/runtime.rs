@@ -371,11 +371,16 @@ mod tests {
         use crate::views::{EventsQuery, VitalsQuery};
 
         let now = now_ms() as i64;
-        let ts = now - 120_000;
+        let mut ts = now - 120_000;
+        let bucket_end = |interval: Interval, ts: i64| interval.bucket_of(ts) + interval.millis();
+        // In an hour's last minute both buckets end together: use the minute
+        // before, so the hour bucket always ends later.
+        if bucket_end(Interval::Minute, ts) == bucket_end(Interval::Hour, ts) {
+            ts -= 60_000;
+        }
         // A window that ends the events' minute bucket two seconds from now;
         // their hour and day buckets end later and stay.
-        let minute_end = Interval::Minute.bucket_of(ts) + Interval::Minute.millis();
-        let retention_ms = now + 2_000 - minute_end;
+        let retention_ms = now + 2_000 - bucket_end(Interval::Minute, ts);
         let views = Arc::new(ViewStore::default());
         let pipeline = Pipeline::start(PipelineConfig { workers: 2, retention_ms }, views.clone()).unwrap();
         let mut event = pageview("p", ts, "/", "v");
