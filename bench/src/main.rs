@@ -64,6 +64,9 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
+/// Bodies after which the events repeat (see [`bodies`]).
+const PATTERN_BODIES: usize = 256;
+
 /// What the load sends.
 #[derive(Clone, Copy)]
 enum Workload {
@@ -74,18 +77,25 @@ enum Workload {
 
 /// Distinct pre-serialized batches, each with its number of page views: a
 /// Zipf-ish spread of 50 paths and 20k visitors, so the views do real
-/// distinct work.
+/// distinct work. The events repeat every [`PATTERN_BODIES`] bodies but for
+/// their stacks' build query (unique-stack mode), so the views see the same
+/// events with repeated and with unique stacks, and the two modes differ
+/// only in the stack processing they ask for.
 fn bodies(batch: usize, count: usize, workload: Workload) -> Vec<(Vec<u8>, u64)> {
-    let mut seed: u64 = 0x5eed;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    const SEED: u64 = 0x5eed;
+    let mut seed = SEED;
     let mut built = 0;
     (0..count)
-        .map(|_| {
+        .map(|body| {
+            if body % PATTERN_BODIES == 0 {
+                seed = SEED;
+            }
+            let mut next = || {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed
+            };
             let mut pageviews = 0;
             let events: Vec<Value> = (0..batch)
                 .map(|_| {
@@ -229,7 +239,7 @@ async fn main() -> anyhow::Result<()> {
     // Unique stacks need several times more distinct events than
     // `RecentStacks` remembers (131,072 slots in the server), or the
     // cycling bodies would repeat what it still holds.
-    let distinct_bodies = if args.unique_stacks { 6_144 } else { 256 };
+    let distinct_bodies = if args.unique_stacks { 24 * PATTERN_BODIES } else { PATTERN_BODIES };
     let bodies = Arc::new(bodies(args.batch, distinct_bodies, workload));
     let accepted = Arc::new(AtomicU64::new(0));
     let pageviews_accepted = Arc::new(AtomicU64::new(0));

@@ -17,4 +17,4 @@ pub mod telemetry;
 pub use archive::{Archive, ArchiveError, ArchivedBatch};
 pub use bus::{Bus, BusError, Deliver, EmbeddedBus};
 pub use nats::{NatsBus, NatsConfig};
-pub use sourcemaps::{SourceMapError, SourceMapStore};
+pub use sourcemaps::{BatchMaps, SourceMapError, SourceMapStore};

@@ -2,6 +2,7 @@
 //! cache. Maps only ever come in through the upload API; nothing here
 //! fetches a URL (another product's SSRF hole).
 
+use std::cell::RefCell;
 use std::fs;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
@@ -141,6 +142,42 @@ impl SourceMapStore {
     }
 }
 
+/// The maps one ingest batch asks for, each minified file looked up in the
+/// store once per batch however many of its events point into it (the
+/// store's lookup takes a lock shared by every request and builds a key).
+pub struct BatchMaps<'s> {
+    store: &'s SourceMapStore,
+    project: &'s str,
+    /// `(release, url without query)`: a batch's events come from one app,
+    /// so a few entries; past [`BatchMaps::MAX_FILES`] the store answers.
+    found: RefCell<Vec<FoundMap>>,
+}
+
+/// A release, a file URL without query, and its map if one was uploaded.
+type FoundMap = (String, String, Option<Arc<IndexedMap>>);
+
+impl<'s> BatchMaps<'s> {
+    const MAX_FILES: usize = 16;
+
+    pub fn new(store: &'s SourceMapStore, project: &'s str) -> BatchMaps<'s> {
+        BatchMaps { store, project, found: RefCell::new(Vec::new()) }
+    }
+
+    /// [`SourceMapStore::get`], remembered for the batch.
+    pub fn get(&self, release: &str, url: &str) -> Option<Arc<IndexedMap>> {
+        let url = normalize_url(url);
+        if let Some((_, _, map)) = self.found.borrow().iter().find(|(r, u, _)| r == release && u == url) {
+            return map.clone();
+        }
+        let map = self.store.get(self.project, release, url);
+        let mut found = self.found.borrow_mut();
+        if found.len() < Self::MAX_FILES {
+            found.push((release.to_owned(), url.to_owned(), map.clone()));
+        }
+        map
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,5 +198,25 @@ mod tests {
         // A new store over the same folder finds it too.
         let again = SourceMapStore::open(dir.path()).unwrap();
         assert!(again.get("p", "1.0", "https://x.example/app.min.js").is_some());
+    }
+
+    #[test]
+    fn a_batch_finds_what_the_store_finds_and_remembers_a_bounded_number_of_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SourceMapStore::open(dir.path()).unwrap();
+        store.put("p", "1.0", "https://x.example/app.min.js", MAP.as_bytes()).unwrap();
+        store.put("q", "1.0", "https://x.example/app.min.js", MAP.as_bytes()).unwrap();
+        let batch = BatchMaps::new(&store, "p");
+        let first = batch.get("1.0", "https://x.example/app.min.js?v=1").expect("found despite the query");
+        let again = batch.get("1.0", "https://x.example/app.min.js#top").expect("remembered");
+        assert!(Arc::ptr_eq(&first, &again));
+        assert!(batch.get("1.1", "https://x.example/app.min.js").is_none(), "other release");
+        assert!(batch.get("1.0", "https://x.example/other.min.js").is_none(), "other file");
+        assert!(!Arc::ptr_eq(&first, &store.get("q", "1.0", "https://x.example/app.min.js").unwrap()));
+        for i in 0..100 {
+            assert!(batch.get("1.0", &format!("https://x.example/chunk{i}.js")).is_none());
+        }
+        assert_eq!(batch.found.borrow().len(), BatchMaps::MAX_FILES);
+        assert!(batch.get("1.0", "https://x.example/app.min.js").is_some(), "still found");
     }
 }

@@ -4,7 +4,7 @@
 
 use sightline_model::{Event, EventKind, Frame, GroupRef};
 
-use crate::grouping::{self, GroupingInput};
+use crate::grouping::{self, Grouping, GroupingInput};
 use crate::stack::parse_stack;
 use crate::symbolicate::{FrameRef, MapLookup, StackMaps, resolve};
 
@@ -16,8 +16,18 @@ use crate::symbolicate::{FrameRef, MapLookup, StackMaps, resolve};
 /// [`resolve_frames`] makes them again when an event is shown); frames the
 /// client sent are kept, resolved, with `in_app` decided.
 pub fn process_error(event: &mut Event, maps: MapLookup<'_>) {
-    let EventKind::Error { error_type, message, stack, frames, fingerprint, group } = &mut event.kind else {
-        return;
+    if let Some(decided) = decide_group(event, maps)
+        && let EventKind::Error { group, .. } = &mut event.kind
+    {
+        *group = Some(group_ref(decided));
+    }
+}
+
+/// The group [`process_error`] gives an error event (`None` for other
+/// events); the client's frames are resolved in place.
+pub(crate) fn decide_group(event: &mut Event, maps: MapLookup<'_>) -> Option<Grouping> {
+    let EventKind::Error { error_type, message, stack, frames, fingerprint, .. } = &mut event.kind else {
+        return None;
     };
     let decide = |frames: &[FrameRef]| {
         grouping::group(&GroupingInput {
@@ -27,7 +37,7 @@ pub fn process_error(event: &mut Event, maps: MapLookup<'_>) {
             fingerprint: fingerprint.as_deref(),
         })
     };
-    let decided = if frames.is_empty() {
+    Some(if frames.is_empty() {
         let parsed: Vec<FrameRef> =
             stack.as_deref().map(parse_stack).unwrap_or_default().iter().map(FrameRef::from_stack).collect();
         let stack_maps = StackMaps::load(&parsed, maps);
@@ -37,9 +47,12 @@ pub fn process_error(event: &mut Event, maps: MapLookup<'_>) {
         let refs: Vec<FrameRef> =
             frames.iter().map(|f| FrameRef { in_app: f.in_app, ..FrameRef::from_client(f) }).collect();
         decide(&refs)
-    };
-    let basis = decided.basis.as_str().to_owned();
-    *group = Some(GroupRef { fingerprint: decided.fingerprint, version: decided.version, basis });
+    })
+}
+
+/// What an event records of its group.
+pub(crate) fn group_ref(decided: Grouping) -> GroupRef {
+    GroupRef { fingerprint: decided.fingerprint, version: decided.version, basis: decided.basis.as_str().to_owned() }
 }
 
 /// An error's frames, innermost first, resolved through `maps`: parsed from

@@ -14,26 +14,29 @@
 //! The key is everything the group depends on: project, release, error
 //! type, custom fingerprint, raw stack, and the source maps' generation (an
 //! upload changes how frames resolve, so entries made before it are never
-//! hit again and age out), hashed to 128 bits (XXH3 with a seed drawn at
-//! start, so nobody outside can aim at a collision): a miss, the common
-//! case in a stream of new stacks, costs one pass over the stack instead
-//! of copying it into a key, and an entry is a few dozen bytes. Events grouped by message (no usable frame) and
+//! hit again and age out), hashed with XXH3: the short parts chained
+//! through 64-bit hashes, which seed one 128-bit hash of the stack (the
+//! first seed drawn at start, so nobody outside can aim at a collision). A
+//! miss, the common case in a stream of new stacks, costs one pass over the
+//! stack instead of copying it into a key, and a slot is a few dozen bytes.
+//! Events grouped by message (no usable frame) and
 //! events that sent frames instead of a stack are processed every time.
 
 use std::hash::BuildHasher;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
-use sightline_model::{Event, EventKind, GroupRef};
-use xxhash_rust::xxh3::Xxh3;
+use sightline_model::{Event, EventKind};
+use xxhash_rust::xxh3::{xxh3_64_with_seed, xxh3_128_with_seed};
 
-use crate::grouping::GroupingBasis;
-use crate::process::process_error;
+use crate::grouping::{self, Grouping, GroupingBasis};
+use crate::process::{decide_group, group_ref, process_error};
 use crate::symbolicate::MapLookup;
 
 /// Groups of recent error stacks: a set-associative cache. A key picks one
 /// set of [`WAYS`] slots, each set behind its own lock and kept in
-/// least-recently-used order, so a lookup or an insert touches a few
-/// dozen bytes and never allocates for the cache itself.
+/// least-recently-used order. A lookup reads the lock and the set's keys
+/// (two cache lines); slots hold no heap memory, so an insert allocates
+/// nothing and an eviction frees nothing.
 pub struct RecentStacks {
     sets: Box<[Mutex<Set>]>,
     seed: u64,
@@ -42,15 +45,24 @@ pub struct RecentStacks {
 /// Slots per set.
 const WAYS: usize = 4;
 
-/// Most recently used first.
+/// Most recently used first; a slot whose group is `None` is empty.
 #[derive(Default)]
 struct Set {
-    slots: [Option<(u128, GroupRef)>; WAYS],
+    keys: [u128; WAYS],
+    groups: [Option<CachedGroup>; WAYS],
 }
 
-/// What one slot holds at most: the key, the group and its strings (a
-/// 32-character fingerprint, the version and the basis name).
-const SLOT_BYTES: usize = size_of::<Option<(u128, GroupRef)>>() + 96;
+/// A group as a slot holds it: the fingerprint's 32 hex characters and the
+/// basis (the version is [`grouping::CURRENT`]; groups of another version
+/// are not kept).
+#[derive(Clone, Copy)]
+struct CachedGroup {
+    fingerprint: [u8; 32],
+    basis: GroupingBasis,
+}
+
+/// Bytes per slot, the set's lock included.
+const SLOT_BYTES: usize = size_of::<Mutex<Set>>().div_ceil(WAYS);
 
 impl RecentStacks {
     /// A cache of at most `max_bytes` (and at least one set).
@@ -72,25 +84,23 @@ impl RecentStacks {
         let Some(key) = cache_key(event, maps_generation, self.seed) else {
             return process_error(event, maps);
         };
-        if let Some(hit) = self.set_of(key).get(key)
-            && let EventKind::Error { group, .. } = &mut event.kind
-        {
-            *group = Some(hit);
-            return;
-        }
-        process_error(event, maps);
-        let EventKind::Error { frames, group: Some(group), .. } = &mut event.kind else {
+        let hit = self.set_of(key).get(key);
+        let Some(decided) = hit.map(CachedGroup::grouping).or_else(|| decide_group(event, maps)) else {
             return;
         };
-        *frames = Vec::new();
-        if group.basis != GroupingBasis::Message.as_str() {
-            self.set_of(key).put(key, group.clone());
+        if hit.is_none()
+            && let Some(cached) = CachedGroup::of(&decided)
+        {
+            self.set_of(key).put(key, cached);
+        }
+        if let EventKind::Error { group, .. } = &mut event.kind {
+            *group = Some(group_ref(decided));
         }
     }
 
     /// Entries held (for tests).
     pub fn len(&self) -> usize {
-        self.sets.iter().map(|set| lock(set).slots.iter().flatten().count()).sum()
+        self.sets.iter().map(|set| lock(set).groups.iter().flatten().count()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -102,27 +112,48 @@ impl RecentStacks {
         self.sets.len() * WAYS
     }
 
-    fn set_of(&self, key: u128) -> std::sync::MutexGuard<'_, Set> {
+    fn set_of(&self, key: u128) -> MutexGuard<'_, Set> {
         lock(&self.sets[key as usize & (self.sets.len() - 1)])
     }
 }
 
-fn lock(set: &Mutex<Set>) -> std::sync::MutexGuard<'_, Set> {
+fn lock(set: &Mutex<Set>) -> MutexGuard<'_, Set> {
     set.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Set {
     /// The group of `key`, which becomes the most recently used.
-    fn get(&mut self, key: u128) -> Option<GroupRef> {
-        let at = self.slots.iter().position(|slot| slot.as_ref().is_some_and(|(k, _)| *k == key))?;
-        self.slots[..=at].rotate_right(1);
-        self.slots[0].as_ref().map(|(_, group)| group.clone())
+    fn get(&mut self, key: u128) -> Option<CachedGroup> {
+        let at = self.keys.iter().position(|&k| k == key)?;
+        let group = self.groups[at]?;
+        self.keys[..=at].rotate_right(1);
+        self.groups[..=at].rotate_right(1);
+        Some(group)
     }
 
     /// Remembers `key` first, in place of the least recently used.
-    fn put(&mut self, key: u128, group: GroupRef) {
-        self.slots.rotate_right(1);
-        self.slots[0] = Some((key, group));
+    fn put(&mut self, key: u128, group: CachedGroup) {
+        self.keys.rotate_right(1);
+        self.groups.rotate_right(1);
+        (self.keys[0], self.groups[0]) = (key, Some(group));
+    }
+}
+
+impl CachedGroup {
+    /// `None` for what is decided anew every time (groups by message: the
+    /// message is not part of the key) and what a slot cannot hold.
+    fn of(decided: &Grouping) -> Option<CachedGroup> {
+        let fingerprint = decided.fingerprint.as_bytes().try_into().ok().filter(|f: &[u8; 32]| f.is_ascii())?;
+        (decided.basis != GroupingBasis::Message && decided.version == grouping::CURRENT)
+            .then_some(CachedGroup { fingerprint, basis: decided.basis })
+    }
+
+    fn grouping(self) -> Grouping {
+        Grouping {
+            fingerprint: String::from_utf8_lossy(&self.fingerprint).into_owned(),
+            version: grouping::CURRENT.to_owned(),
+            basis: self.basis,
+        }
     }
 }
 
@@ -135,22 +166,22 @@ fn cache_key(event: &Event, maps_generation: u64, seed: u64) -> Option<u128> {
         return None;
     }
     let custom = fingerprint.as_deref().unwrap_or_default();
-    let mut hasher = Xxh3::with_seed(seed);
-    hasher.update(&maps_generation.to_le_bytes());
-    hasher.update(&(custom.len() as u64).to_le_bytes());
     let fixed = [
         event.project_id.as_str(),
         event.release.as_deref().unwrap_or(""),
         error_type.as_deref().unwrap_or(""),
         if fingerprint.is_some() { "custom" } else { "default" },
     ];
-    // Each part is prefixed with its length (and the custom parts by their
-    // number), so two different inputs never hash the same bytes.
-    for part in fixed.into_iter().chain(custom.iter().map(String::as_str)).chain([stack.as_str()]) {
-        hasher.update(&(part.len() as u64).to_le_bytes());
-        hasher.update(part.as_bytes());
+    // The short parts are chained, each hashed with the hash of those
+    // before it as its seed (a part's length is part of its hash, so two
+    // different lists of parts never chain the same inputs), and seed the
+    // one pass over the stack.
+    let mut chained = xxh3_64_with_seed(&maps_generation.to_le_bytes(), seed);
+    chained = xxh3_64_with_seed(&(custom.len() as u64).to_le_bytes(), chained);
+    for part in fixed.into_iter().chain(custom.iter().map(String::as_str)) {
+        chained = xxh3_64_with_seed(part.as_bytes(), chained);
     }
-    Some(hasher.digest128())
+    Some(xxh3_128_with_seed(stack.as_bytes(), chained))
 }
 
 #[cfg(test)]
@@ -160,7 +191,7 @@ mod tests {
     use sightline_model::DeviceClass;
     use sourcemap::SourceMapBuilder;
 
-    use sightline_model::Frame;
+    use sightline_model::{Frame, GroupRef};
 
     use super::*;
     use crate::symbolicate::IndexedMap;
@@ -264,7 +295,7 @@ mod tests {
         let cache = RecentStacks::new(64 * 1024);
         assert!(cache.capacity() * SLOT_BYTES <= 64 * 1024 && cache.capacity() >= 64, "{}", cache.capacity());
         let hot = stack(1_000_000);
-        for column in 0..2_000 {
+        for column in 0..8 * cache.capacity() as u32 {
             cache.group_error(&mut error("1.0", "TypeError", &stack(column)), &|_| None, 0);
             // A stack that keeps coming back is never the least recently used.
             let lookups = std::cell::Cell::new(0);

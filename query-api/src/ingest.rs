@@ -9,9 +9,12 @@ use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::{Deserialize, Serialize};
+use sightline_connectors::BatchMaps;
 use sightline_model::limits::MAX_BODY_BYTES;
+use sightline_model::wire::WireValue;
 use sightline_model::{
-    BodyError, Encoding, Envelope, Format, IngestContext, UserAgentInfo, decode_body, enrich, validate_event,
+    BodyError, Encoding, Envelope, Event, EventKind, Format, IngestContext, UserAgentInfo, decode_body, enrich,
+    validate_event,
 };
 use sightline_store::Project;
 
@@ -161,23 +164,7 @@ pub async fn ingest(
         received_at,
         user_agent: UserAgentInfo::parse(header_str(header::USER_AGENT)),
     };
-    let mut events = Vec::with_capacity(batch.events.len());
-    let mut rejected = Vec::new();
-    for (index, value) in batch.events.iter().enumerate() {
-        match validate_event(value) {
-            Ok(event) => {
-                let mut event = enrich(event, &ctx);
-                let release = event.release.clone();
-                let maps = |url: &str| release.as_deref().and_then(|r| state.sourcemaps.get(&project.id, r, url));
-                state.recent_stacks.group_error(&mut event, &maps, state.sourcemaps.generation());
-                events.push(event);
-            }
-            Err(r) => {
-                telemetry::rejected(r.code, 1);
-                rejected.push(RejectedEvent { index, code: r.code.to_owned(), field: r.field, message: r.message });
-            }
-        }
-    }
+    let (events, rejected) = accept_events(&state, &batch.events, &ctx);
     let accepted = events.len();
     if accepted > 0 {
         let mut by_type: HashMap<&'static str, u64> = HashMap::new();
@@ -194,6 +181,35 @@ pub async fn ingest(
         }
     }
     Ok((StatusCode::ACCEPTED, Json(IngestAnswer { accepted, rejected })))
+}
+
+/// The batch's valid events, enriched, error events grouped; and what was
+/// wrong with the others.
+fn accept_events(state: &AppState, values: &[WireValue], ctx: &IngestContext) -> (Vec<Event>, Vec<RejectedEvent>) {
+    // Read before any map is: should a map be uploaded meanwhile, groups
+    // remembered from this batch are already stale and never used.
+    let maps_generation = state.sourcemaps.generation();
+    let batch_maps = BatchMaps::new(&state.sourcemaps, &ctx.project_id);
+    let mut events = Vec::with_capacity(values.len());
+    let mut rejected = Vec::new();
+    for (index, value) in values.iter().enumerate() {
+        match validate_event(value) {
+            Ok(event) => {
+                let mut event = enrich(event, ctx);
+                if let EventKind::Error { .. } = event.kind {
+                    let release = event.release.clone();
+                    let maps = |url: &str| release.as_deref().and_then(|r| batch_maps.get(r, url));
+                    state.recent_stacks.group_error(&mut event, &maps, maps_generation);
+                }
+                events.push(event);
+            }
+            Err(r) => {
+                telemetry::rejected(r.code, 1);
+                rejected.push(RejectedEvent { index, code: r.code.to_owned(), field: r.field, message: r.message });
+            }
+        }
+    }
+    (events, rejected)
 }
 
 /// How long a request waits for room in the pipeline before it is refused.

@@ -24,7 +24,7 @@ use sightline_connectors::{Bus, SourceMapStore};
 use sightline_errors::RecentStacks;
 
 /// Memory for the groups of recent error stacks.
-const RECENT_STACKS_BYTES: usize = 32 * 1024 * 1024;
+const RECENT_STACKS_BYTES: usize = 8 * 1024 * 1024;
 use sightline_pipeline::{Pipeline, ViewStore};
 use sightline_store::Store;
 

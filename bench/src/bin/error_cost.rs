@@ -34,6 +34,7 @@ fn main() {
     };
     let maps = |url: &str| store.get("p", RELEASE, url);
 
+    let generation = std::cell::Cell::new(0);
     let run = |processing: Processing| {
         let started = Instant::now();
         for _ in 0..ITERATIONS {
@@ -41,7 +42,12 @@ fn main() {
             let mut event = enrich(validate_event(&batch.events[0]).unwrap(), &ctx);
             match processing {
                 Processing::None => {}
-                Processing::NewStack => sightline_errors::process_error(&mut event, &maps),
+                // A maps generation never used before makes the stack new
+                // to `RecentStacks`: a miss, processing, an insert.
+                Processing::NewStack => {
+                    generation.set(generation.get() + 1);
+                    recent.group_error(&mut event, &maps, generation.get())
+                }
                 Processing::RepeatedStack => recent.group_error(&mut event, &maps, 0),
             }
             black_box(event);
@@ -72,7 +78,8 @@ fn main() {
 #[derive(Clone, Copy)]
 enum Processing {
     None,
-    /// Parse, resolve and group, as for a stack seen the first time.
+    /// Parse, resolve and group, as for a stack seen the first time (the
+    /// `RecentStacks` miss and insert included).
     NewStack,
     /// What `RecentStacks` does for a stack it holds.
     RepeatedStack,
