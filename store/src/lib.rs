@@ -1,4 +1,5 @@
-//! Metadata persistence for Sightline: projects and their API keys.
+//! Metadata persistence for Sightline: organizations, projects and their API
+//! keys, users, sessions and memberships ([`accounts`]).
 //!
 //! One code path serves both SQLite and PostgreSQL through [`sqlx::AnyPool`].
 //! Each backend has its own migration set (`migrations/sqlite` and
@@ -13,6 +14,8 @@
 //! secret is persisted, and the secret itself is returned exactly once, by
 //! [`Store::create_secret_key`].
 
+pub mod accounts;
+
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -22,6 +25,8 @@ use sha2::{Digest, Sha256};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Row};
+
+pub use accounts::{DEFAULT_ORGANIZATION, NewUser, OpenedSession, SessionUser, User, hash_password, verify_password};
 
 /// Migrations for SQLite databases.
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -77,7 +82,7 @@ pub enum StoreError {
 }
 
 /// Permission level of a secret key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// May read analytics data.
@@ -147,6 +152,8 @@ pub struct Project {
     pub id: String,
     /// Human-readable name (trimmed, 1..=200 characters).
     pub name: String,
+    /// The organization the project belongs to.
+    pub organization_id: String,
     /// Public ingest key, `pk_` + 32 lowercase hex characters. Not a secret:
     /// it is embedded in tracking snippets.
     pub ingest_key: String,
@@ -297,6 +304,7 @@ fn project_from_row(row: &AnyRow) -> Result<Project, StoreError> {
     Ok(Project {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
+        organization_id: row.try_get("organization_id")?,
         ingest_key: row.try_get("ingest_key")?,
         created_at: row.try_get("created_at")?,
     })
@@ -367,12 +375,16 @@ impl Store {
         let project = Project {
             id: random_token(PROJECT_ID_PREFIX, 10),
             name: name.to_owned(),
+            organization_id: DEFAULT_ORGANIZATION.to_owned(),
             ingest_key: random_token(INGEST_KEY_PREFIX, 16),
             created_at: now_ms(),
         };
-        sqlx::query("INSERT INTO projects (id, name, ingest_key, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(&project.id)
-            .bind(&project.name)
+        sqlx::query(
+            "INSERT INTO projects (id, name, organization_id, ingest_key, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&project.id)
+        .bind(&project.name)
+        .bind(&project.organization_id)
             .bind(&project.ingest_key)
             .bind(project.created_at)
             .execute(&self.pool)
@@ -382,7 +394,7 @@ impl Store {
 
     /// All projects, oldest first (ties broken by id).
     pub async fn list_projects(&self) -> Result<Vec<Project>, StoreError> {
-        let rows = sqlx::query("SELECT id, name, ingest_key, created_at FROM projects ORDER BY created_at, id")
+        let rows = sqlx::query("SELECT id, name, organization_id, ingest_key, created_at FROM projects ORDER BY created_at, id")
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(project_from_row).collect()
@@ -390,7 +402,7 @@ impl Store {
 
     /// The project with the given id, if any.
     pub async fn get_project(&self, id: &str) -> Result<Option<Project>, StoreError> {
-        let row = sqlx::query("SELECT id, name, ingest_key, created_at FROM projects WHERE id = $1")
+        let row = sqlx::query("SELECT id, name, organization_id, ingest_key, created_at FROM projects WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -399,7 +411,7 @@ impl Store {
 
     /// The project whose public ingest key is `ingest_key`, if any.
     pub async fn project_by_ingest_key(&self, ingest_key: &str) -> Result<Option<Project>, StoreError> {
-        let row = sqlx::query("SELECT id, name, ingest_key, created_at FROM projects WHERE ingest_key = $1")
+        let row = sqlx::query("SELECT id, name, organization_id, ingest_key, created_at FROM projects WHERE ingest_key = $1")
             .bind(ingest_key)
             .fetch_optional(&self.pool)
             .await?;

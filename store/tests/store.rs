@@ -10,7 +10,9 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::time::Duration;
 
-use sightline_store::{Backend, Role, Store, StoreError};
+use sightline_store::{
+    Backend, DEFAULT_ORGANIZATION, NewUser, Role, Store, StoreError, hash_password, verify_password,
+};
 // `db` names are generated here from hex digits only, so formatting them into
 // SQL is safe.
 use sqlx::{AssertSqlSafe, Connection, Executor, Row};
@@ -61,6 +63,9 @@ backend_tests!(
     revoked_secret_no_longer_authenticates,
     ids_and_keys_distinct_across_projects,
     data_survives_reconnect,
+    projects_belong_to_the_default_organization,
+    users_log_in_with_sessions_that_end,
+    members_get_roles_per_project_and_owners_every_project,
 );
 
 async fn run_sqlite<F, Fut>(body: F)
@@ -154,6 +159,12 @@ where
 }
 
 /// A raw pool on the store's database, bypassing the store's API.
+/// How the store keeps a token: lowercase hex SHA-256.
+fn sha256_hex(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
 async fn raw_pool(url: &str) -> sqlx::AnyPool {
     sqlx::any::install_default_drivers();
     sqlx::AnyPool::connect(url).await.expect("raw connection")
@@ -488,4 +499,115 @@ fn with_database_replaces_path() {
     assert_eq!(with_database("postgres://postgres@127.0.0.1:5432/test", "x"), "postgres://postgres@127.0.0.1:5432/x");
     assert_eq!(with_database("postgres://u:p@h/test?sslmode=disable", "x"), "postgres://u:p@h/x?sslmode=disable");
     assert_eq!(with_database("postgres://h:1", "x"), "postgres://h:1/x");
+}
+
+async fn projects_belong_to_the_default_organization(ctx: Ctx) {
+    let project = ctx.store.create_project("P").await.unwrap();
+    assert_eq!(project.organization_id, DEFAULT_ORGANIZATION);
+    assert_eq!(ctx.store.get_project(&project.id).await.unwrap().unwrap().organization_id, DEFAULT_ORGANIZATION);
+}
+
+fn new_user<'a>(email: &'a str, hash: &'a str, is_owner: bool) -> NewUser<'a> {
+    NewUser { email, name: "Ada", password_hash: hash, is_owner, must_change_password: false }
+}
+
+async fn users_log_in_with_sessions_that_end(ctx: Ctx) {
+    let store = &ctx.store;
+    assert_eq!(store.user_count().await.unwrap(), 0);
+    let hash = hash_password("a long enough password").unwrap();
+    let user = store.create_user(new_user(" Ada@Example.com ", &hash, false)).await.unwrap();
+    assert_eq!(user.email, "ada@example.com");
+    assert_token(&user.id, "usr_", 16);
+    assert_eq!(store.user_count().await.unwrap(), 1);
+    match store.create_user(new_user("ADA@example.com", &hash, false)).await {
+        Err(StoreError::Invalid(msg)) => assert!(msg.contains("email"), "{msg}"),
+        other => panic!("a taken email must be refused, got {other:?}"),
+    }
+    let (found, stored_hash) = store.user_for_login("ada@EXAMPLE.com").await.unwrap().unwrap();
+    assert_eq!(found, user);
+    assert!(verify_password(Some(&stored_hash), "a long enough password"));
+    assert!(store.user_for_login("nobody@example.com").await.unwrap().is_none());
+
+    // The token is stored as its hash only.
+    let session = store.open_session(&user.id).await.unwrap();
+    assert_token(&session.token, "ses_", 64);
+    let pool = raw_pool(&ctx.url).await;
+    let stored: Vec<String> = sqlx::query("SELECT token_hash FROM sessions")
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get("token_hash").unwrap())
+        .collect();
+    assert_eq!(stored.len(), 1);
+    assert!(!stored[0].contains(&session.token[4..]), "the clear token is not stored");
+    let live = store.authenticate_session(&session.token).await.unwrap().expect("a live session");
+    assert_eq!(live.user, user);
+    assert!(live.roles.is_empty(), "no memberships yet");
+    assert!(store.authenticate_session("ses_0000").await.unwrap().is_none());
+
+    // Logout ends it.
+    assert!(store.revoke_session(&live.session_id).await.unwrap());
+    assert!(store.authenticate_session(&session.token).await.unwrap().is_none());
+    assert!(!store.revoke_session(&live.session_id).await.unwrap(), "already ended");
+
+    // So do the idle timeout and the lifetime.
+    let idle = store.open_session(&user.id).await.unwrap();
+    let expired = store.open_session(&user.id).await.unwrap();
+    let kept = store.open_session(&user.id).await.unwrap();
+    let long_ago = now_ms() - 31 * 60_000;
+    sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE token_hash = $2")
+        .bind(long_ago)
+        .bind(sha256_hex(&idle.token))
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE sessions SET expires_at = $1 WHERE token_hash = $2")
+        .bind(now_ms() - 1)
+        .bind(sha256_hex(&expired.token))
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert!(store.authenticate_session(&idle.token).await.unwrap().is_none(), "idle for 31 minutes");
+    assert!(store.authenticate_session(&expired.token).await.unwrap().is_none(), "past its lifetime");
+    let kept_session = store.authenticate_session(&kept.token).await.unwrap().unwrap();
+
+    // A new password ends every other session.
+    let other = store.open_session(&user.id).await.unwrap();
+    let new_hash = hash_password("another long password").unwrap();
+    store.set_password(&user.id, &new_hash, Some(&kept_session.session_id)).await.unwrap();
+    assert!(store.authenticate_session(&other.token).await.unwrap().is_none());
+    assert!(store.authenticate_session(&kept.token).await.unwrap().is_some());
+    pool.close().await;
+}
+
+async fn members_get_roles_per_project_and_owners_every_project(ctx: Ctx) {
+    let store = &ctx.store;
+    let hash = hash_password("a long enough password").unwrap();
+    let viewer = store.create_user(new_user("v@example.com", &hash, false)).await.unwrap();
+    let owner = store.create_user(new_user("o@example.com", &hash, true)).await.unwrap();
+    let a = store.create_project("A").await.unwrap();
+    let b = store.create_project("B").await.unwrap();
+    store.set_member(&a.id, &viewer.id, Role::Viewer).await.unwrap();
+    let session = store.open_session(&viewer.id).await.unwrap();
+    let roles = store.authenticate_session(&session.token).await.unwrap().unwrap().roles;
+    assert_eq!(roles, vec![(a.id.clone(), Role::Viewer)], "project A only");
+    store.set_member(&a.id, &viewer.id, Role::Admin).await.unwrap();
+    let roles = store.authenticate_session(&session.token).await.unwrap().unwrap().roles;
+    assert_eq!(roles, vec![(a.id.clone(), Role::Admin)], "the role changed in place");
+    let members = store.members(&a.id).await.unwrap();
+    assert_eq!(members, vec![(viewer.clone(), Role::Admin)]);
+    assert!(matches!(store.set_member(&b.id, "usr_missing", Role::Viewer).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(store.set_member("proj_missing", &viewer.id, Role::Viewer).await, Err(StoreError::NotFound(_))));
+
+    let owner_session = store.open_session(&owner.id).await.unwrap();
+    let mut owner_roles = store.authenticate_session(&owner_session.token).await.unwrap().unwrap().roles;
+    owner_roles.sort();
+    let mut every = vec![(a.id.clone(), Role::Admin), (b.id.clone(), Role::Admin)];
+    every.sort();
+    assert_eq!(owner_roles, every, "an owner administers every project of the organization");
+
+    assert!(store.remove_member(&a.id, &viewer.id).await.unwrap());
+    assert!(store.authenticate_session(&session.token).await.unwrap().unwrap().roles.is_empty());
+    assert!(!store.remove_member(&a.id, &viewer.id).await.unwrap());
 }
