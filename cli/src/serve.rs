@@ -13,7 +13,7 @@ use sightline_connectors::{Archive, Bus, Deliver, EmbeddedBus, NatsBus, NatsConf
 use sightline_model::Envelope;
 use sightline_pipeline::{Pipeline, PipelineConfig, ViewStore};
 use sightline_query_api::{AdminToken, AppState, router};
-use sightline_store::Store;
+use sightline_store::{NewUser, Store, StoreError, hash_password, one_time_password};
 
 /// Flags of `sightline serve`; each has an environment twin.
 #[derive(Debug, Args)]
@@ -96,6 +96,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     let admin_token = args.admin_token.clone().and_then(AdminToken::new);
+    if admin_token.is_none() {
+        create_first_owner(&store).await?;
+    }
     let state = AppState::new(store, bus, pipeline, admin_token, metrics, sourcemaps);
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
@@ -113,9 +116,47 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         shutdown_signal().await;
         stopping.begin_shutdown();
     };
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The email of the owner account a first start makes.
+pub const FIRST_OWNER_EMAIL: &str = "admin@localhost";
+
+/// On a first start without an admin token (no user yet), the
+/// organization's owner, with a one-time password printed once to stderr:
+/// its first login can only set a new one.
+async fn create_first_owner(store: &Store) -> anyhow::Result<()> {
+    if store.user_count().await? > 0 {
+        return Ok(());
+    }
+    let password = one_time_password();
+    let hash = {
+        let password = password.clone();
+        tokio::task::spawn_blocking(move || hash_password(&password)).await??
+    };
+    let owner = NewUser {
+        email: FIRST_OWNER_EMAIL,
+        name: "Owner",
+        password_hash: &hash,
+        is_owner: true,
+        must_change_password: true,
+    };
+    match store.create_user(owner).await {
+        Ok(_) => {
+            eprintln!(
+                "sightline: created the owner account {FIRST_OWNER_EMAIL} with the one-time password {password}\n\
+                 sightline: log in with it and set a new password; it is not shown again"
+            );
+            Ok(())
+        }
+        // Another process of this deployment made it first.
+        Err(StoreError::Invalid(_)) if store.user_count().await? > 0 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Feeds every archived batch to the pipeline; returns how many and the

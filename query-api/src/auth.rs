@@ -1,13 +1,17 @@
-//! Who is asking: the admin token or a project's secret key.
+//! Who is asking: the admin token, a project's secret key, or a user's
+//! session cookie; and what each may do. Every route asks here.
 
 use std::fmt;
 
-use axum::http::HeaderMap;
+use axum::extract::Request;
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
-use sightline_store::Role;
+use sightline_store::{Role, SessionUser};
 
-use crate::AppState;
 use crate::error::ApiError;
+use crate::{AppState, telemetry};
 
 /// The `--admin-token` bootstrap secret. Prints as `***`.
 #[derive(Clone)]
@@ -32,6 +36,11 @@ impl fmt::Debug for AdminToken {
     }
 }
 
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "sightline_session";
+/// The header a cookie-authenticated change must carry.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
 /// An authenticated caller.
 #[derive(Debug, Clone)]
 pub enum Principal {
@@ -39,45 +48,133 @@ pub enum Principal {
     Admin,
     /// A secret key of one project, with its role there.
     Key { project_id: String, role: Role },
+    /// A logged-in user, with the projects they may use.
+    User(Box<SessionUser>),
 }
 
 impl Principal {
+    /// The caller's role in `project_id`, if any.
+    fn role_in(&self, project_id: &str) -> Option<Role> {
+        match self {
+            Principal::Admin => Some(Role::Admin),
+            Principal::Key { project_id: own, role } => (own == project_id).then_some(*role),
+            Principal::User(session) => session.roles.iter().find(|(p, _)| p == project_id).map(|(_, role)| *role),
+        }
+    }
+
     /// Refuses unless the caller may read `project_id`.
     pub fn can_read(&self, project_id: &str) -> Result<(), ApiError> {
-        match self {
-            Principal::Admin => Ok(()),
-            Principal::Key { project_id: own, .. } if own == project_id => Ok(()),
-            Principal::Key { .. } => Err(ApiError::forbidden("this key belongs to another project")),
+        match self.role_in(project_id) {
+            Some(_) => Ok(()),
+            None if matches!(self, Principal::Key { .. }) => {
+                Err(ApiError::forbidden("this key belongs to another project"))
+            }
+            None => Err(ApiError::forbidden("you are not a member of this project")),
         }
     }
 
     /// Refuses unless the caller may change `project_id`.
     pub fn can_admin(&self, project_id: &str) -> Result<(), ApiError> {
         self.can_read(project_id)?;
-        match self {
-            Principal::Key { role: Role::Viewer, .. } => {
-                Err(ApiError::forbidden("a viewer key cannot change settings"))
-            }
-            _ => Ok(()),
+        match self.role_in(project_id) {
+            Some(Role::Admin) => Ok(()),
+            _ => Err(ApiError::forbidden("a viewer cannot change settings")),
         }
     }
 
-    /// Whether the caller may create projects.
+    /// Whether the caller may create projects: the admin token, an admin
+    /// key, an organization owner.
     pub fn can_create_projects(&self) -> Result<(), ApiError> {
         match self {
             Principal::Admin | Principal::Key { role: Role::Admin, .. } => Ok(()),
-            Principal::Key { .. } => {
-                Err(ApiError::forbidden("creating projects needs the admin token or an admin key"))
+            Principal::User(session) if session.user.is_owner => Ok(()),
+            _ => Err(ApiError::forbidden("creating projects needs the admin token, an admin key or an owner")),
+        }
+    }
+
+    /// Whether the caller may create users: whoever administers something.
+    pub fn can_create_users(&self) -> Result<(), ApiError> {
+        match self {
+            Principal::Admin | Principal::Key { role: Role::Admin, .. } => Ok(()),
+            Principal::User(session)
+                if session.user.is_owner || session.roles.iter().any(|(_, role)| *role == Role::Admin) =>
+            {
+                Ok(())
             }
+            _ => Err(ApiError::forbidden("creating users needs an admin")),
+        }
+    }
+
+    /// The user behind a session, for account routes.
+    pub fn user(&self) -> Result<&SessionUser, ApiError> {
+        match self {
+            Principal::User(session) => Ok(session),
+            _ => Err(ApiError::unauthorized("log in first: this route is for a user's session")),
+        }
+    }
+
+    /// Who did it, for the log.
+    pub fn actor(&self) -> String {
+        match self {
+            Principal::Admin => "admin-token".to_owned(),
+            Principal::Key { project_id, .. } => format!("key of {project_id}"),
+            Principal::User(session) => session.user.id.clone(),
         }
     }
 }
 
-/// Authenticates the `Authorization: Bearer` header.
+/// The session token in the request's `Cookie` header, if any.
+pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value)
+        .filter(|value| !value.is_empty())
+}
+
+/// The CSRF token of a session: derived from the session token, which an
+/// attacker's page can neither read (HttpOnly) nor guess, so it needs no
+/// storage and every API node computes the same one.
+pub fn csrf_token(session_token: &str) -> String {
+    hex::encode(Sha256::digest(format!("sightline-csrf:{session_token}").as_bytes()))
+}
+
+/// Authenticates the `Authorization: Bearer` header or, without one, the
+/// session cookie. A session whose password must change authenticates
+/// nothing but the account routes ([`authenticate_session`]).
 pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    let header = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::unauthorized("send `Authorization: Bearer <secret key or admin token>`"))?;
+    let principal = authenticate_any(state, headers).await?;
+    if let Principal::User(session) = &principal
+        && session.user.must_change_password
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "password_change_required",
+            "set a new password first (POST /api/v1/auth/password)",
+        ));
+    }
+    Ok(principal)
+}
+
+/// Like [`authenticate`], also for a session that must change its password.
+pub async fn authenticate_session(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    authenticate_any(state, headers).await
+}
+
+async fn authenticate_any(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let Some(header) = headers.get(header::AUTHORIZATION) else {
+        let token = session_cookie(headers).ok_or_else(|| {
+            ApiError::unauthorized("send `Authorization: Bearer <secret key or admin token>` or log in")
+        })?;
+        return match state.store.authenticate_session(token).await? {
+            Some(session) => Ok(Principal::User(Box::new(session))),
+            None => Err(ApiError::unauthorized("the session ended; log in again")),
+        };
+    };
     let token = header
         .to_str()
         .ok()
@@ -92,4 +189,36 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Princ
         Some(grant) => Ok(Principal::Key { project_id: grant.project_id, role: grant.role }),
         None => Err(ApiError::unauthorized("unknown or revoked token")),
     }
+}
+
+/// Refuses a change (any method but GET, HEAD and OPTIONS) that would be
+/// authenticated by the session cookie unless it carries the session's
+/// CSRF token in `X-CSRF-Token`. Requests with an `Authorization` header
+/// are authenticated by it, never by the cookie, so they need none; a
+/// page on another site can send neither that header nor this one.
+pub async fn csrf_guard(request: Request, next: Next) -> Response {
+    let safe = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let headers = request.headers();
+    if !safe
+        && !headers.contains_key(header::AUTHORIZATION)
+        && let Some(token) = session_cookie(headers)
+    {
+        let expected = csrf_token(token);
+        let sent = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if !constant_time_eq(sent.as_bytes(), expected.as_bytes()) {
+            telemetry::auth_refused("csrf");
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "csrf_failed",
+                "a change made with the session cookie needs the session's X-CSRF-Token header",
+            )
+            .field("x-csrf-token")
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -4,6 +4,7 @@
 //! Handlers only translate between HTTP and the crates below: the model
 //! validates, the bus makes batches durable, the view store answers.
 
+pub mod accounts;
 pub mod auth;
 pub mod error;
 pub mod ingest;
@@ -12,21 +13,22 @@ pub mod projects;
 pub mod queries;
 pub mod sourcemaps;
 pub mod telemetry;
+pub mod throttle;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use metrics_exporter_prometheus::PrometheusHandle;
 use sightline_connectors::{Bus, SourceMapStore};
 use sightline_errors::RecentStacks;
+use sightline_pipeline::{Pipeline, ViewStore};
+use sightline_store::Store;
 
 /// Memory for the groups of recent error stacks.
 const RECENT_STACKS_BYTES: usize = 8 * 1024 * 1024;
-use sightline_pipeline::{Pipeline, ViewStore};
-use sightline_store::Store;
 
 pub use auth::AdminToken;
 pub use ops::ApiDoc;
@@ -43,6 +45,8 @@ pub struct AppState {
     pub sourcemaps: SourceMapStore,
     /// The groups error processing decided for recent stacks.
     pub recent_stacks: RecentStacks,
+    /// Failed logins per account and address.
+    pub login_throttle: throttle::LoginThrottle,
     ready: AtomicBool,
     /// Flips to `true` when the server shuts down; long-lived responses end.
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -67,6 +71,7 @@ impl AppState {
             ingest_keys: Default::default(),
             sourcemaps,
             recent_stacks: RecentStacks::new(RECENT_STACKS_BYTES),
+            login_throttle: Default::default(),
             ready: AtomicBool::new(false),
             shutdown: tokio::sync::watch::channel(false).0,
         })
@@ -97,11 +102,19 @@ impl AppState {
 
 /// The whole HTTP API.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/api/v1/ingest", post(ingest::ingest).layer(DefaultBodyLimit::disable()))
+    // Routes a user's session may authenticate, so changes need the CSRF
+    // token; ingest authenticates by its key only, ops need nothing.
+    let authenticated = Router::new()
         .route("/api/v1/projects", post(projects::create_project).get(projects::list_projects))
         .route("/api/v1/projects/{id}", get(projects::get_project))
         .route("/api/v1/projects/{id}/keys", post(projects::create_key))
+        .route("/api/v1/projects/{id}/members", get(accounts::list_members))
+        .route("/api/v1/projects/{id}/members/{user_id}", put(accounts::set_member).delete(accounts::remove_member))
+        .route("/api/v1/users", post(accounts::create_user))
+        .route("/api/v1/auth/login", post(accounts::login))
+        .route("/api/v1/auth/logout", post(accounts::logout))
+        .route("/api/v1/auth/session", get(accounts::current_session))
+        .route("/api/v1/auth/password", post(accounts::change_password))
         .route("/api/v1/projects/{id}/pageviews", get(queries::pageviews))
         .route(
             "/api/v1/projects/{id}/sourcemaps",
@@ -116,6 +129,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/projects/{id}/visitors/current", get(queries::current_visitors))
         .route("/api/v1/projects/{id}/vitals", get(queries::vitals))
         .route("/api/v1/projects/{id}/live", get(queries::live))
+        .layer(axum::middleware::from_fn(auth::csrf_guard));
+    Router::new()
+        .route("/api/v1/ingest", post(ingest::ingest).layer(DefaultBodyLimit::disable()))
+        .merge(authenticated)
         .route("/api/v1/openapi.json", get(ops::openapi))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))

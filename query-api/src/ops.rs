@@ -8,7 +8,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::OpenApi;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::AppState;
 use crate::telemetry;
@@ -55,6 +55,14 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         crate::projects::list_projects,
         crate::projects::get_project,
         crate::projects::create_key,
+        crate::accounts::create_user,
+        crate::accounts::login,
+        crate::accounts::logout,
+        crate::accounts::current_session,
+        crate::accounts::change_password,
+        crate::accounts::list_members,
+        crate::accounts::set_member,
+        crate::accounts::remove_member,
         crate::queries::pageviews,
         crate::queries::errors,
         crate::queries::error_group,
@@ -69,18 +77,27 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         healthz,
         metrics,
     ),
-    modifiers(&BearerAuth)
+    modifiers(&SecuritySchemes)
 )]
 pub struct ApiDoc;
 
-struct BearerAuth;
+/// `bearer`: the admin token or a secret key. `session`: the cookie login
+/// sets; changes made with it carry `X-CSRF-Token`.
+struct SecuritySchemes;
 
-impl utoipa::Modify for BearerAuth {
+impl utoipa::Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::auth::SESSION_COOKIE,
+                "set by POST /api/v1/auth/login; changes also send X-CSRF-Token",
+            ))),
         );
     }
 }

@@ -29,3 +29,11 @@ pub fn rejected(reason: &'static str, events: u64) {
 pub fn refused(reason: &'static str) {
     metrics::counter!(REQUESTS_REFUSED, "reason" => reason).increment(1);
 }
+
+/// Account requests refused, by `reason` (`csrf`, `wrong_credentials`,
+/// `throttled`).
+pub const AUTH_REFUSED: &str = "sightline_auth_refused_total";
+
+pub fn auth_refused(reason: &'static str) {
+    metrics::counter!(AUTH_REFUSED, "reason" => reason).increment(1);
+}

@@ -94,6 +94,12 @@ pub fn hash_password(password: &str) -> Result<String, StoreError> {
         .map_err(|e| StoreError::Invalid(format!("`password` could not be hashed: {e}")))
 }
 
+/// A password for an account made by the server (96 random bits), to be
+/// replaced at the first login.
+pub fn one_time_password() -> String {
+    random_token("", 12)
+}
+
 /// Whether `password` matches the PHC string `hash`. With `hash` `None`
 /// (no such user) a dummy hash is verified, so an unknown email takes as
 /// long to refuse as a wrong password.
@@ -297,7 +303,9 @@ impl Store {
         .await?
         .is_some();
         if !same_org {
-            return Err(StoreError::NotFound(format!("user {user_id:?} in the organization of project {project_id:?}")));
+            return Err(StoreError::NotFound(format!(
+                "user {user_id:?} in the organization of project {project_id:?}"
+            )));
         }
         sqlx::query(
             "INSERT INTO members (project_id, user_id, role, created_at) VALUES ($1, $2, $3, $4) \

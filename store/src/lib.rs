@@ -26,7 +26,10 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Row};
 
-pub use accounts::{DEFAULT_ORGANIZATION, NewUser, OpenedSession, SessionUser, User, hash_password, verify_password};
+pub use accounts::{
+    DEFAULT_ORGANIZATION, NewUser, OpenedSession, SESSION_LIFETIME_MS, SessionUser, User, hash_password,
+    one_time_password, verify_password,
+};
 
 /// Migrations for SQLite databases.
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -385,18 +388,20 @@ impl Store {
         .bind(&project.id)
         .bind(&project.name)
         .bind(&project.organization_id)
-            .bind(&project.ingest_key)
-            .bind(project.created_at)
-            .execute(&self.pool)
-            .await?;
+        .bind(&project.ingest_key)
+        .bind(project.created_at)
+        .execute(&self.pool)
+        .await?;
         Ok(project)
     }
 
     /// All projects, oldest first (ties broken by id).
     pub async fn list_projects(&self) -> Result<Vec<Project>, StoreError> {
-        let rows = sqlx::query("SELECT id, name, organization_id, ingest_key, created_at FROM projects ORDER BY created_at, id")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id, name, organization_id, ingest_key, created_at FROM projects ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(project_from_row).collect()
     }
 
@@ -411,10 +416,11 @@ impl Store {
 
     /// The project whose public ingest key is `ingest_key`, if any.
     pub async fn project_by_ingest_key(&self, ingest_key: &str) -> Result<Option<Project>, StoreError> {
-        let row = sqlx::query("SELECT id, name, organization_id, ingest_key, created_at FROM projects WHERE ingest_key = $1")
-            .bind(ingest_key)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT id, name, organization_id, ingest_key, created_at FROM projects WHERE ingest_key = $1")
+                .bind(ingest_key)
+                .fetch_optional(&self.pool)
+                .await?;
         row.as_ref().map(project_from_row).transpose()
     }
 

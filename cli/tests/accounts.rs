@@ -1,0 +1,304 @@
+//! Accounts end to end: the first owner and its one-time password, login
+//! and logout with the session cookie, CSRF, login throttling, and every
+//! route tried by every kind of caller.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+mod common;
+
+use common::*;
+
+/// A logged-in user: the session cookie and the CSRF token.
+#[derive(Clone)]
+struct Session {
+    cookie: String,
+    csrf: String,
+}
+
+async fn login(server: &Server, email: &str, password: &str) -> (u16, reqwest::header::HeaderMap, Value) {
+    let r = server
+        .http
+        .post(server.url("/api/v1/auth/login"))
+        .json(&json!({ "email": email, "password": password }))
+        .send()
+        .await
+        .unwrap();
+    let (status, headers) = (r.status().as_u16(), r.headers().clone());
+    (status, headers, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn session(server: &Server, email: &str, password: &str) -> Session {
+    let (status, headers, body) = login(server, email, password).await;
+    assert_eq!(status, 200, "{body}");
+    let set_cookie = headers["set-cookie"].to_str().unwrap();
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+    Session { cookie, csrf: body["csrf_token"].as_str().unwrap().to_owned() }
+}
+
+async fn send(server: &Server, method: Method, path: &str, session: &Session, csrf: bool, body: Value) -> (u16, Value) {
+    let mut req = server.http.request(method, server.url(path)).header("cookie", &session.cookie).json(&body);
+    if csrf {
+        req = req.header("x-csrf-token", &session.csrf);
+    }
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+async fn admin_post(server: &Server, path: &str, body: Value) -> Value {
+    let r = server.http.post(server.url(path)).bearer_auth(ADMIN).json(&body).send().await.unwrap();
+    assert!(r.status().is_success(), "{path}: {}", r.status());
+    r.json().await.unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn first_start_makes_an_owner_whose_one_time_password_must_be_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, password) = Server::start_first_time(dir.path()).await;
+    assert!(password.len() >= 12, "{password}");
+
+    let (status, headers, body) = login(&server, "admin@localhost", &password).await;
+    assert_eq!(status, 200, "{body}");
+    let set_cookie = headers["set-cookie"].to_str().unwrap();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    assert!(!set_cookie.contains("Secure"), "no TLS here: {set_cookie}");
+    assert_eq!(body["user"]["is_owner"], true);
+    assert_eq!(body["user"]["must_change_password"], true);
+    let owner = Session {
+        cookie: set_cookie.split(';').next().unwrap().to_owned(),
+        csrf: body["csrf_token"].as_str().unwrap().to_owned(),
+    };
+
+    // Only the password can be changed until it is.
+    let (status, body) = send(&server, Method::GET, "/api/v1/projects", &owner, false, Value::Null).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("password_change_required")));
+    let change = json!({ "current_password": password, "new_password": "the owner's own password" });
+    let (status, body) = send(&server, Method::POST, "/api/v1/auth/password", &owner, false, change.clone()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("csrf_failed")), "no CSRF token");
+    let wrong = json!({ "current_password": "not it at all", "new_password": "the owner's own password" });
+    let (status, body) = send(&server, Method::POST, "/api/v1/auth/password", &owner, true, wrong).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("current_password")));
+    let (status, _) = send(&server, Method::POST, "/api/v1/auth/password", &owner, true, change).await;
+    assert_eq!(status, 204);
+
+    // Now the owner administers the organization.
+    let (status, body) = send(&server, Method::POST, "/api/v1/projects", &owner, true, json!({ "name": "shop" })).await;
+    assert_eq!(status, 201, "{body}");
+    let project = body["id"].as_str().unwrap().to_owned();
+    let (status, body) = send(&server, Method::GET, "/api/v1/auth/session", &owner, false, Value::Null).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["projects"], json!([{ "project_id": project, "role": "admin" }]));
+    assert_eq!(body["user"]["must_change_password"], false);
+
+    // The one-time password is spent; logout ends the session.
+    assert_eq!(login(&server, "admin@localhost", &password).await.0, 401);
+    let (status, _) = send(&server, Method::POST, "/api/v1/auth/logout", &owner, true, Value::Null).await;
+    assert_eq!(status, 204);
+    let (status, _) = send(&server, Method::GET, "/api/v1/projects", &owner, false, Value::Null).await;
+    assert_eq!(status, 401, "a revoked session authenticates nothing");
+    session(&server, "admin@localhost", "the owner's own password").await;
+    drop(server);
+
+    // A second start makes no second owner and prints no password.
+    let server = Server::start(Mode::Embedded, dir.path(), "").await;
+    session(&server, "admin@localhost", "the owner's own password").await;
+}
+
+#[tokio::test]
+async fn repeated_failures_are_throttled_per_account_and_per_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(Mode::Embedded, dir.path(), "").await;
+    for (email, password) in [("ada@example.com", "ada's long password"), ("bob@example.com", "bob's long password")] {
+        admin_post(&server, "/api/v1/users", json!({ "email": email, "password": password, "name": "x" })).await;
+    }
+    for _ in 0..5 {
+        let (status, _, body) = login(&server, "ada@example.com", "a wrong password").await;
+        assert_eq!((status, body["error"]["code"].as_str()), (401, Some("wrong_credentials")));
+    }
+    let (status, headers, body) = login(&server, "ada@example.com", "ada's long password").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (429, Some("too_many_attempts")), "even the right password");
+    let retry_after: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=900).contains(&retry_after), "{retry_after}");
+    // Another account from this address is not throttled yet...
+    assert_eq!(login(&server, "bob@example.com", "bob's long password").await.0, 200);
+    // ...until the address has failed 20 times, with any accounts.
+    for i in 0..15 {
+        assert_eq!(login(&server, &format!("nobody{i}@example.com"), "a wrong password").await.0, 401);
+    }
+    assert_eq!(login(&server, "bob@example.com", "bob's long password").await.0, 429);
+    let metrics = server.http.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"sightline_auth_refused_total{reason="throttled"} 2"#), "{metrics}");
+    assert!(metrics.contains(r#"sightline_auth_refused_total{reason="wrong_credentials"} 20"#), "{metrics}");
+}
+
+/// Who asks, in the order of each row's expected answers.
+#[derive(Clone, Copy, Debug)]
+enum Caller {
+    Nobody,
+    WrongSecret,
+    IngestKey,
+    Viewer,
+    AdminOfOtherProject,
+    Admin,
+    AdminToken,
+}
+
+const CALLERS: [Caller; 7] = [
+    Caller::Nobody,
+    Caller::WrongSecret,
+    Caller::IngestKey,
+    Caller::Viewer,
+    Caller::AdminOfOtherProject,
+    Caller::Admin,
+    Caller::AdminToken,
+];
+
+#[tokio::test]
+async fn every_route_answers_every_caller_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(Mode::Embedded, dir.path(), "").await;
+    let (a, ingest_key) = server.create_project("A").await;
+    let (b, _) = server.create_project("B").await;
+    let mut users = Vec::new();
+    for (email, project, role) in
+        [("viewer@example.com", &a, "viewer"), ("other@example.com", &b, "admin"), ("admin@example.com", &a, "admin")]
+    {
+        let body = json!({ "email": email, "password": "a long enough password", "name": email });
+        let id = admin_post(&server, "/api/v1/users", body).await["id"].as_str().unwrap().to_owned();
+        let r = server
+            .http
+            .put(server.url(&format!("/api/v1/projects/{project}/members/{id}")))
+            .bearer_auth(ADMIN)
+            .json(&json!({ "role": role }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+        users.push((id, session(&server, email, "a long enough password").await));
+    }
+    let (viewer_id, viewer) = users[0].clone();
+    let (other_id, other_admin) = users[1].clone();
+    let admin = users[2].1.clone();
+    let unique = AtomicU32::new(0);
+    let map = r#"{"version":3,"sources":["a.js"],"names":[],"mappings":"AAAA"}"#;
+
+    // method, path, body, the answer of each caller in CALLERS' order.
+    let rows: Vec<(Method, String, Option<Value>, [u16; 7])> = vec![
+        (Method::GET, "/api/v1/projects".into(), None, [401, 401, 401, 200, 200, 200, 200]),
+        (Method::POST, "/api/v1/projects".into(), Some(json!({ "name": "x" })), [401, 401, 401, 403, 403, 403, 201]),
+        (Method::GET, format!("/api/v1/projects/{a}"), None, [401, 401, 401, 200, 403, 200, 200]),
+        (
+            Method::POST,
+            format!("/api/v1/projects/{a}/keys"),
+            Some(json!({ "name": "ci", "role": "viewer" })),
+            [401, 401, 401, 403, 403, 201, 201],
+        ),
+        (Method::GET, format!("/api/v1/projects/{a}/members"), None, [401, 401, 401, 200, 403, 200, 200]),
+        (
+            Method::PUT,
+            format!("/api/v1/projects/{a}/members/{viewer_id}"),
+            Some(json!({ "role": "viewer" })),
+            [401, 401, 401, 403, 403, 204, 204],
+        ),
+        (Method::DELETE, format!("/api/v1/projects/{a}/members/{other_id}"), None, [401, 401, 401, 403, 403, 404, 404]),
+        (Method::POST, "/api/v1/users".into(), Some(json!({})), [401, 401, 401, 403, 201, 201, 201]),
+        (Method::GET, "/api/v1/auth/session".into(), None, [401, 401, 401, 200, 200, 200, 401]),
+        (
+            Method::POST,
+            format!("/api/v1/projects/{a}/sourcemaps?release=1&url=https://x.example/a.js"),
+            Some(Value::String(map.into())),
+            [401, 401, 401, 403, 403, 201, 201],
+        ),
+        (Method::GET, format!("/api/v1/projects/{a}/errors/0123"), None, [401, 401, 401, 404, 403, 404, 404]),
+    ];
+    let reads = [
+        "pageviews",
+        "errors",
+        "error-rate",
+        "events",
+        "sessions/summary",
+        "breakdown?dimension=browser",
+        "visitors/current",
+        "vitals?name=LCP",
+        "live",
+    ];
+    let rows =
+        rows.into_iter().chain(reads.iter().map(|read| {
+            (Method::GET, format!("/api/v1/projects/{a}/{read}"), None, [401, 401, 401, 200, 403, 200, 200])
+        }));
+
+    for (method, path, body, expected) in rows {
+        for (caller, expected) in CALLERS.into_iter().zip(expected) {
+            let mut req = server.http.request(method.clone(), server.url(&path));
+            let body = match &body {
+                // Each user made is new.
+                Some(Value::Object(o)) if o.is_empty() => {
+                    let n = unique.fetch_add(1, Ordering::Relaxed);
+                    Some(
+                        json!({ "email": format!("new{n}@example.com"), "password": "a long enough password", "name": "n" }),
+                    )
+                }
+                other => other.clone(),
+            };
+            req = match body {
+                Some(Value::String(raw)) => req.body(raw),
+                Some(json) => req.json(&json),
+                None => req,
+            };
+            req = match caller {
+                Caller::Nobody => req,
+                Caller::WrongSecret => req.bearer_auth("sk_000000000000000000000000000000000000000000000000"),
+                Caller::IngestKey => req.bearer_auth(&ingest_key),
+                Caller::AdminToken => req.bearer_auth(ADMIN),
+                Caller::Viewer | Caller::AdminOfOtherProject | Caller::Admin => {
+                    let s = match caller {
+                        Caller::Viewer => &viewer,
+                        Caller::AdminOfOtherProject => &other_admin,
+                        _ => &admin,
+                    };
+                    req.header("cookie", &s.cookie).header("x-csrf-token", &s.csrf)
+                }
+            };
+            let status = req.send().await.unwrap().status().as_u16();
+            assert_eq!(status, expected, "{method} {path} as {caller:?}");
+        }
+    }
+
+    // A cookie without the CSRF token changes nothing; with a bearer token
+    // the cookie is not what authenticates, so no token is needed.
+    let (status, body) = send(
+        &server,
+        Method::POST,
+        &format!("/api/v1/projects/{a}/keys"),
+        &admin,
+        false,
+        json!({ "name": "k", "role": "viewer" }),
+    )
+    .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("csrf_failed")));
+    let stolen = Session { csrf: other_admin.csrf.clone(), ..admin.clone() };
+    let (status, _) = send(
+        &server,
+        Method::POST,
+        &format!("/api/v1/projects/{a}/keys"),
+        &stolen,
+        true,
+        json!({ "name": "k", "role": "viewer" }),
+    )
+    .await;
+    assert_eq!(status, 403, "another session's token does not do");
+    let r = server
+        .http
+        .post(server.url(&format!("/api/v1/projects/{a}/keys")))
+        .header("cookie", &viewer.cookie)
+        .bearer_auth(ADMIN)
+        .json(&json!({ "name": "k", "role": "viewer" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+}

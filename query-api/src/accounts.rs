@@ -1,0 +1,343 @@
+//! Users, login and logout, passwords and project members.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use sightline_store::{NewUser, Role, SESSION_LIFETIME_MS, User, hash_password, verify_password};
+
+use crate::AppState;
+use crate::auth::{SESSION_COOKIE, authenticate, authenticate_session, csrf_token, session_cookie};
+use crate::error::ApiError;
+use crate::telemetry;
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    pub email: String,
+    /// 12 to 128 characters.
+    pub password: String,
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatedUser {
+    pub id: String,
+}
+
+/// A user as the API shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UserView {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub is_owner: bool,
+    /// The user logged in with a one-time password and must set a new one.
+    pub must_change_password: bool,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        UserView {
+            id: u.id.clone(),
+            email: u.email.clone(),
+            name: u.name.clone(),
+            is_owner: u.is_owner,
+            must_change_password: u.must_change_password,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    pub email: String,
+    pub password: String,
+}
+
+/// The logged-in user, the projects they may use, and the token every
+/// change made with the session cookie must carry in `X-CSRF-Token`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SessionView {
+    pub user: UserView,
+    pub projects: Vec<ProjectRole>,
+    pub csrf_token: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ProjectRole {
+    pub project_id: String,
+    /// `viewer` or `admin`.
+    pub role: String,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePassword {
+    pub current_password: String,
+    /// 12 to 128 characters.
+    pub new_password: String,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetMember {
+    /// `viewer` or `admin`.
+    pub role: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Member {
+    pub user: UserView,
+    pub role: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MemberList {
+    pub members: Vec<Member>,
+}
+
+/// Argon2 takes tens of milliseconds: off the async threads.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| ApiError::internal(format!("password hashing failed: {e}")))
+}
+
+#[utoipa::path(post, path = "/api/v1/users", tag = "accounts", request_body = CreateUser,
+    responses((status = 201, body = CreatedUser), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn create_user(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Json<CreateUser>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<CreatedUser>), ApiError> {
+    let principal = authenticate(&state, &headers).await?;
+    principal.can_create_users()?;
+    let Json(body) = body?;
+    let password = body.password;
+    let hash = blocking(move || hash_password(&password)).await??;
+    let user = state
+        .store
+        .create_user(NewUser {
+            email: &body.email,
+            name: &body.name,
+            password_hash: &hash,
+            is_owner: false,
+            must_change_password: false,
+        })
+        .await?;
+    tracing::info!(user = %user.id, by = %principal.actor(), "user created");
+    Ok((StatusCode::CREATED, Json(CreatedUser { id: user.id })))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "accounts", request_body = Login,
+    responses((status = 200, body = SessionView, description = "and the session cookie"),
+        (status = 401, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)))]
+pub async fn login(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Json<Login>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body?;
+    let now = now_ms();
+    if let Some(retry_after_s) = state.login_throttle.retry_after_s(&body.email, peer.ip(), now) {
+        telemetry::auth_refused("throttled");
+        tracing::warn!(address = %peer.ip(), "login throttled");
+        return Err(ApiError {
+            retry_after_s: Some(retry_after_s),
+            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", "too many failed logins; retry later")
+        });
+    }
+    let found = state.store.user_for_login(&body.email).await?;
+    let hash = found.as_ref().map(|(_, hash)| hash.clone());
+    let password = body.password;
+    let verified = blocking(move || verify_password(hash.as_deref(), &password)).await?;
+    let Some((user, _)) = found.filter(|_| verified) else {
+        state.login_throttle.failed(&body.email, peer.ip(), now);
+        telemetry::auth_refused("wrong_credentials");
+        tracing::info!(address = %peer.ip(), "login failed");
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong_credentials", "wrong email or password"));
+    };
+    state.login_throttle.succeeded(&body.email);
+    let session = state.store.open_session(&user.id).await?;
+    tracing::info!(user = %user.id, address = %peer.ip(), "logged in");
+    let live = state
+        .store
+        .authenticate_session(&session.token)
+        .await?
+        .ok_or_else(|| ApiError::internal("a session just opened is not live"))?;
+    let view = session_view(&live, &session.token);
+    let cookie = session_cookie_header(&session.token, SESSION_LIFETIME_MS / 1000, is_tls(&headers));
+    Ok(([(header::SET_COOKIE, cookie)], Json(view)).into_response())
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "accounts",
+    responses((status = 204, description = "the session ended and its cookie is cleared"), (status = 401, body = crate::error::ErrorBody)),
+    security(("session" = [])))]
+pub async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let principal = authenticate_session(&state, &headers).await?;
+    let session = principal.user()?;
+    state.store.revoke_session(&session.session_id).await?;
+    tracing::info!(user = %session.user.id, "logged out");
+    let cleared = session_cookie_header("", 0, is_tls(&headers));
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cleared)]).into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/auth/session", tag = "accounts",
+    responses((status = 200, body = SessionView), (status = 401, body = crate::error::ErrorBody)),
+    security(("session" = [])))]
+pub async fn current_session(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<SessionView>, ApiError> {
+    let principal = authenticate_session(&state, &headers).await?;
+    let token = session_cookie(&headers).unwrap_or_default();
+    Ok(Json(session_view(principal.user()?, token)))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/password", tag = "accounts", request_body = ChangePassword,
+    responses((status = 204, description = "changed; every other session of the user ended"),
+        (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)),
+    security(("session" = [])))]
+pub async fn change_password(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Json<ChangePassword>, axum::extract::rejection::JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let principal = authenticate_session(&state, &headers).await?;
+    let session = principal.user()?;
+    let Json(body) = body?;
+    let (_, hash) = state
+        .store
+        .user_for_login(&session.user.email)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("the user no longer exists"))?;
+    let (current, new) = (body.current_password, body.new_password);
+    if current == new {
+        return Err(ApiError::bad_request("invalid_value", "new_password", "the new password must differ"));
+    }
+    let new_hash =
+        blocking(move || if verify_password(Some(&hash), &current) { Some(hash_password(&new)) } else { None })
+            .await?
+            .ok_or_else(|| {
+                ApiError::bad_request("wrong_credentials", "current_password", "the current password is wrong")
+            })?
+            .map_err(|e| ApiError::from(e).field("new_password"))?;
+    state.store.set_password(&session.user.id, &new_hash, Some(&session.session_id)).await?;
+    tracing::info!(user = %session.user.id, "password changed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{id}/members", tag = "accounts", params(("id" = String, Path)),
+    responses((status = 200, body = MemberList), (status = 403, body = crate::error::ErrorBody)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn list_members(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<MemberList>, ApiError> {
+    authenticate(&state, &headers).await?.can_read(&id)?;
+    let members = state.store.members(&id).await?;
+    let members =
+        members.iter().map(|(user, role)| Member { user: user.into(), role: role.as_str().to_owned() }).collect();
+    Ok(Json(MemberList { members }))
+}
+
+#[utoipa::path(put, path = "/api/v1/projects/{id}/members/{user_id}", tag = "accounts",
+    params(("id" = String, Path), ("user_id" = String, Path)), request_body = SetMember,
+    responses((status = 204), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn set_member(
+    State(state): State<Arc<AppState>>,
+    Path((id, user_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Json<SetMember>, axum::extract::rejection::JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let principal = authenticate(&state, &headers).await?;
+    principal.can_admin(&id)?;
+    let Json(body) = body?;
+    let role = Role::parse(&body.role)
+        .ok_or_else(|| ApiError::bad_request("invalid_value", "role", "`role` must be `viewer` or `admin`"))?;
+    state.store.set_member(&id, &user_id, role).await?;
+    tracing::info!(project = %id, user = %user_id, role = role.as_str(), by = %principal.actor(), "member set");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(delete, path = "/api/v1/projects/{id}/members/{user_id}", tag = "accounts",
+    params(("id" = String, Path), ("user_id" = String, Path)),
+    responses((status = 204), (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn remove_member(
+    State(state): State<Arc<AppState>>,
+    Path((id, user_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let principal = authenticate(&state, &headers).await?;
+    principal.can_admin(&id)?;
+    if !state.store.remove_member(&id, &user_id).await? {
+        return Err(ApiError::not_found(format!("no member `{user_id}` in project `{id}`")));
+    }
+    tracing::info!(project = %id, user = %user_id, by = %principal.actor(), "member removed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn session_view(session: &sightline_store::SessionUser, token: &str) -> SessionView {
+    SessionView {
+        user: (&session.user).into(),
+        projects: session
+            .roles
+            .iter()
+            .map(|(project_id, role)| ProjectRole { project_id: project_id.clone(), role: role.as_str().to_owned() })
+            .collect(),
+        csrf_token: csrf_token(token),
+    }
+}
+
+/// `Set-Cookie` for the session: HttpOnly, SameSite=Strict, the whole
+/// site, `Secure` when the request came over TLS. An empty token with age
+/// 0 clears it.
+fn session_cookie_header(token: &str, max_age_s: i64, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_s}{secure}");
+    HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static("sightline_session=; Max-Age=0"))
+}
+
+/// Whether the request reached the TLS-terminating proxy in front of
+/// Sightline over HTTPS (`X-Forwarded-Proto` or `Forwarded: proto=`).
+/// Believing it can only add `Secure` to the cookie.
+fn is_tls(headers: &HeaderMap) -> bool {
+    let value = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok()).unwrap_or("");
+    value("x-forwarded-proto").eq_ignore_ascii_case("https")
+        || value("forwarded").split([';', ',']).any(|part| part.trim().eq_ignore_ascii_case("proto=https"))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cookie_is_http_only_strict_and_secure_behind_tls() {
+        let plain = session_cookie_header("ses_x", 60, false);
+        assert_eq!(plain, "sightline_session=ses_x; Path=/; HttpOnly; SameSite=Strict; Max-Age=60");
+        assert!(session_cookie_header("ses_x", 60, true).to_str().unwrap().ends_with("; Secure"));
+        let mut headers = HeaderMap::new();
+        assert!(!is_tls(&headers));
+        headers.insert("forwarded", HeaderValue::from_static("for=192.0.2.1;proto=https"));
+        assert!(is_tls(&headers));
+        headers.clear();
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("HTTPS"));
+        assert!(is_tls(&headers));
+    }
+}
