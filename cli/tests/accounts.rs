@@ -192,6 +192,12 @@ async fn every_route_answers_every_caller_exactly() {
         (Method::POST, "/api/v1/projects".into(), Some(json!({ "name": "x" })), [401, 401, 401, 403, 403, 403, 201]),
         (Method::GET, format!("/api/v1/projects/{a}"), None, [401, 401, 401, 200, 403, 200, 200]),
         (
+            Method::PATCH,
+            format!("/api/v1/projects/{a}"),
+            Some(json!({ "name": "A" })),
+            [401, 401, 401, 403, 403, 200, 200],
+        ),
+        (
             Method::POST,
             format!("/api/v1/projects/{a}/keys"),
             Some(json!({ "name": "ci", "role": "viewer" })),
@@ -301,4 +307,80 @@ async fn every_route_answers_every_caller_exactly() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
+}
+
+async fn ingest_from(server: &Server, key: &str, origin: Option<&str>) -> (u16, Option<String>, Value) {
+    let mut req = server
+        .http
+        .post(server.url(&format!("/api/v1/ingest?key={key}")))
+        .json(&json!({ "events": [{ "type": "pageview", "url": "https://shop.example/", "anonymous_id": "v" }] }));
+    if let Some(origin) = origin {
+        req = req.header("origin", origin);
+    }
+    let r = req.send().await.unwrap();
+    let allowed = r.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap().to_owned());
+    (r.status().as_u16(), allowed, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn preflight(server: &Server, query: &str, origin: &str) -> (u16, Option<String>) {
+    let r = server
+        .http
+        .request(Method::OPTIONS, server.url(&format!("/api/v1/ingest{query}")))
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    let allowed = r.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap().to_owned());
+    (r.status().as_u16(), allowed)
+}
+
+#[tokio::test]
+async fn ingest_accepts_only_listed_browser_origins_and_cors_answers_only_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(Mode::Embedded, dir.path(), "").await;
+    let (project, key) = server.create_project("shop").await;
+
+    // No list yet: any origin, and CORS reflects it.
+    let (status, allowed, _) = ingest_from(&server, &key, Some("https://anywhere.example")).await;
+    assert_eq!((status, allowed.as_deref()), (202, Some("https://anywhere.example")));
+
+    let patch = |body: Value| {
+        server.http.patch(server.url(&format!("/api/v1/projects/{project}"))).bearer_auth(ADMIN).json(&body).send()
+    };
+    let r = patch(json!({ "allowed_origins": ["https://shop.example/path"] })).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["field"], "allowed_origins");
+    let r = patch(json!({ "allowed_origins": ["https://Shop.Example", "http://localhost:5173"] })).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["allowed_origins"], json!(["http://localhost:5173", "https://shop.example"]));
+    assert_eq!(body["name"], "shop", "a patch changes only what it names");
+
+    let (status, allowed, _) = ingest_from(&server, &key, Some("https://shop.example")).await;
+    assert_eq!((status, allowed.as_deref()), (202, Some("https://shop.example")));
+    let (status, allowed, body) = ingest_from(&server, &key, Some("https://evil.example")).await;
+    assert_eq!((status, allowed, body["error"]["code"].as_str()), (403, None, Some("origin_not_allowed")));
+    assert_eq!(body["error"]["field"], "origin");
+    let (status, _, _) = ingest_from(&server, &key, None).await;
+    assert_eq!(status, 202, "requests without an Origin are not a browser's");
+
+    assert_eq!(
+        preflight(&server, &format!("?key={key}"), "https://shop.example").await,
+        (204, Some("https://shop.example".into()))
+    );
+    assert_eq!(preflight(&server, &format!("?key={key}"), "https://evil.example").await, (403, None));
+    // Without a key the preflight cannot name the project; the request is checked.
+    assert_eq!(preflight(&server, "", "https://evil.example").await.0, 204);
+
+    let metrics = server.http.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"sightline_ingest_requests_refused_total{reason="origin_not_allowed"} 2"#), "{metrics}");
+
+    // Emptying the list opens ingest again.
+    assert_eq!(patch(json!({ "allowed_origins": [] })).await.unwrap().status(), 200);
+    assert_eq!(ingest_from(&server, &key, Some("https://evil.example")).await.0, 202);
+    let r = patch(json!({ "name": "  store  " })).await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["name"], "store");
 }

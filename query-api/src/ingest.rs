@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use sightline_connectors::BatchMaps;
 use sightline_model::limits::MAX_BODY_BYTES;
@@ -58,6 +59,12 @@ impl IngestKeyCache {
         cache.insert(key.to_owned(), (project.clone(), Instant::now()));
         Ok(project)
     }
+
+    /// Forgets a key, so its project's next request reads the store (after
+    /// a change to the project).
+    pub fn forget(&self, key: &str) {
+        self.0.write().unwrap_or_else(|e| e.into_inner()).remove(key);
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -103,6 +110,7 @@ pub struct IngestBatch {
         (status = 202, description = "valid events accepted, the rest listed", body = IngestAnswer),
         (status = 400, description = "not a batch", body = crate::error::ErrorBody),
         (status = 401, description = "missing or unknown ingest key", body = crate::error::ErrorBody),
+        (status = 403, description = "a browser `Origin` the project does not list", body = crate::error::ErrorBody),
         (status = 413, description = "body or batch too large", body = crate::error::ErrorBody),
         (status = 415, description = "unsupported Content-Type or Content-Encoding", body = crate::error::ErrorBody),
         (status = 429, description = "the pipeline is behind; retry after the given seconds", body = crate::error::ErrorBody),
@@ -112,6 +120,93 @@ pub async fn ingest(
     State(state): State<Arc<AppState>>,
     Query(params): Query<IngestParams>,
     headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let origin = headers.get(header::ORIGIN).cloned();
+    let answer = ingest_batch(&state, params, &headers, body).await;
+    let refused_origin = matches!(&answer, Err(e) if e.code == ORIGIN_NOT_ALLOWED);
+    let mut response = answer.into_response();
+    if let Some(origin) = origin.filter(|_| !refused_origin) {
+        allow_origin(response.headers_mut(), origin);
+    }
+    response
+}
+
+#[utoipa::path(
+    options,
+    path = "/api/v1/ingest",
+    tag = "ingest",
+    params(IngestParams),
+    responses(
+        (status = 204, description = "CORS preflight: the origin may send (any origin, unless the `key` in the query names a project that lists its origins)"),
+        (status = 403, description = "the project of `key` does not list this origin", body = crate::error::ErrorBody),
+    )
+)]
+pub async fn ingest_preflight(
+    State(state): State<Arc<AppState>>,
+    Query(params): Query<IngestParams>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Some(origin) = headers.get(header::ORIGIN).cloned() else {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    };
+    // A preflight carries no headers of the request, so only a key in the
+    // query names the project; without one the request itself is checked.
+    if let Some(key) = params.key.filter(|k| !k.is_empty())
+        && let Some(project) = state.ingest_keys.project(&state, &key).await?
+    {
+        check_origin(&project, &headers)?;
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let headers = response.headers_mut();
+    allow_origin(headers, origin);
+    headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("POST"));
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("content-type, content-encoding, x-sightline-key"),
+    );
+    headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    Ok(response)
+}
+
+/// The error code of an ingest refused for its `Origin`.
+const ORIGIN_NOT_ALLOWED: &str = "origin_not_allowed";
+
+fn allow_origin(headers: &mut HeaderMap, origin: HeaderValue) {
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    headers.append(header::VARY, HeaderValue::from_static("origin"));
+}
+
+/// Refuses a browser request from an origin the project does not list.
+/// Requests without `Origin` (servers, mobile apps, curl) are not browsers'.
+fn check_origin(project: &Project, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    if project.allowed_origins.is_empty() {
+        return Ok(());
+    }
+    let listed = origin
+        .to_str()
+        .ok()
+        .and_then(|o| sightline_store::normalize_origin(o).ok())
+        .is_some_and(|o| project.allowed_origins.contains(&o));
+    if listed {
+        return Ok(());
+    }
+    telemetry::refused(ORIGIN_NOT_ALLOWED);
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        ORIGIN_NOT_ALLOWED,
+        "this project does not accept events from this origin",
+    )
+    .field("origin"))
+}
+
+async fn ingest_batch(
+    state: &AppState,
+    params: IngestParams,
+    headers: &HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<IngestAnswer>), ApiError> {
     let received_at = sightline_pipeline::now_ms() as i64;
@@ -130,11 +225,12 @@ pub async fn ingest(
         )
         .field("key"));
     };
-    let Some(project) = state.ingest_keys.project(&state, &key).await? else {
+    let Some(project) = state.ingest_keys.project(state, &key).await? else {
         telemetry::refused("invalid_key");
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_key", "unknown ingest key").field("key"));
     };
-    if !pipeline_has_room(&state).await {
+    check_origin(&project, headers)?;
+    if !pipeline_has_room(state).await {
         telemetry::refused("rate_limited");
         return Err(ApiError {
             retry_after_s: Some(1),
@@ -164,7 +260,7 @@ pub async fn ingest(
         received_at,
         user_agent: UserAgentInfo::parse(header_str(header::USER_AGENT)),
     };
-    let (events, rejected) = accept_events(&state, &batch.events, &ctx);
+    let (events, rejected) = accept_events(state, &batch.events, &ctx);
     let accepted = events.len();
     if accepted > 0 {
         let mut by_type: HashMap<&'static str, u64> = HashMap::new();

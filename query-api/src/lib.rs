@@ -106,7 +106,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     // token; ingest authenticates by its key only, ops need nothing.
     let authenticated = Router::new()
         .route("/api/v1/projects", post(projects::create_project).get(projects::list_projects))
-        .route("/api/v1/projects/{id}", get(projects::get_project))
+        .route("/api/v1/projects/{id}", get(projects::get_project).patch(projects::update_project))
         .route("/api/v1/projects/{id}/keys", post(projects::create_key))
         .route("/api/v1/projects/{id}/members", get(accounts::list_members))
         .route("/api/v1/projects/{id}/members/{user_id}", put(accounts::set_member).delete(accounts::remove_member))
@@ -131,7 +131,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/projects/{id}/live", get(queries::live))
         .layer(axum::middleware::from_fn(auth::csrf_guard));
     Router::new()
-        .route("/api/v1/ingest", post(ingest::ingest).layer(DefaultBodyLimit::disable()))
+        .route(
+            "/api/v1/ingest",
+            post(ingest::ingest).options(ingest::ingest_preflight).layer(DefaultBodyLimit::disable()),
+        )
         .merge(authenticated)
         .route("/api/v1/openapi.json", get(ops::openapi))
         .route("/healthz", get(ops::healthz))

@@ -54,6 +54,8 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         crate::projects::create_project,
         crate::projects::list_projects,
         crate::projects::get_project,
+        crate::projects::update_project,
+        crate::ingest::ingest_preflight,
         crate::projects::create_key,
         crate::accounts::create_user,
         crate::accounts::login,

@@ -25,13 +25,31 @@ pub struct ProjectView {
     pub name: String,
     /// The public ingest key: it ships in web pages and can only write events.
     pub ingest_key: String,
+    /// Browser origins ingest accepts events from; empty: any.
+    pub allowed_origins: Vec<String>,
     pub created_at: i64,
 }
 
 impl From<Project> for ProjectView {
     fn from(p: Project) -> Self {
-        ProjectView { id: p.id, name: p.name, ingest_key: p.ingest_key, created_at: p.created_at }
+        ProjectView {
+            id: p.id,
+            name: p.name,
+            ingest_key: p.ingest_key,
+            allowed_origins: p.allowed_origins,
+            created_at: p.created_at,
+        }
     }
+}
+
+/// What `PATCH /api/v1/projects/{id}` changes; absent fields stay.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProject {
+    pub name: Option<String>,
+    /// Once set, ingest from a browser `Origin` not listed is refused with
+    /// `403`, and CORS answers only listed origins. `[]` accepts any.
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -94,6 +112,25 @@ pub async fn get_project(
     authenticate(&state, &headers).await?.can_read(&id)?;
     let project =
         state.store.get_project(&id).await?.ok_or_else(|| ApiError::not_found(format!("no project `{id}`")))?;
+    Ok(Json(project.into()))
+}
+
+#[utoipa::path(patch, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = String, Path)), request_body = UpdateProject,
+    responses((status = 200, body = ProjectView), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn update_project(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<UpdateProject>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<ProjectView>, ApiError> {
+    let principal = authenticate(&state, &headers).await?;
+    principal.can_admin(&id)?;
+    let Json(body) = body?;
+    let project = state.store.update_project(&id, body.name.as_deref(), body.allowed_origins.as_deref()).await?;
+    state.ingest_keys.forget(&project.ingest_key);
+    tracing::info!(project = %id, by = %principal.actor(), "project updated");
     Ok(Json(project.into()))
 }
 

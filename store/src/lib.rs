@@ -160,6 +160,9 @@ pub struct Project {
     /// Public ingest key, `pk_` + 32 lowercase hex characters. Not a secret:
     /// it is embedded in tracking snippets.
     pub ingest_key: String,
+    /// Browser origins (`https://shop.example`) ingest accepts events from;
+    /// empty: any.
+    pub allowed_origins: Vec<String>,
     /// Creation time in milliseconds since the Unix epoch.
     pub created_at: i64,
 }
@@ -282,6 +285,30 @@ fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
+/// Most allowed origins per project.
+pub const MAX_ALLOWED_ORIGINS: usize = 100;
+
+/// A browser origin as the `Origin` header carries it: `scheme://host` and
+/// the port unless it is the scheme's default, lowercase, punycode hosts.
+/// Anything that is not an http(s) origin (a path, a query, credentials,
+/// `null`) is [`StoreError::Invalid`].
+pub fn normalize_origin(origin: &str) -> Result<String, StoreError> {
+    let invalid =
+        || StoreError::Invalid(format!("`allowed_origins`: {origin:?} is not an origin like https://shop.example"));
+    let url = url::Url::parse(origin.trim()).map_err(|_| invalid())?;
+    let bare = matches!(url.scheme(), "http" | "https")
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.path() == "/"
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.host().is_some();
+    if !bare {
+        return Err(invalid());
+    }
+    Ok(url.origin().ascii_serialization())
+}
+
 /// Trims `value` and checks it is 1..=[`MAX_NAME_CHARS`] characters long.
 fn validate_name<'a>(field: &str, value: &'a str) -> Result<&'a str, StoreError> {
     let trimmed = value.trim();
@@ -309,6 +336,12 @@ fn project_from_row(row: &AnyRow) -> Result<Project, StoreError> {
         name: row.try_get("name")?,
         organization_id: row.try_get("organization_id")?,
         ingest_key: row.try_get("ingest_key")?,
+        allowed_origins: row
+            .try_get::<String, _>("allowed_origins")?
+            .lines()
+            .filter(|origin| !origin.is_empty())
+            .map(str::to_owned)
+            .collect(),
         created_at: row.try_get("created_at")?,
     })
 }
@@ -380,6 +413,7 @@ impl Store {
             name: name.to_owned(),
             organization_id: DEFAULT_ORGANIZATION.to_owned(),
             ingest_key: random_token(INGEST_KEY_PREFIX, 16),
+            allowed_origins: Vec::new(),
             created_at: now_ms(),
         };
         sqlx::query(
@@ -398,7 +432,7 @@ impl Store {
     /// All projects, oldest first (ties broken by id).
     pub async fn list_projects(&self) -> Result<Vec<Project>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, name, organization_id, ingest_key, created_at FROM projects ORDER BY created_at, id",
+            "SELECT id, name, organization_id, ingest_key, allowed_origins, created_at FROM projects ORDER BY created_at, id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -407,17 +441,51 @@ impl Store {
 
     /// The project with the given id, if any.
     pub async fn get_project(&self, id: &str) -> Result<Option<Project>, StoreError> {
-        let row = sqlx::query("SELECT id, name, organization_id, ingest_key, created_at FROM projects WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT id, name, organization_id, ingest_key, allowed_origins, created_at FROM projects WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(project_from_row).transpose()
+    }
+
+    /// Renames a project and/or replaces its allowed origins (each
+    /// normalized to `scheme://host[:port]`); returns it as it now is.
+    /// Fails with [`StoreError::NotFound`] or [`StoreError::Invalid`]
+    /// naming `name` or `allowed_origins`.
+    pub async fn update_project(
+        &self,
+        id: &str,
+        name: Option<&str>,
+        allowed_origins: Option<&[String]>,
+    ) -> Result<Project, StoreError> {
+        let mut project = self.get_project(id).await?.ok_or_else(|| StoreError::NotFound(format!("project {id:?}")))?;
+        if let Some(name) = name {
+            project.name = validate_name("name", name)?.to_owned();
+        }
+        if let Some(origins) = allowed_origins {
+            if origins.len() > MAX_ALLOWED_ORIGINS {
+                return Err(StoreError::Invalid(format!("`allowed_origins` holds at most {MAX_ALLOWED_ORIGINS}")));
+            }
+            let mut normalized = origins.iter().map(|o| normalize_origin(o)).collect::<Result<Vec<_>, _>>()?;
+            normalized.sort();
+            normalized.dedup();
+            project.allowed_origins = normalized;
+        }
+        sqlx::query("UPDATE projects SET name = $1, allowed_origins = $2 WHERE id = $3")
+            .bind(&project.name)
+            .bind(project.allowed_origins.join("\n"))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(project)
     }
 
     /// The project whose public ingest key is `ingest_key`, if any.
     pub async fn project_by_ingest_key(&self, ingest_key: &str) -> Result<Option<Project>, StoreError> {
         let row =
-            sqlx::query("SELECT id, name, organization_id, ingest_key, created_at FROM projects WHERE ingest_key = $1")
+            sqlx::query("SELECT id, name, organization_id, ingest_key, allowed_origins, created_at FROM projects WHERE ingest_key = $1")
                 .bind(ingest_key)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -573,6 +641,25 @@ mod tests {
         check(&random_token(SECRET_KEY_ID_PREFIX, 8), "key_", 16);
         check(&random_token(SECRET_PREFIX, 24), "sk_", 48);
         assert_ne!(random_token("x", 16), random_token("x", 16));
+    }
+
+    #[test]
+    fn origins_are_normalized_and_anything_else_refused() {
+        assert_eq!(normalize_origin("https://Shop.Example").unwrap(), "https://shop.example");
+        assert_eq!(normalize_origin("https://shop.example:443/").unwrap(), "https://shop.example");
+        assert_eq!(normalize_origin("http://localhost:5173").unwrap(), "http://localhost:5173");
+        assert_eq!(normalize_origin("https://bücher.example").unwrap(), "https://xn--bcher-kva.example");
+        for bad in [
+            "shop.example",
+            "https://shop.example/app",
+            "https://u:p@shop.example",
+            "null",
+            "ftp://x.example",
+            "https://x.example?q=1",
+            "*",
+        ] {
+            assert!(normalize_origin(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
