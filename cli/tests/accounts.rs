@@ -213,6 +213,8 @@ async fn every_route_answers_every_caller_exactly() {
         (Method::DELETE, format!("/api/v1/projects/{a}/members/{other_id}"), None, [401, 401, 401, 403, 403, 404, 404]),
         (Method::POST, "/api/v1/users".into(), Some(json!({})), [401, 401, 401, 403, 201, 201, 201]),
         (Method::GET, "/api/v1/auth/session".into(), None, [401, 401, 401, 200, 200, 200, 401]),
+        (Method::GET, "/api/v1/audit".into(), None, [401, 401, 401, 403, 200, 200, 200]),
+        (Method::GET, "/api/v1/audit/verify".into(), None, [401, 401, 401, 403, 403, 403, 200]),
         (
             Method::POST,
             format!("/api/v1/projects/{a}/sourcemaps?release=1&url=https://x.example/a.js"),
@@ -383,4 +385,95 @@ async fn ingest_accepts_only_listed_browser_origins_and_cors_answers_only_them()
     assert_eq!(ingest_from(&server, &key, Some("https://evil.example")).await.0, 202);
     let r = patch(json!({ "name": "  store  " })).await.unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["name"], "store");
+}
+
+#[tokio::test]
+async fn every_kind_of_change_and_login_is_audited_and_tampering_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(Mode::Embedded, dir.path(), "").await;
+    let (project, _) = server.create_project("shop").await;
+    let body = json!({ "email": "ada@example.com", "password": "ada's long password", "name": "Ada" });
+    let ada = admin_post(&server, "/api/v1/users", body).await["id"].as_str().unwrap().to_owned();
+    let r = server
+        .http
+        .put(server.url(&format!("/api/v1/projects/{project}/members/{ada}")))
+        .bearer_auth(ADMIN)
+        .json(&json!({ "role": "admin" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(login(&server, "Ada@example.com", "not the password").await.0, 401);
+    let ada_session = session(&server, "ada@example.com", "ada's long password").await;
+    let changes = [
+        (Method::PATCH, format!("/api/v1/projects/{project}"), json!({ "allowed_origins": ["https://shop.example"] })),
+        (Method::POST, format!("/api/v1/projects/{project}/keys"), json!({ "name": "ci", "role": "viewer" })),
+        (
+            Method::POST,
+            "/api/v1/auth/password".to_owned(),
+            json!({ "current_password": "ada's long password", "new_password": "ada's newer password" }),
+        ),
+        (Method::DELETE, format!("/api/v1/projects/{project}/members/{ada}"), Value::Null),
+        (Method::POST, "/api/v1/auth/logout".to_owned(), Value::Null),
+    ];
+    for (method, path, body) in changes {
+        let (status, answer) = send(&server, method.clone(), &path, &ada_session, true, body).await;
+        assert!(status < 300, "{method} {path}: {status} {answer}");
+    }
+    let map = r#"{"version":3,"sources":["a.js"],"names":[],"mappings":"AAAA"}"#;
+    let r = server
+        .http
+        .post(server.url(&format!("/api/v1/projects/{project}/sourcemaps?release=1&url=https://x.example/a.js")))
+        .bearer_auth(ADMIN)
+        .body(map)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+
+    let audit =
+        |query: &'static str| server.http.get(server.url(&format!("/api/v1/audit{query}"))).bearer_auth(ADMIN).send();
+    let page: Value = audit("").await.unwrap().json().await.unwrap();
+    let entries = page["entries"].as_array().unwrap();
+    let actions: Vec<&str> = entries.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(
+        actions,
+        [
+            "sourcemap_uploaded",
+            "logout",
+            "member_removed",
+            "password_changed",
+            "key_created",
+            "project_updated",
+            "login",
+            "login_failed",
+            "member_set",
+            "user_created",
+            "project_created",
+        ],
+        "newest first"
+    );
+    let by_action = |action: &str| entries.iter().find(|e| e["action"] == action).unwrap();
+    assert_eq!(by_action("project_created")["actor"], "admin-token");
+    assert_eq!(by_action("project_updated")["actor"], ada.as_str());
+    assert_eq!(by_action("project_updated")["object"], format!("project:{project}"));
+    assert_eq!(by_action("member_removed")["project_id"], project.as_str());
+    assert_eq!(by_action("login_failed")["actor"], "ada@example.com");
+    assert!(entries.iter().all(|e| e["source_ip"] == "127.0.0.1" && e["at"].as_i64().unwrap() > 0));
+    assert!(!page.to_string().contains("newer password") && !page.to_string().contains("sk_"), "no secrets");
+    let older: Value = audit("?before=3&limit=1").await.unwrap().json().await.unwrap();
+    assert_eq!(older["entries"][0]["action"], "user_created");
+
+    // The chain verifies.
+    let check: Value = audit("/verify").await.unwrap().json().await.unwrap();
+    assert_eq!((check["entries"].as_i64(), check["broken_at"].is_null()), (Some(11), true), "{check}");
+
+    // An entry edited in the database breaks the chain there.
+    sqlx::any::install_default_drivers();
+    let db = format!("sqlite://{}", dir.path().join("sightline.db").display());
+    let pool = sqlx::AnyPool::connect(&db).await.unwrap();
+    sqlx::query("UPDATE audit_log SET actor = 'someone else' WHERE seq = 4").execute(&pool).await.unwrap();
+    pool.close().await;
+    let check: Value = audit("/verify").await.unwrap().json().await.unwrap();
+    assert_eq!(check["broken_at"], 4, "{check}");
 }

@@ -8,9 +8,11 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use sightline_store::{NewUser, Role, SESSION_LIFETIME_MS, User, hash_password, verify_password};
 
 use crate::AppState;
+use crate::audit::{self, Source};
 use crate::auth::{SESSION_COOKIE, authenticate, authenticate_session, csrf_token, session_cookie};
 use crate::error::ApiError;
 use crate::telemetry;
@@ -112,6 +114,7 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
     security(("bearer" = []), ("session" = [])))]
 pub async fn create_user(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(source): Source,
     headers: HeaderMap,
     body: Result<Json<CreateUser>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<CreatedUser>), ApiError> {
@@ -131,6 +134,8 @@ pub async fn create_user(
         })
         .await?;
     tracing::info!(user = %user.id, by = %principal.actor(), "user created");
+    let details = json!({ "email": user.email, "name": user.name });
+    audit::record_by(&state, &principal, source, "user_created", &format!("user:{}", user.id), None, details).await;
     Ok((StatusCode::CREATED, Json(CreatedUser { id: user.id })))
 }
 
@@ -148,6 +153,9 @@ pub async fn login(
     if let Some(retry_after_s) = state.login_throttle.retry_after_s(&body.email, peer.ip(), now) {
         telemetry::auth_refused("throttled");
         tracing::warn!(address = %peer.ip(), "login throttled");
+        let tried: String = body.email.trim().to_lowercase().chars().take(254).collect();
+        let object = format!("user:{tried}");
+        audit::record(&state, &tried, peer.ip(), "login_throttled", &object, None, json!({})).await;
         return Err(ApiError {
             retry_after_s: Some(retry_after_s),
             ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", "too many failed logins; retry later")
@@ -161,11 +169,15 @@ pub async fn login(
         state.login_throttle.failed(&body.email, peer.ip(), now);
         telemetry::auth_refused("wrong_credentials");
         tracing::info!(address = %peer.ip(), "login failed");
+        // The actor is the email tried (cut short: it is the caller's text).
+        let tried: String = body.email.trim().to_lowercase().chars().take(254).collect();
+        audit::record(&state, &tried, peer.ip(), "login_failed", &format!("user:{tried}"), None, json!({})).await;
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong_credentials", "wrong email or password"));
     };
     state.login_throttle.succeeded(&body.email);
     let session = state.store.open_session(&user.id).await?;
     tracing::info!(user = %user.id, address = %peer.ip(), "logged in");
+    audit::record(&state, &user.id, peer.ip(), "login", &format!("user:{}", user.id), None, json!({})).await;
     let live = state
         .store
         .authenticate_session(&session.token)
@@ -179,11 +191,17 @@ pub async fn login(
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "accounts",
     responses((status = 204, description = "the session ended and its cookie is cleared"), (status = 401, body = crate::error::ErrorBody)),
     security(("session" = [])))]
-pub async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn logout(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(source): Source,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let principal = authenticate_session(&state, &headers).await?;
     let session = principal.user()?;
     state.store.revoke_session(&session.session_id).await?;
     tracing::info!(user = %session.user.id, "logged out");
+    let object = format!("user:{}", session.user.id);
+    audit::record_by(&state, &principal, source, "logout", &object, None, json!({})).await;
     let cleared = session_cookie_header("", 0, is_tls(&headers));
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cleared)]).into_response())
 }
@@ -206,6 +224,7 @@ pub async fn current_session(
     security(("session" = [])))]
 pub async fn change_password(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(source): Source,
     headers: HeaderMap,
     body: Result<Json<ChangePassword>, axum::extract::rejection::JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
@@ -230,6 +249,8 @@ pub async fn change_password(
             .map_err(|e| ApiError::from(e).field("new_password"))?;
     state.store.set_password(&session.user.id, &new_hash, Some(&session.session_id)).await?;
     tracing::info!(user = %session.user.id, "password changed");
+    let object = format!("user:{}", session.user.id);
+    audit::record_by(&state, &principal, source, "password_changed", &object, None, json!({})).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -255,6 +276,7 @@ pub async fn list_members(
     security(("bearer" = []), ("session" = [])))]
 pub async fn set_member(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(source): Source,
     Path((id, user_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Result<Json<SetMember>, axum::extract::rejection::JsonRejection>,
@@ -266,6 +288,8 @@ pub async fn set_member(
         .ok_or_else(|| ApiError::bad_request("invalid_value", "role", "`role` must be `viewer` or `admin`"))?;
     state.store.set_member(&id, &user_id, role).await?;
     tracing::info!(project = %id, user = %user_id, role = role.as_str(), by = %principal.actor(), "member set");
+    let details = json!({ "role": role.as_str() });
+    audit::record_by(&state, &principal, source, "member_set", &format!("user:{user_id}"), Some(&id), details).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -275,6 +299,7 @@ pub async fn set_member(
     security(("bearer" = []), ("session" = [])))]
 pub async fn remove_member(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(source): Source,
     Path((id, user_id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
@@ -284,6 +309,8 @@ pub async fn remove_member(
         return Err(ApiError::not_found(format!("no member `{user_id}` in project `{id}`")));
     }
     tracing::info!(project = %id, user = %user_id, by = %principal.actor(), "member removed");
+    let object = format!("user:{user_id}");
+    audit::record_by(&state, &principal, source, "member_removed", &object, Some(&id), json!({})).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -47,7 +47,7 @@ pub enum Principal {
     /// The admin token: everything, every project.
     Admin,
     /// A secret key of one project, with its role there.
-    Key { project_id: String, role: Role },
+    Key { key_id: String, project_id: String, role: Role },
     /// A logged-in user, with the projects they may use.
     User(Box<SessionUser>),
 }
@@ -57,7 +57,7 @@ impl Principal {
     fn role_in(&self, project_id: &str) -> Option<Role> {
         match self {
             Principal::Admin => Some(Role::Admin),
-            Principal::Key { project_id: own, role } => (own == project_id).then_some(*role),
+            Principal::Key { project_id: own, role, .. } => (own == project_id).then_some(*role),
             Principal::User(session) => session.roles.iter().find(|(p, _)| p == project_id).map(|(_, role)| *role),
         }
     }
@@ -117,8 +117,30 @@ impl Principal {
     pub fn actor(&self) -> String {
         match self {
             Principal::Admin => "admin-token".to_owned(),
-            Principal::Key { project_id, .. } => format!("key of {project_id}"),
+            Principal::Key { key_id, .. } => key_id.clone(),
             Principal::User(session) => session.user.id.clone(),
+        }
+    }
+}
+
+/// Which entries a caller may read.
+pub enum AuditScope {
+    All,
+    /// Entries of the projects the caller administers.
+    Projects(Vec<String>),
+}
+
+impl Principal {
+    /// Which audit entries the caller may read.
+    pub fn audit_scope(&self) -> AuditScope {
+        match self {
+            Principal::Admin => AuditScope::All,
+            Principal::User(session) if session.user.is_owner => AuditScope::All,
+            Principal::User(session) => AuditScope::Projects(
+                session.roles.iter().filter(|(_, role)| *role == Role::Admin).map(|(p, _)| p.clone()).collect(),
+            ),
+            Principal::Key { project_id, role: Role::Admin, .. } => AuditScope::Projects(vec![project_id.clone()]),
+            Principal::Key { .. } => AuditScope::Projects(Vec::new()),
         }
     }
 }
@@ -186,7 +208,7 @@ async fn authenticate_any(state: &AppState, headers: &HeaderMap) -> Result<Princ
         return Ok(Principal::Admin);
     }
     match state.store.authenticate_secret(token).await? {
-        Some(grant) => Ok(Principal::Key { project_id: grant.project_id, role: grant.role }),
+        Some(grant) => Ok(Principal::Key { key_id: grant.key_id, project_id: grant.project_id, role: grant.role }),
         None => Err(ApiError::unauthorized("unknown or revoked token")),
     }
 }

@@ -5,6 +5,7 @@
 //! validates, the bus makes batches durable, the view store answers.
 
 pub mod accounts;
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod ingest;
@@ -115,6 +116,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/auth/logout", post(accounts::logout))
         .route("/api/v1/auth/session", get(accounts::current_session))
         .route("/api/v1/auth/password", post(accounts::change_password))
+        .route("/api/v1/audit", get(audit::list))
+        .route("/api/v1/audit/verify", get(audit::verify))
         .route("/api/v1/projects/{id}/pageviews", get(queries::pageviews))
         .route(
             "/api/v1/projects/{id}/sourcemaps",

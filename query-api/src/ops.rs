@@ -65,6 +65,8 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         crate::accounts::list_members,
         crate::accounts::set_member,
         crate::accounts::remove_member,
+        crate::audit::list,
+        crate::audit::verify,
         crate::queries::pageviews,
         crate::queries::errors,
         crate::queries::error_group,

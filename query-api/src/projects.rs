@@ -3,12 +3,14 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use sightline_store::{Project, Role};
 
 use crate::AppState;
+use crate::audit::{self, Source};
 use crate::auth::{Principal, authenticate};
 use crate::error::ApiError;
 
@@ -80,13 +82,18 @@ pub struct CreatedKeyView {
     security(("bearer" = [])))]
 pub async fn create_project(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(source): Source,
     headers: HeaderMap,
     body: Result<Json<CreateProject>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<ProjectView>), ApiError> {
-    authenticate(&state, &headers).await?.can_create_projects()?;
+    let principal = authenticate(&state, &headers).await?;
+    principal.can_create_projects()?;
     let Json(body) = body?;
     let project = state.store.create_project(&body.name).await?;
     tracing::info!(project = %project.id, name = %project.name, "project created");
+    let object = format!("project:{}", project.id);
+    let details = json!({ "name": project.name });
+    audit::record_by(&state, &principal, source, "project_created", &object, Some(&project.id), details).await;
     Ok((StatusCode::CREATED, Json(project.into())))
 }
 
@@ -121,6 +128,7 @@ pub async fn get_project(
     security(("bearer" = []), ("session" = [])))]
 pub async fn update_project(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(source): Source,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Result<Json<UpdateProject>, axum::extract::rejection::JsonRejection>,
@@ -131,6 +139,8 @@ pub async fn update_project(
     let project = state.store.update_project(&id, body.name.as_deref(), body.allowed_origins.as_deref()).await?;
     state.ingest_keys.forget(&project.ingest_key);
     tracing::info!(project = %id, by = %principal.actor(), "project updated");
+    let details = json!({ "name": body.name, "allowed_origins": body.allowed_origins });
+    audit::record_by(&state, &principal, source, "project_updated", &format!("project:{id}"), Some(&id), details).await;
     Ok(Json(project.into()))
 }
 
@@ -139,6 +149,7 @@ pub async fn update_project(
     security(("bearer" = [])))]
 pub async fn create_key(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(source): Source,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Result<Json<CreateKey>, axum::extract::rejection::JsonRejection>,
@@ -150,6 +161,8 @@ pub async fn create_key(
         .ok_or_else(|| ApiError::bad_request("invalid_value", "role", "`role` must be `viewer` or `admin`"))?;
     let key = state.store.create_secret_key(&id, &body.name, role).await?;
     tracing::info!(project = %id, key = %key.id, role = role.as_str(), "secret key created");
+    let details = json!({ "name": key.name, "role": role.as_str() });
+    audit::record_by(&state, &principal, source, "key_created", &format!("key:{}", key.id), Some(&id), details).await;
     Ok((
         StatusCode::CREATED,
         Json(CreatedKeyView {

@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use sightline_connectors::SourceMapError;
 use sightline_pipeline::views::{ErrorEventView, EventFrame};
 
 use crate::AppState;
+use crate::audit::{self, Source};
 use crate::auth::authenticate;
 use crate::error::ApiError;
 
@@ -43,12 +44,14 @@ pub struct UploadAnswer {
     security(("bearer" = [])))]
 pub async fn upload(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(source): Source,
     Path(id): Path<String>,
     headers: HeaderMap,
     params: Result<Query<UploadParams>, axum::extract::rejection::QueryRejection>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<UploadAnswer>), ApiError> {
-    authenticate(&state, &headers).await?.can_admin(&id)?;
+    let principal = authenticate(&state, &headers).await?;
+    principal.can_admin(&id)?;
     let Query(params) = params?;
     for (field, value) in [("release", &params.release), ("url", &params.url)] {
         if value.is_empty() || value.len() > 2048 {
@@ -66,6 +69,9 @@ pub async fn upload(
         SourceMapError::Io { .. } => ApiError::internal(e.to_string()),
     })?;
     tracing::info!(project = %id, release = %params.release, url = %params.url, sources, "source map uploaded");
+    let details = serde_json::json!({ "release": params.release, "url": params.url, "sources": sources });
+    let object = format!("project:{id}");
+    audit::record_by(&state, &principal, source, "sourcemap_uploaded", &object, Some(&id), details).await;
     Ok((StatusCode::CREATED, Json(UploadAnswer { release: params.release, url: params.url, sources })))
 }
 

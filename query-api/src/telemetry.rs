@@ -37,3 +37,6 @@ pub const AUTH_REFUSED: &str = "sightline_auth_refused_total";
 pub fn auth_refused(reason: &'static str) {
     metrics::counter!(AUTH_REFUSED, "reason" => reason).increment(1);
 }
+
+/// Audit entries that could not be recorded.
+pub const AUDIT_FAILURES: &str = "sightline_audit_failures_total";

@@ -1,5 +1,6 @@
 //! Metadata persistence for Sightline: organizations, projects and their API
-//! keys, users, sessions and memberships ([`accounts`]).
+//! keys, users, sessions and memberships ([`accounts`]), and the
+//! hash-chained audit log ([`audit`]).
 //!
 //! One code path serves both SQLite and PostgreSQL through [`sqlx::AnyPool`].
 //! Each backend has its own migration set (`migrations/sqlite` and
@@ -15,6 +16,7 @@
 //! [`Store::create_secret_key`].
 
 pub mod accounts;
+pub mod audit;
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -30,6 +32,7 @@ pub use accounts::{
     DEFAULT_ORGANIZATION, NewUser, OpenedSession, SESSION_LIFETIME_MS, SessionUser, User, hash_password,
     one_time_password, verify_password,
 };
+pub use audit::{AuditEntry, ChainCheck, NewAuditEntry};
 
 /// Migrations for SQLite databases.
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use sightline_store::{
-    Backend, DEFAULT_ORGANIZATION, NewUser, Role, Store, StoreError, hash_password, verify_password,
+    Backend, DEFAULT_ORGANIZATION, NewAuditEntry, NewUser, Role, Store, StoreError, hash_password, verify_password,
 };
 // `db` names are generated here from hex digits only, so formatting them into
 // SQL is safe.
@@ -66,6 +66,7 @@ backend_tests!(
     projects_belong_to_the_default_organization,
     users_log_in_with_sessions_that_end,
     members_get_roles_per_project_and_owners_every_project,
+    audit_entries_chain_and_tampering_is_found,
 );
 
 async fn run_sqlite<F, Fut>(body: F)
@@ -610,4 +611,69 @@ async fn members_get_roles_per_project_and_owners_every_project(ctx: Ctx) {
     assert!(store.remove_member(&a.id, &viewer.id).await.unwrap());
     assert!(store.authenticate_session(&session.token).await.unwrap().unwrap().roles.is_empty());
     assert!(!store.remove_member(&a.id, &viewer.id).await.unwrap());
+}
+
+fn audit<'a>(action: &'a str, project: Option<&'a str>) -> NewAuditEntry<'a> {
+    NewAuditEntry {
+        actor: "usr_1",
+        action,
+        object: "project:p",
+        project_id: project,
+        source_ip: "192.0.2.1",
+        details: r#"{"name":"shop"}"#,
+    }
+}
+
+async fn audit_entries_chain_and_tampering_is_found(ctx: Ctx) {
+    let store = &ctx.store;
+    let check = store.verify_audit_chain().await.unwrap();
+    assert_eq!((check.entries, check.broken_at, check.head_hash), (0, None, None));
+    let mut appended = Vec::new();
+    for i in 0..5 {
+        let project = if i % 2 == 0 { Some("proj_a") } else { Some("proj_b") };
+        let action = format!("action{i}");
+        appended.push(store.append_audit(audit(&action, project)).await.unwrap());
+    }
+    // Concurrent appends each get their own place in the chain.
+    let concurrent = futures_join(store).await;
+    assert_eq!(concurrent, 4);
+    assert_eq!(appended[0].seq, 1);
+    assert_eq!(appended[1].prev_hash, appended[0].hash);
+    let check = store.verify_audit_chain().await.unwrap();
+    assert_eq!((check.entries, check.broken_at), (9, None));
+
+    let newest = store.audit_entries(None, None, 3).await.unwrap();
+    assert_eq!(newest.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![9, 8, 7], "newest first");
+    let older = store.audit_entries(None, Some(7), 100).await.unwrap();
+    assert_eq!(older.len(), 6);
+    let of_a = store.audit_entries(Some(&["proj_a".to_owned()]), None, 100).await.unwrap();
+    assert_eq!(of_a.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), vec!["action4", "action2", "action0"]);
+
+    // Whoever edits a row in the database breaks the chain at that row.
+    let pool = raw_pool(&ctx.url).await;
+    sqlx::query("UPDATE audit_log SET actor = 'usr_2' WHERE seq = 3").execute(&pool).await.unwrap();
+    assert_eq!(store.verify_audit_chain().await.unwrap().broken_at, Some(3));
+    sqlx::query("UPDATE audit_log SET actor = 'usr_1' WHERE seq = 3").execute(&pool).await.unwrap();
+    assert_eq!(store.verify_audit_chain().await.unwrap().broken_at, None, "restored");
+    // Or removes one.
+    sqlx::query("DELETE FROM audit_log WHERE seq = 4").execute(&pool).await.unwrap();
+    assert_eq!(store.verify_audit_chain().await.unwrap().broken_at, Some(4));
+    pool.close().await;
+}
+
+/// Appends four entries at once; returns how many made it.
+async fn futures_join(store: &Store) -> usize {
+    let appends = (0..4).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let action = format!("concurrent{i}");
+            store.append_audit(audit(&action, None)).await.map(|entry| entry.seq)
+        })
+    });
+    let mut ok = 0;
+    for append in appends.collect::<Vec<_>>() {
+        append.await.unwrap().unwrap();
+        ok += 1;
+    }
+    ok
 }
