@@ -195,7 +195,7 @@ impl Store {
             }
         };
         let mut entries = rows.iter().map(entry_from_row).collect::<Result<Vec<_>, _>>()?;
-        entries.sort_by(|a, b| b.seq.cmp(&a.seq));
+        entries.sort_by_key(|e| std::cmp::Reverse(e.seq));
         entries.truncate(usize::try_from(limit).unwrap_or(0));
         Ok(entries)
     }
