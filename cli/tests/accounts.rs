@@ -204,6 +204,27 @@ async fn every_route_answers_every_caller_exactly() {
             [401, 401, 401, 403, 403, 201, 201],
         ),
         (Method::GET, format!("/api/v1/projects/{a}/members"), None, [401, 401, 401, 200, 403, 200, 200]),
+        (Method::GET, format!("/api/v1/projects/{a}/keys"), None, [401, 401, 401, 403, 403, 200, 200]),
+        (Method::DELETE, format!("/api/v1/projects/{a}/keys/key_missing"), None, [401, 401, 401, 403, 403, 404, 404]),
+        (Method::GET, format!("/api/v1/projects/{a}/ingest-keys"), None, [401, 401, 401, 200, 403, 200, 200]),
+        (
+            Method::POST,
+            format!("/api/v1/projects/{a}/ingest-keys"),
+            Some(json!({ "name": "site" })),
+            [401, 401, 401, 403, 403, 201, 201],
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/projects/{a}/ingest-keys/ik_missing"),
+            Some(json!({ "rate_limit_per_s": null })),
+            [401, 401, 401, 403, 403, 404, 404],
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/projects/{a}/ingest-keys/ik_missing"),
+            None,
+            [401, 401, 401, 403, 403, 404, 404],
+        ),
         (
             Method::PUT,
             format!("/api/v1/projects/{a}/members/{viewer_id}"),
@@ -476,4 +497,111 @@ async fn every_kind_of_change_and_login_is_audited_and_tampering_is_detected() {
     pool.close().await;
     let check: Value = audit("/verify").await.unwrap().json().await.unwrap();
     assert_eq!(check["broken_at"], 4, "{check}");
+}
+
+#[tokio::test]
+async fn ingest_keys_rotate_and_are_rate_limited_and_secret_keys_are_listed_and_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(Mode::Embedded, dir.path(), "").await;
+    let (project, first_key) = server.create_project("shop").await;
+    let (other, _) = server.create_project("other").await;
+    let admin = |method: Method, path: String, body: Value| {
+        let req = server.http.request(method, server.url(&path)).bearer_auth(ADMIN);
+        let req = if body.is_null() { req } else { req.json(&body) };
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let keys_path = format!("/api/v1/projects/{project}/ingest-keys");
+
+    // A second key with a limit of 1 event/s: a full batch fits its burst,
+    // the next event waits.
+    let (status, limited) =
+        admin(Method::POST, keys_path.clone(), json!({ "name": "beta", "rate_limit_per_s": 1 })).await;
+    assert_eq!(status, 201, "{limited}");
+    let limited_key = limited["key"].as_str().unwrap().to_owned();
+    let batch: Vec<Value> = (0..1000)
+        .map(|i| json!({ "type": "pageview", "url": "https://shop.example/", "anonymous_id": format!("v{i}") }))
+        .collect();
+    server.ingest(&limited_key, json!(batch)).await;
+    let body = serde_json::to_vec(&json!({ "events": [batch[0]] })).unwrap();
+    let r = server
+        .http
+        .post(server.url("/api/v1/ingest"))
+        .header("x-sightline-key", &limited_key)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let retry_after: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry_after >= 1, "{retry_after}");
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(
+        (answer["error"]["code"].as_str(), answer["error"]["field"].as_str()),
+        (Some("key_rate_limited"), Some("key"))
+    );
+    server.ingest(&first_key, json!([batch[0]])).await; // other keys are not limited
+    let metrics = server.http.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"sightline_ingest_requests_refused_total{reason="key_rate_limited"} 1"#), "{metrics}");
+
+    // Last use is recorded.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (_, list) = admin(Method::GET, keys_path.clone(), Value::Null).await;
+        if list["keys"].as_array().unwrap().iter().all(|k| k["last_used_at"].is_i64()) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "last use not recorded: {list}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    // Rotation: revoke the first key; it stops working at once.
+    let (_, list) = admin(Method::GET, keys_path.clone(), Value::Null).await;
+    let first_id = list["keys"][0]["id"].as_str().unwrap().to_owned();
+    let limited_id = limited["id"].as_str().unwrap().to_owned();
+    assert_eq!(admin(Method::DELETE, format!("{keys_path}/{first_id}"), Value::Null).await.0, 204);
+    let body = serde_json::to_vec(&json!({ "events": [batch[0]] })).unwrap();
+    let (status, answer) = server.ingest_raw(&first_key, body, &[("Content-Type", "application/json")]).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (401, Some("invalid_key")));
+    let (_, shown) = admin(Method::GET, format!("/api/v1/projects/{project}"), Value::Null).await;
+    assert_eq!(shown["ingest_key"], limited_key.as_str(), "the project shows its oldest active key");
+    let (status, answer) = admin(Method::DELETE, format!("{keys_path}/{limited_id}"), Value::Null).await;
+    assert_eq!((status, answer["error"]["field"].as_str()), (400, Some("key_id")), "the last active key stays");
+    assert_eq!(
+        admin(Method::DELETE, format!("/api/v1/projects/{other}/ingest-keys/{limited_id}"), Value::Null).await.0,
+        404
+    );
+    // Lifting the limit applies at once.
+    assert_eq!(
+        admin(Method::PATCH, format!("{keys_path}/{limited_id}"), json!({ "rate_limit_per_s": null })).await.0,
+        204
+    );
+    server.ingest(&limited_key, json!([batch[0]])).await;
+
+    // Secret keys: listed without secrets, revoked per project.
+    let (_, created) =
+        admin(Method::POST, format!("/api/v1/projects/{project}/keys"), json!({ "name": "ci", "role": "viewer" }))
+            .await;
+    let (secret, secret_id) =
+        (created["secret"].as_str().unwrap().to_owned(), created["id"].as_str().unwrap().to_owned());
+    let read =
+        || server.http.get(server.url(&format!("/api/v1/projects/{project}/pageviews"))).bearer_auth(&secret).send();
+    assert_eq!(read().await.unwrap().status(), 200);
+    let (_, list) = admin(Method::GET, format!("/api/v1/projects/{project}/keys"), Value::Null).await;
+    assert_eq!(list["keys"][0]["id"], secret_id.as_str());
+    assert!(list["keys"][0]["last_used_at"].is_i64());
+    assert!(!list.to_string().contains(&secret[3..]), "no secret is listed");
+    assert_eq!(admin(Method::DELETE, format!("/api/v1/projects/{other}/keys/{secret_id}"), Value::Null).await.0, 404);
+    assert_eq!(admin(Method::DELETE, format!("/api/v1/projects/{project}/keys/{secret_id}"), Value::Null).await.0, 204);
+    assert_eq!(read().await.unwrap().status(), 401);
+
+    let (_, audit) = admin(Method::GET, "/api/v1/audit".to_owned(), Value::Null).await;
+    let actions: Vec<&str> =
+        audit["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    for action in ["ingest_key_created", "ingest_key_revoked", "ingest_key_updated", "key_created", "key_revoked"] {
+        assert!(actions.contains(&action), "{action} in {actions:?}");
+    }
 }

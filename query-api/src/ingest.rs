@@ -1,6 +1,8 @@
 //! `POST /api/v1/ingest`: validate, enrich, make durable, then answer 202.
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -9,15 +11,17 @@ use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use governor::clock::Clock;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
 use sightline_connectors::BatchMaps;
-use sightline_model::limits::MAX_BODY_BYTES;
+use sightline_model::limits::{MAX_BODY_BYTES, MAX_EVENTS_PER_BATCH};
 use sightline_model::wire::WireValue;
 use sightline_model::{
     BodyError, Encoding, Envelope, Event, EventKind, Format, IngestContext, UserAgentInfo, decode_body, enrich,
     validate_event,
 };
-use sightline_store::Project;
+use sightline_store::{IngestGrant, Project};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -40,30 +44,107 @@ const UNKNOWN_KEY_TTL: Duration = Duration::from_secs(5);
 #[derive(Default)]
 pub struct IngestKeyCache(RwLock<HashMap<String, KeyLookup>>);
 
-/// A key's project (`None`: no such key) and when it was looked up.
-type KeyLookup = (Option<Arc<Project>>, Instant);
+/// A key's grant (`None`: no such active key) and when it was looked up.
+type KeyLookup = (Option<Arc<ActiveKey>>, Instant);
+
+/// How often a key's last use is written to the store.
+const LAST_USE_EVERY_MS: i64 = 60_000;
+
+/// An active ingest key as ingest uses it: its project, its rate limiter,
+/// and when its last use was written.
+pub struct ActiveKey {
+    pub key_id: String,
+    pub project: Project,
+    rate_limit_per_s: Option<i64>,
+    limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    last_use_written: AtomicI64,
+}
+
+impl ActiveKey {
+    fn new(grant: IngestGrant, before: Option<&ActiveKey>) -> ActiveKey {
+        // A refreshed key keeps its limiter (and so its spent budget) while
+        // its limit is the same.
+        let kept = before.filter(|b| b.key_id == grant.key_id && b.rate_limit_per_s == grant.rate_limit_per_s);
+        let limiter = match kept {
+            Some(before) => before.limiter.clone(),
+            None => grant.rate_limit_per_s.and_then(|rate| {
+                let rate = NonZeroU32::new(u32::try_from(rate).ok()?)?;
+                // A whole batch always fits in the burst.
+                let burst = rate.max(NonZeroU32::new(MAX_EVENTS_PER_BATCH as u32)?);
+                Some(Arc::new(RateLimiter::direct(Quota::per_second(rate).allow_burst(burst))))
+            }),
+        };
+        ActiveKey {
+            key_id: grant.key_id,
+            project: grant.project,
+            rate_limit_per_s: grant.rate_limit_per_s,
+            limiter,
+            last_use_written: AtomicI64::new(kept.map_or(0, |b| b.last_use_written.load(Ordering::Relaxed))),
+        }
+    }
+
+    /// Takes `events` from the key's budget, or says in how many seconds
+    /// to retry.
+    fn admit(&self, events: usize) -> Result<(), u64> {
+        let (Some(limiter), Some(n)) = (&self.limiter, NonZeroU32::new(events.min(u32::MAX as usize) as u32)) else {
+            return Ok(());
+        };
+        match limiter.check_n(n) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => {
+                let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+                Err(wait.as_secs_f64().ceil().max(1.0) as u64)
+            }
+            // More than the burst: never fits (batches are capped below it).
+            Err(_) => Err(1),
+        }
+    }
+
+    /// Writes the key's last use, at most once a minute, off the request.
+    fn used(&self, state: &AppState, now_ms: i64) {
+        let written = self.last_use_written.load(Ordering::Relaxed);
+        if now_ms - written < LAST_USE_EVERY_MS
+            || self.last_use_written.compare_exchange(written, now_ms, Ordering::Relaxed, Ordering::Relaxed).is_err()
+        {
+            return;
+        }
+        let (store, key_id) = (state.store.clone(), self.key_id.clone());
+        tokio::spawn(async move {
+            if let Err(e) = store.touch_ingest_key(&key_id, now_ms).await {
+                tracing::warn!(error = %e, key = %key_id, "could not record an ingest key's last use");
+            }
+        });
+    }
+}
 
 impl IngestKeyCache {
-    async fn project(&self, state: &AppState, key: &str) -> Result<Option<Arc<Project>>, ApiError> {
-        if let Some((project, at)) = self.0.read().unwrap_or_else(|e| e.into_inner()).get(key)
-            && at.elapsed() < if project.is_some() { KEY_CACHE_TTL } else { UNKNOWN_KEY_TTL }
+    async fn active(&self, state: &AppState, key: &str) -> Result<Option<Arc<ActiveKey>>, ApiError> {
+        let before = self.0.read().unwrap_or_else(|e| e.into_inner()).get(key).cloned();
+        if let Some((active, at)) = &before
+            && at.elapsed() < if active.is_some() { KEY_CACHE_TTL } else { UNKNOWN_KEY_TTL }
         {
-            return Ok(project.clone());
+            return Ok(active.clone());
         }
-        let project = state.store.project_by_ingest_key(key).await?.map(Arc::new);
-        telemetry::key_looked_up(project.is_some());
+        let grant = state.store.ingest_grant(key).await?;
+        telemetry::key_looked_up(grant.is_some());
+        let before = before.and_then(|(active, _)| active);
+        let active = grant.map(|grant| Arc::new(ActiveKey::new(grant, before.as_deref())));
         let mut cache = self.0.write().unwrap_or_else(|e| e.into_inner());
         if cache.len() > 100_000 {
             cache.clear();
         }
-        cache.insert(key.to_owned(), (project.clone(), Instant::now()));
-        Ok(project)
+        cache.insert(key.to_owned(), (active.clone(), Instant::now()));
+        Ok(active)
     }
 
-    /// Forgets a key, so its project's next request reads the store (after
-    /// a change to the project).
-    pub fn forget(&self, key: &str) {
-        self.0.write().unwrap_or_else(|e| e.into_inner()).remove(key);
+    /// Forgets a project's keys, so their next request reads the store
+    /// (after a change to a key or the project). Other API nodes see the
+    /// change within a minute.
+    pub fn forget_project(&self, project_id: &str) {
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, (active, _)| active.as_ref().is_none_or(|a| a.project.id != project_id));
     }
 }
 
@@ -113,7 +194,7 @@ pub struct IngestBatch {
         (status = 403, description = "a browser `Origin` the project does not list", body = crate::error::ErrorBody),
         (status = 413, description = "body or batch too large", body = crate::error::ErrorBody),
         (status = 415, description = "unsupported Content-Type or Content-Encoding", body = crate::error::ErrorBody),
-        (status = 429, description = "the pipeline is behind; retry after the given seconds", body = crate::error::ErrorBody),
+        (status = 429, description = "the pipeline is behind (`rate_limited`) or the key is over its events per second (`key_rate_limited`); retry after `Retry-After` seconds", body = crate::error::ErrorBody),
     )
 )]
 pub async fn ingest(
@@ -153,9 +234,9 @@ pub async fn ingest_preflight(
     // A preflight carries no headers of the request, so only a key in the
     // query names the project; without one the request itself is checked.
     if let Some(key) = params.key.filter(|k| !k.is_empty())
-        && let Some(project) = state.ingest_keys.project(&state, &key).await?
+        && let Some(active) = state.ingest_keys.active(&state, &key).await?
     {
-        check_origin(&project, &headers)?;
+        check_origin(&active.project, &headers)?;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     let headers = response.headers_mut();
@@ -225,11 +306,14 @@ async fn ingest_batch(
         )
         .field("key"));
     };
-    let Some(project) = state.ingest_keys.project(state, &key).await? else {
+    let Some(active) = state.ingest_keys.active(state, &key).await? else {
         telemetry::refused("invalid_key");
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_key", "unknown ingest key").field("key"));
+        return Err(
+            ApiError::new(StatusCode::UNAUTHORIZED, "invalid_key", "unknown or revoked ingest key").field("key")
+        );
     };
-    check_origin(&project, headers)?;
+    let project = &active.project;
+    check_origin(project, headers)?;
     if !pipeline_has_room(state).await {
         telemetry::refused("rate_limited");
         return Err(ApiError {
@@ -254,6 +338,19 @@ async fn ingest_batch(
     })?;
     let bytes = read_capped(body).await?;
     let batch = decode_body(&bytes, format, encoding).map_err(body_error)?;
+    if let Err(retry_after_s) = active.admit(batch.events.len()) {
+        telemetry::refused("key_rate_limited");
+        return Err(ApiError {
+            retry_after_s: Some(retry_after_s),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "key_rate_limited",
+                "this ingest key sends more events per second than its limit",
+            )
+            .field("key")
+        });
+    }
+    active.used(state, received_at);
 
     let ctx = IngestContext {
         project_id: project.id.clone(),

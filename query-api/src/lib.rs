@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod ingest;
+pub mod keys;
 pub mod ops;
 pub mod projects;
 pub mod queries;
@@ -21,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use metrics_exporter_prometheus::PrometheusHandle;
 use sightline_connectors::{Bus, SourceMapStore};
 use sightline_errors::RecentStacks;
@@ -108,7 +109,13 @@ pub fn router(state: Arc<AppState>) -> Router {
     let authenticated = Router::new()
         .route("/api/v1/projects", post(projects::create_project).get(projects::list_projects))
         .route("/api/v1/projects/{id}", get(projects::get_project).patch(projects::update_project))
-        .route("/api/v1/projects/{id}/keys", post(projects::create_key))
+        .route("/api/v1/projects/{id}/keys", post(projects::create_key).get(keys::list_secret_keys))
+        .route("/api/v1/projects/{id}/keys/{key_id}", delete(keys::revoke_secret_key))
+        .route("/api/v1/projects/{id}/ingest-keys", get(keys::list_ingest_keys).post(keys::create_ingest_key))
+        .route(
+            "/api/v1/projects/{id}/ingest-keys/{key_id}",
+            patch(keys::update_ingest_key).delete(keys::revoke_ingest_key),
+        )
         .route("/api/v1/projects/{id}/members", get(accounts::list_members))
         .route("/api/v1/projects/{id}/members/{user_id}", put(accounts::set_member).delete(accounts::remove_member))
         .route("/api/v1/users", post(accounts::create_user))

@@ -137,7 +137,7 @@ pub async fn update_project(
     principal.can_admin(&id)?;
     let Json(body) = body?;
     let project = state.store.update_project(&id, body.name.as_deref(), body.allowed_origins.as_deref()).await?;
-    state.ingest_keys.forget(&project.ingest_key);
+    state.ingest_keys.forget_project(&project.id);
     tracing::info!(project = %id, by = %principal.actor(), "project updated");
     let details = json!({ "name": body.name, "allowed_origins": body.allowed_origins });
     audit::record_by(&state, &principal, source, "project_updated", &format!("project:{id}"), Some(&id), details).await;

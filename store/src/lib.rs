@@ -17,6 +17,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod keys;
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -33,6 +34,7 @@ pub use accounts::{
     one_time_password, verify_password,
 };
 pub use audit::{AuditEntry, ChainCheck, NewAuditEntry};
+pub use keys::{IngestGrant, IngestKey, SecretKeyInfo};
 
 /// Migrations for SQLite databases.
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -47,6 +49,8 @@ pub const MAX_NAME_CHARS: usize = 200;
 pub const PROJECT_ID_PREFIX: &str = "proj_";
 /// Prefix of public ingest keys (`pk_` + 32 lowercase hex characters).
 pub const INGEST_KEY_PREFIX: &str = "pk_";
+/// Prefix of ingest key identifiers (`ik_` + 16 lowercase hex characters).
+pub const INGEST_KEY_ID_PREFIX: &str = "ik_";
 /// Prefix of secret key identifiers (`key_` + 16 lowercase hex characters).
 pub const SECRET_KEY_ID_PREFIX: &str = "key_";
 /// Prefix of secret keys (`sk_` + 48 lowercase hex characters).
@@ -288,6 +292,17 @@ fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
+/// The columns [`project_from_row`] reads, of `projects` aliased `p`, with
+/// the project's oldest active ingest key as `ingest_key`.
+macro_rules! project_select {
+    () => {
+        "SELECT p.id, p.name, p.organization_id, p.allowed_origins, p.created_at, \
+         (SELECT k.key FROM ingest_keys k WHERE k.project_id = p.id AND k.revoked_at IS NULL \
+          ORDER BY k.created_at, k.id LIMIT 1) AS ingest_key FROM projects p"
+    };
+}
+pub(crate) use project_select;
+
 /// Most allowed origins per project.
 pub const MAX_ALLOWED_ORIGINS: usize = 100;
 
@@ -333,7 +348,7 @@ fn parse_role(raw: &str, key_id: &str) -> Result<Role, StoreError> {
     })
 }
 
-fn project_from_row(row: &AnyRow) -> Result<Project, StoreError> {
+pub(crate) fn project_from_row(row: &AnyRow) -> Result<Project, StoreError> {
     Ok(Project {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
@@ -419,6 +434,7 @@ impl Store {
             allowed_origins: Vec::new(),
             created_at: now_ms(),
         };
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO projects (id, name, organization_id, ingest_key, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -427,29 +443,32 @@ impl Store {
         .bind(&project.organization_id)
         .bind(&project.ingest_key)
         .bind(project.created_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        sqlx::query(
+            "INSERT INTO ingest_keys (id, project_id, key, name, created_at) VALUES ($1, $2, $3, 'default', $4)",
+        )
+        .bind(random_token(INGEST_KEY_ID_PREFIX, 8))
+        .bind(&project.id)
+        .bind(&project.ingest_key)
+        .bind(project.created_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(project)
     }
 
     /// All projects, oldest first (ties broken by id).
     pub async fn list_projects(&self) -> Result<Vec<Project>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, name, organization_id, ingest_key, allowed_origins, created_at FROM projects ORDER BY created_at, id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows =
+            sqlx::query(concat!(project_select!(), " ORDER BY p.created_at, p.id")).fetch_all(&self.pool).await?;
         rows.iter().map(project_from_row).collect()
     }
 
     /// The project with the given id, if any.
     pub async fn get_project(&self, id: &str) -> Result<Option<Project>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, name, organization_id, ingest_key, allowed_origins, created_at FROM projects WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row =
+            sqlx::query(concat!(project_select!(), " WHERE p.id = $1")).bind(id).fetch_optional(&self.pool).await?;
         row.as_ref().map(project_from_row).transpose()
     }
 
@@ -483,16 +502,6 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(project)
-    }
-
-    /// The project whose public ingest key is `ingest_key`, if any.
-    pub async fn project_by_ingest_key(&self, ingest_key: &str) -> Result<Option<Project>, StoreError> {
-        let row =
-            sqlx::query("SELECT id, name, organization_id, ingest_key, allowed_origins, created_at FROM projects WHERE ingest_key = $1")
-                .bind(ingest_key)
-                .fetch_optional(&self.pool)
-                .await?;
-        row.as_ref().map(project_from_row).transpose()
     }
 
     /// Creates a secret key for a project and returns it, including the

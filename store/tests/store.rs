@@ -67,6 +67,7 @@ backend_tests!(
     users_log_in_with_sessions_that_end,
     members_get_roles_per_project_and_owners_every_project,
     audit_entries_chain_and_tampering_is_found,
+    ingest_keys_are_added_limited_and_rotated,
 );
 
 async fn run_sqlite<F, Fut>(body: F)
@@ -676,4 +677,50 @@ async fn futures_join(store: &Store) -> usize {
         ok += 1;
     }
     ok
+}
+
+async fn ingest_keys_are_added_limited_and_rotated(ctx: Ctx) {
+    let store = &ctx.store;
+    let p = store.create_project("P").await.unwrap();
+    let q = store.create_project("Q").await.unwrap();
+    let first = store.ingest_keys(&p.id).await.unwrap();
+    assert_eq!(first.len(), 1, "a project starts with one key");
+    assert_eq!(first[0].key, p.ingest_key);
+    let second = store.create_ingest_key(&p.id, "landing pages", Some(50)).await.unwrap();
+    assert_token(&second.id, "ik_", 16);
+    assert_token(&second.key, "pk_", 32);
+    let grant = store.ingest_grant(&second.key).await.unwrap().unwrap();
+    assert_eq!(
+        (grant.project.id.as_str(), grant.rate_limit_per_s, grant.key_id.as_str()),
+        (p.id.as_str(), Some(50), second.id.as_str())
+    );
+    assert!(
+        matches!(store.create_ingest_key(&p.id, "x", Some(0)).await, Err(StoreError::Invalid(m)) if m.contains("rate_limit_per_s"))
+    );
+    assert!(matches!(store.create_ingest_key("proj_missing", "x", None).await, Err(StoreError::NotFound(_))));
+
+    // Rotation: the old key stops working, the project shows the next one.
+    let revoked = store.revoke_ingest_key(&p.id, &first[0].id).await.unwrap();
+    assert!(revoked.revoked_at.is_some());
+    assert!(store.ingest_grant(&p.ingest_key).await.unwrap().is_none());
+    assert_eq!(store.get_project(&p.id).await.unwrap().unwrap().ingest_key, second.key);
+    match store.revoke_ingest_key(&p.id, &second.id).await {
+        Err(StoreError::Invalid(msg)) => assert!(msg.contains("last active"), "{msg}"),
+        other => panic!("the last key must stay, got {other:?}"),
+    }
+    // A key id of project P is nothing in project Q.
+    assert!(matches!(store.revoke_ingest_key(&q.id, &second.id).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(store.set_ingest_rate_limit(&q.id, &second.id, None).await, Err(StoreError::NotFound(_))));
+    store.set_ingest_rate_limit(&p.id, &second.id, None).await.unwrap();
+    assert_eq!(store.ingest_grant(&second.key).await.unwrap().unwrap().rate_limit_per_s, None);
+    store.touch_ingest_key(&second.id, 1234).await.unwrap();
+    let keys = store.ingest_keys(&p.id).await.unwrap();
+    assert_eq!(keys.iter().map(|k| k.last_used_at).collect::<Vec<_>>(), vec![None, Some(1234)]);
+
+    let secret = store.create_secret_key(&p.id, "ci", Role::Viewer).await.unwrap();
+    let listed = store.secret_keys(&p.id).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].id.as_str(), listed[0].role), (secret.id.as_str(), Role::Viewer));
+    assert_eq!(store.secret_key_project(&secret.id).await.unwrap(), Some(p.id.clone()));
+    assert!(store.secret_keys(&q.id).await.unwrap().is_empty());
 }
