@@ -158,9 +158,22 @@ const CALLERS: [Caller; 7] = [
 ];
 
 #[tokio::test]
-async fn every_route_answers_every_caller_exactly() {
+async fn every_route_answers_every_caller_exactly_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(Mode::Embedded, dir.path(), "").await;
+    every_route_answers_every_caller_exactly(&Server::start(Mode::Embedded, dir.path(), "").await).await;
+}
+
+#[tokio::test]
+async fn every_route_answers_every_caller_exactly_on_postgresql() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = postgres_database();
+    let server = Server::start_with(Mode::Embedded, dir.path(), "", &["--database-url", &url]).await;
+    every_route_answers_every_caller_exactly(&server).await;
+    drop(server);
+    drop_postgres_database(&url);
+}
+
+async fn every_route_answers_every_caller_exactly(server: &Server) {
     let (a, ingest_key) = server.create_project("A").await;
     let (b, _) = server.create_project("B").await;
     let mut users = Vec::new();

@@ -360,20 +360,6 @@ async fn events_older_than_the_retention_window_are_not_counted() {
 }
 
 /// Creates a fresh PostgreSQL database and returns its URL.
-fn postgres_database() -> String {
-    let name = format!("sightline_e2e_{}_{}", std::process::id(), now_ms());
-    let out = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-v", "ON_ERROR_STOP=1", "-c"])
-        .arg(format!("CREATE DATABASE {name}"))
-        .output()
-        .expect("psql runs");
-    assert!(
-        out.status.success(),
-        "cannot create a database on 127.0.0.1:5432 ({}); start PostgreSQL with `./scripts/services.sh`",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    format!("postgres://postgres@127.0.0.1:5432/{name}")
-}
 
 #[tokio::test]
 async fn serves_with_postgresql_as_the_metadata_store() {
@@ -389,11 +375,7 @@ async fn serves_with_postgresql_as_the_metadata_store() {
     server.ingest(&key, json!([pageview("q", "/")])).await;
     assert_eq!(server.totals_reaching(&project, 2, Duration::from_secs(2)).await, (2, 2));
     server.stop();
-    let name = url.rsplit('/').next().unwrap();
-    let _ = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-c"])
-        .arg(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .output();
+    drop_postgres_database(&url);
 }
 
 /// Golden pipeline cases: `golden/<case>/input.jsonl` is sent in two halves

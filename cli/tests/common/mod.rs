@@ -208,3 +208,27 @@ impl Drop for Server {
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
+
+/// A new, empty PostgreSQL database on the machine's server; its URL.
+pub fn postgres_database() -> String {
+    let name = format!("sightline_e2e_{}_{}", std::process::id(), now_ms());
+    let out = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-v", "ON_ERROR_STOP=1", "-c"])
+        .arg(format!("CREATE DATABASE {name}"))
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "cannot create a database on 127.0.0.1:5432 ({}); start PostgreSQL with `./scripts/services.sh`",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    format!("postgres://postgres@127.0.0.1:5432/{name}")
+}
+
+pub fn drop_postgres_database(url: &str) {
+    let name = url.rsplit('/').next().unwrap();
+    let _ = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-c"])
+        .arg(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .output();
+}
