@@ -78,6 +78,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let archive = Archive::open(&object_store)?;
     // Source maps live in the object store beside the archive.
     let sourcemaps = SourceMapStore::open(&object_store.join("sourcemaps"))?;
+    // Deleted projects' batches stay in the archive until retention; they
+    // are not replayed.
+    for project in store.deleted_projects().await? {
+        pipeline.forget_project(&project);
+    }
     let (replayed, archived_seqs) = replay(&archive, pipeline.clone()).await?;
     tracing::info!(batches = replayed, "archive replayed into the pipeline");
 

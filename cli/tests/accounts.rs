@@ -181,7 +181,7 @@ async fn every_route_answers_every_caller_exactly(server: &Server) {
         [("viewer@example.com", &a, "viewer"), ("other@example.com", &b, "admin"), ("admin@example.com", &a, "admin")]
     {
         let body = json!({ "email": email, "password": "a long enough password", "name": email });
-        let id = admin_post(&server, "/api/v1/users", body).await["id"].as_str().unwrap().to_owned();
+        let id = admin_post(server, "/api/v1/users", body).await["id"].as_str().unwrap().to_owned();
         let r = server
             .http
             .put(server.url(&format!("/api/v1/projects/{project}/members/{id}")))
@@ -191,7 +191,7 @@ async fn every_route_answers_every_caller_exactly(server: &Server) {
             .await
             .unwrap();
         assert_eq!(r.status(), 204);
-        users.push((id, session(&server, email, "a long enough password").await));
+        users.push((id, session(server, email, "a long enough password").await));
     }
     let (viewer_id, viewer) = users[0].clone();
     let (other_id, other_admin) = users[1].clone();
@@ -313,7 +313,7 @@ async fn every_route_answers_every_caller_exactly(server: &Server) {
     // A cookie without the CSRF token changes nothing; with a bearer token
     // the cookie is not what authenticates, so no token is needed.
     let (status, body) = send(
-        &server,
+        server,
         Method::POST,
         &format!("/api/v1/projects/{a}/keys"),
         &admin,
@@ -324,7 +324,7 @@ async fn every_route_answers_every_caller_exactly(server: &Server) {
     assert_eq!((status, body["error"]["code"].as_str()), (403, Some("csrf_failed")));
     let stolen = Session { csrf: other_admin.csrf.clone(), ..admin.clone() };
     let (status, _) = send(
-        &server,
+        server,
         Method::POST,
         &format!("/api/v1/projects/{a}/keys"),
         &stolen,
@@ -617,4 +617,88 @@ async fn ingest_keys_rotate_and_are_rate_limited_and_secret_keys_are_listed_and_
     for action in ["ingest_key_created", "ingest_key_revoked", "ingest_key_updated", "key_created", "key_revoked"] {
         assert!(actions.contains(&action), "{action} in {actions:?}");
     }
+}
+
+#[tokio::test]
+async fn a_deleted_project_takes_its_keys_members_maps_and_events_and_stays_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(Mode::Embedded, dir.path(), "").await;
+    let (gone, gone_key) = server.create_project("gone").await;
+    let (kept, kept_key) = server.create_project("kept").await;
+    let now = now_ms();
+    let events = |n: usize| -> Value {
+        (0..n).map(|i| json!({ "type": "pageview", "url": "https://shop.example/", "anonymous_id": format!("v{i}"), "ts": now - 1000 })).collect()
+    };
+    server.ingest(&gone_key, events(5)).await;
+    server.ingest(&kept_key, events(3)).await;
+    assert_eq!(server.totals_reaching(&gone, 5, std::time::Duration::from_secs(5)).await.0, 5);
+    assert_eq!(server.totals_reaching(&kept, 3, std::time::Duration::from_secs(5)).await.0, 3);
+    let map = r#"{"version":3,"sources":["a.js"],"names":[],"mappings":"AAAA"}"#;
+    let upload = server
+        .http
+        .post(server.url(&format!("/api/v1/projects/{gone}/sourcemaps?release=1&url=https://x.example/a.js")))
+        .bearer_auth(ADMIN)
+        .body(map)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), 201);
+    let body = json!({ "email": "m@example.com", "password": "a long enough password", "name": "m" });
+    let member = admin_post(&server, "/api/v1/users", body).await["id"].as_str().unwrap().to_owned();
+    for (project, role) in [(&gone, "viewer"), (&kept, "admin")] {
+        let r = server
+            .http
+            .put(server.url(&format!("/api/v1/projects/{project}/members/{member}")))
+            .bearer_auth(ADMIN)
+            .json(&json!({ "role": role }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+    }
+    let m = session(&server, "m@example.com", "a long enough password").await;
+    let delete = format!("/api/v1/projects/{gone}");
+    assert_eq!(send(&server, Method::DELETE, &delete, &m, true, Value::Null).await.0, 403, "a viewer of it");
+    assert_eq!(send(&server, Method::DELETE, &delete, &m, false, Value::Null).await.0, 403, "no CSRF token");
+    let r = server.http.delete(server.url(&delete)).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    let r = server.http.delete(server.url(&delete)).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(r.status(), 404, "gone already");
+
+    let gone_state = |server: &Server| {
+        let (http, url) = (server.http.clone(), server.url(&format!("/api/v1/projects/{gone}")));
+        async move { http.get(url).bearer_auth(ADMIN).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(gone_state(&server).await, 404);
+    let body = serde_json::to_vec(&json!({ "events": events(1) })).unwrap();
+    let (status, _) = server.ingest_raw(&gone_key, body, &[("Content-Type", "application/json")]).await;
+    assert_eq!(status, 401, "its ingest key is gone");
+    assert_eq!(
+        server.totals_reaching(&gone, 1, std::time::Duration::from_millis(200)).await,
+        (0, 0),
+        "its events are gone"
+    );
+    let (_, after) = send(&server, Method::GET, "/api/v1/auth/session", &m, false, Value::Null).await;
+    assert_eq!(after["projects"], json!([{ "project_id": kept, "role": "admin" }]), "its memberships are gone");
+    let maps = dir.path().join("archive").join("sourcemaps");
+    let remaining = std::fs::read_dir(&maps).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(remaining, 0, "its source maps are gone");
+    server.stop();
+
+    // A restart does not bring it back; the other project is whole.
+    let server = Server::start(Mode::Embedded, dir.path(), "").await;
+    assert_eq!(server.totals_reaching(&kept, 3, std::time::Duration::from_secs(5)).await, (3, 3));
+    assert_eq!(server.totals_reaching(&gone, 1, std::time::Duration::from_millis(200)).await, (0, 0));
+    assert_eq!(gone_state(&server).await, 404);
+    let audit: Value = server
+        .http
+        .get(server.url("/api/v1/audit?limit=1"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(audit["entries"][0]["action"], "project_deleted");
 }

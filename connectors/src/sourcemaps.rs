@@ -106,6 +106,27 @@ impl SourceMapStore {
         Ok(map.get_source_count())
     }
 
+    /// Removes every map of a deleted project.
+    pub fn delete_project(&self, project: &str) -> Result<(), SourceMapError> {
+        let dir = self.dir.join(hashed(project));
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(SourceMapError::Io { path: dir, source }),
+        }
+        let prefix = format!("{project}\0");
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let stale: Vec<String> =
+            cache.entries.iter().map(|(k, _)| k).filter(|k| k.starts_with(&prefix)).cloned().collect();
+        for key in stale {
+            if let Some(Some((_, size))) = cache.entries.pop(&key) {
+                cache.bytes -= size;
+            }
+        }
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+
     /// Changes with every upload: results derived from maps (processed
     /// stacks) made before it are stale.
     pub fn generation(&self) -> u64 {
@@ -218,5 +239,10 @@ mod tests {
         }
         assert_eq!(batch.found.borrow().len(), BatchMaps::MAX_FILES);
         assert!(batch.get("1.0", "https://x.example/app.min.js").is_some(), "still found");
+        drop(batch);
+        store.delete_project("p").unwrap();
+        assert!(store.get("p", "1.0", "https://x.example/app.min.js").is_none(), "deleted with its project");
+        assert!(store.get("q", "1.0", "https://x.example/app.min.js").is_some(), "others stay");
+        assert!(SourceMapStore::open(dir.path()).unwrap().get("p", "1.0", "https://x.example/app.min.js").is_none());
     }
 }

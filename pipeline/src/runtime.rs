@@ -1,8 +1,9 @@
 //! Runs the timely workers and feeds them.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, TryRecvError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -59,6 +60,8 @@ pub struct Pipeline {
     /// Batches handed over and not yet taken by a worker.
     queued: Arc<AtomicI64>,
     views: Arc<ViewStore>,
+    /// Deleted projects, whose batches are not handed over.
+    deleted: RwLock<HashSet<String>>,
     runner: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -151,12 +154,16 @@ impl Pipeline {
             last_push,
             queued,
             views,
+            deleted: RwLock::default(),
             runner: Mutex::new(Some(runner)),
         })
     }
 
     /// Hands one accepted batch to a worker.
     pub fn push(&self, envelope: Envelope) {
+        if self.deleted.read().unwrap_or_else(|e| e.into_inner()).contains(&envelope.project_id) {
+            return;
+        }
         let names = self.views.names();
         let mut rows = Rows::default();
         // Each error group's newest event of the batch, kept as its sample:
@@ -194,6 +201,14 @@ impl Pipeline {
             return;
         }
         self.last_push.fetch_max(now_ms(), Ordering::AcqRel);
+    }
+
+    /// Forgets a deleted project: its batches are no longer handed over
+    /// (nor replayed, when this is called before the replay at start) and
+    /// the views drop it.
+    pub fn forget_project(&self, project_id: &str) {
+        self.deleted.write().unwrap_or_else(|e| e.into_inner()).insert(project_id.to_owned());
+        self.views.forget_project(project_id);
     }
 
     /// Whether every batch handed over so far is reflected in the views.
@@ -279,6 +294,60 @@ mod tests {
             assert_eq!((answer.total.pageviews, answer.total.visitors), (1000, 7), "{workers} workers");
             pipeline.shutdown();
         }
+    }
+
+    #[test]
+    fn a_forgotten_project_leaves_the_views_and_stays_out() {
+        let views = Arc::new(ViewStore::default());
+        let pipeline =
+            Pipeline::start(PipelineConfig { workers: 2, retention_ms: 30 * 86_400_000 }, views.clone()).unwrap();
+        let now = now_ms() as i64;
+        let push = |project: &str, n: usize| {
+            let events = (0..n).map(|i| pageview(project, now - 1000, "/", &format!("v{i}"))).collect();
+            pipeline.push(Envelope {
+                batch_id: uuid::Uuid::now_v7(),
+                project_id: project.into(),
+                received_at: now,
+                events,
+            });
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while !pipeline.caught_up() {
+                assert!(std::time::Instant::now() < deadline, "views did not catch up");
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        };
+        let total = |project: &str| {
+            let q = PageviewsQuery {
+                project_id: project.into(),
+                interval: Interval::Day,
+                from: now - 86_400_000,
+                to: now + 1,
+                filters: Default::default(),
+            };
+            let answer = views.pageviews(&q);
+            (
+                answer.total.pageviews,
+                answer.total.visitors,
+                views
+                    .sessions_summary(&crate::views::SessionsQuery {
+                        project_id: project.into(),
+                        from: now - 86_400_000,
+                        to: now + 1,
+                        filters: Default::default(),
+                    })
+                    .sessions,
+            )
+        };
+        push("gone", 5);
+        push("kept", 3);
+        assert_eq!(total("gone"), (5, 5, 5));
+        pipeline.forget_project("gone");
+        assert_eq!(total("gone"), (0, 0, 0));
+        push("gone", 4);
+        push("kept", 1);
+        assert_eq!(total("gone"), (0, 0, 0), "nothing of it is applied again");
+        assert_eq!(total("kept"), (4, 3, 3), "v0 came back");
+        pipeline.shutdown();
     }
 
     /// A log-normal sample: most values near `median`, a long right tail.

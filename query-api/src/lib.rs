@@ -108,7 +108,10 @@ pub fn router(state: Arc<AppState>) -> Router {
     // token; ingest authenticates by its key only, ops need nothing.
     let authenticated = Router::new()
         .route("/api/v1/projects", post(projects::create_project).get(projects::list_projects))
-        .route("/api/v1/projects/{id}", get(projects::get_project).patch(projects::update_project))
+        .route(
+            "/api/v1/projects/{id}",
+            get(projects::get_project).patch(projects::update_project).delete(projects::delete_project),
+        )
         .route("/api/v1/projects/{id}/keys", post(projects::create_key).get(keys::list_secret_keys))
         .route("/api/v1/projects/{id}/keys/{key_id}", delete(keys::revoke_secret_key))
         .route("/api/v1/projects/{id}/ingest-keys", get(keys::list_ingest_keys).post(keys::create_ingest_key))

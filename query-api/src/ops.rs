@@ -55,6 +55,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         crate::projects::list_projects,
         crate::projects::get_project,
         crate::projects::update_project,
+        crate::projects::delete_project,
         crate::ingest::ingest_preflight,
         crate::projects::create_key,
         crate::keys::list_secret_keys,

@@ -144,6 +144,32 @@ pub async fn update_project(
     Ok(Json(project.into()))
 }
 
+#[utoipa::path(delete, path = "/api/v1/projects/{id}", tag = "projects", params(("id" = String, Path)),
+    responses((status = 204, description = "deleted, with its keys, members, source maps and events"),
+        (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn delete_project(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(source): Source,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let principal = authenticate(&state, &headers).await?;
+    principal.can_admin(&id)?;
+    if !state.store.delete_project(&id).await? {
+        return Err(ApiError::not_found(format!("no project `{id}`")));
+    }
+    state.ingest_keys.forget_project(&id);
+    state.pipeline.forget_project(&id);
+    if let Err(e) = state.sourcemaps.delete_project(&id) {
+        tracing::error!(project = %id, error = %e, "could not delete a deleted project's source maps");
+    }
+    tracing::info!(project = %id, by = %principal.actor(), "project deleted");
+    audit::record_by(&state, &principal, source, "project_deleted", &format!("project:{id}"), Some(&id), json!({}))
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 #[utoipa::path(post, path = "/api/v1/projects/{id}/keys", tag = "projects", params(("id" = String, Path)), request_body = CreateKey,
     responses((status = 201, body = CreatedKeyView), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]

@@ -504,6 +504,30 @@ impl Store {
         Ok(project)
     }
 
+    /// Deletes a project with its keys and members, and remembers that it
+    /// was (its events are then skipped wherever they are read again).
+    /// Returns whether it existed.
+    pub async fn delete_project(&self, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let deleted = sqlx::query("DELETE FROM projects WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        if deleted.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("INSERT INTO deleted_projects (id, deleted_at) VALUES ($1, $2)")
+            .bind(id)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The ids of every deleted project.
+    pub async fn deleted_projects(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT id FROM deleted_projects ORDER BY id").fetch_all(&self.pool).await?;
+        rows.iter().map(|row| Ok(row.try_get("id")?)).collect()
+    }
+
     /// Creates a secret key for a project and returns it, including the
     /// clear-text secret, which is not stored and cannot be retrieved again.
     ///

@@ -68,6 +68,7 @@ backend_tests!(
     members_get_roles_per_project_and_owners_every_project,
     audit_entries_chain_and_tampering_is_found,
     ingest_keys_are_added_limited_and_rotated,
+    deleted_projects_take_their_keys_and_members_and_are_remembered,
 );
 
 async fn run_sqlite<F, Fut>(body: F)
@@ -723,4 +724,23 @@ async fn ingest_keys_are_added_limited_and_rotated(ctx: Ctx) {
     assert_eq!((listed[0].id.as_str(), listed[0].role), (secret.id.as_str(), Role::Viewer));
     assert_eq!(store.secret_key_project(&secret.id).await.unwrap(), Some(p.id.clone()));
     assert!(store.secret_keys(&q.id).await.unwrap().is_empty());
+}
+
+async fn deleted_projects_take_their_keys_and_members_and_are_remembered(ctx: Ctx) {
+    let store = &ctx.store;
+    let p = store.create_project("P").await.unwrap();
+    let q = store.create_project("Q").await.unwrap();
+    let secret = store.create_secret_key(&p.id, "ci", Role::Admin).await.unwrap();
+    let hash = hash_password("a long enough password").unwrap();
+    let user = store.create_user(new_user("m@example.com", &hash, false)).await.unwrap();
+    store.set_member(&p.id, &user.id, Role::Viewer).await.unwrap();
+    assert!(store.delete_project(&p.id).await.unwrap());
+    assert!(!store.delete_project(&p.id).await.unwrap(), "gone already");
+    assert_eq!(store.get_project(&p.id).await.unwrap(), None);
+    assert!(store.ingest_grant(&p.ingest_key).await.unwrap().is_none());
+    assert!(store.authenticate_secret(&secret.secret).await.unwrap().is_none());
+    assert!(store.members(&p.id).await.unwrap().is_empty());
+    assert_eq!(store.deleted_projects().await.unwrap(), vec![p.id.clone()]);
+    assert!(store.get_project(&q.id).await.unwrap().is_some(), "others stay");
+    assert!(store.get_user(&user.id).await.unwrap().is_some(), "users stay");
 }

@@ -40,6 +40,13 @@ pub(super) struct ErrorViews {
     projects: HashMap<Symbol, ProjectErrors>,
 }
 
+impl ErrorViews {
+    /// Drops everything of a deleted project.
+    pub(super) fn forget(&mut self, project: Symbol) {
+        self.projects.remove(&project);
+    }
+}
+
 /// Filters of the error queries; `None` matches everything.
 #[derive(Debug, Clone, Default)]
 pub struct ErrorsQuery {

@@ -21,6 +21,13 @@ pub(super) struct EventViews {
     cells: BTreeMap<EventCell, i64>,
 }
 
+impl EventViews {
+    /// Drops everything of a deleted project.
+    pub(super) fn forget(&mut self, project: Symbol) {
+        self.cells.retain(|cell, _| cell.project != project);
+    }
+}
+
 /// Filters any query over custom events can combine.
 #[derive(Debug, Clone, Default)]
 pub struct EventFilters {

@@ -58,6 +58,19 @@ pub enum ViewUpdate {
     Session(SessionUpdate),
 }
 
+impl ViewUpdate {
+    fn project(&self) -> Symbol {
+        match self {
+            ViewUpdate::Pageview(PageviewUpdate::Pageviews(key) | PageviewUpdate::Visitor(key, _)) => key.project,
+            ViewUpdate::Error(ErrorUpdate::Count(cell) | ErrorUpdate::User(cell, _)) => cell.project,
+            ViewUpdate::Error(ErrorUpdate::Seen { project, .. }) => *project,
+            ViewUpdate::Vital(update) => update.cell.project,
+            ViewUpdate::Event(cell) => cell.project,
+            ViewUpdate::Session(update) => update.project,
+        }
+    }
+}
+
 /// What changed in one view of one project in one tick: what `live` streams,
 /// as an SSE event named after `view`.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -98,6 +111,8 @@ pub struct ViewStore {
     vitals: RwLock<vitals::VitalViews>,
     events: RwLock<events::EventViews>,
     sessions: RwLock<sessions::SessionViews>,
+    /// Deleted projects: their updates are not applied.
+    forgotten: RwLock<HashSet<Symbol>>,
     /// Every tick before this one is fully applied.
     applied_through: AtomicU64,
     changes: broadcast::Sender<Arc<ViewChange>>,
@@ -113,6 +128,7 @@ impl Default for ViewStore {
             vitals: RwLock::default(),
             events: RwLock::default(),
             sessions: RwLock::default(),
+            forgotten: RwLock::default(),
             applied_through: AtomicU64::new(0),
             changes: broadcast::channel(4096).0,
         }
@@ -154,8 +170,11 @@ impl ViewStore {
                 let mut vitals = self.vitals.write().unwrap_or_else(|e| e.into_inner());
                 let mut events = self.events.write().unwrap_or_else(|e| e.into_inner());
                 let mut sessions = self.sessions.write().unwrap_or_else(|e| e.into_inner());
-                let retractions = updates.iter().filter(|(_, d)| *d < 0);
-                let insertions = updates.iter().filter(|(_, d)| *d > 0);
+                let forgotten = self.forgotten.read().unwrap_or_else(|e| e.into_inner());
+                let kept =
+                    |(update, _): &&(ViewUpdate, isize)| forgotten.is_empty() || !forgotten.contains(&update.project());
+                let retractions = updates.iter().filter(|(_, d)| *d < 0).filter(kept);
+                let insertions = updates.iter().filter(|(_, d)| *d > 0).filter(kept);
                 for (update, diff) in retractions.chain(insertions) {
                     match update {
                         ViewUpdate::Pageview(u) => pageviews.apply(u, *diff as i64, &mut page_moves),
@@ -198,6 +217,21 @@ impl ViewStore {
             // No subscribers is fine: nobody is watching.
             let _ = self.changes.send(Arc::new(change));
         }
+    }
+
+    /// Drops a deleted project from every view; what the dataflow still
+    /// holds of it (until its buckets expire, or the next start, which does
+    /// not replay it) is never applied again.
+    pub fn forget_project(&self, project_id: &str) {
+        let Some(project) = self.names.lookup(project_id) else {
+            return; // it never had an event
+        };
+        self.forgotten.write().unwrap_or_else(|e| e.into_inner()).insert(project);
+        self.pageviews.write().unwrap_or_else(|e| e.into_inner()).forget(project);
+        self.errors.write().unwrap_or_else(|e| e.into_inner()).forget(project);
+        self.vitals.write().unwrap_or_else(|e| e.into_inner()).forget(project);
+        self.events.write().unwrap_or_else(|e| e.into_inner()).forget(project);
+        self.sessions.write().unwrap_or_else(|e| e.into_inner()).forget(project);
     }
 
     /// Keeps each (project, group)'s newest event of a batch as the group's

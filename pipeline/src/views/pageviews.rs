@@ -32,6 +32,13 @@ pub(super) struct PageviewViews {
     projects: HashMap<Symbol, ProjectPageviews>,
 }
 
+impl PageviewViews {
+    /// Drops everything of a deleted project.
+    pub(super) fn forget(&mut self, project: Symbol) {
+        self.projects.remove(&project);
+    }
+}
+
 /// How one minute bucket of one path moved in a tick (the live feed).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PageviewDelta {

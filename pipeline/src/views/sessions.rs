@@ -38,6 +38,13 @@ pub(super) struct SessionViews {
     projects: HashMap<Symbol, ProjectSessions>,
 }
 
+impl SessionViews {
+    /// Drops everything of a deleted project.
+    pub(super) fn forget(&mut self, project: Symbol) {
+        self.projects.remove(&project);
+    }
+}
+
 /// A sessions question: sessions that started in `[from, to)`.
 #[derive(Debug, Clone)]
 pub struct SessionsQuery {

@@ -18,6 +18,13 @@ pub(super) struct VitalViews {
     cells: BTreeMap<VitalCell, BTreeMap<(Rating, u64), i64>>,
 }
 
+impl VitalViews {
+    /// Drops everything of a deleted project.
+    pub(super) fn forget(&mut self, project: Symbol) {
+        self.cells.retain(|cell, _| cell.project != project);
+    }
+}
+
 /// A vitals question.
 #[derive(Debug, Clone)]
 pub struct VitalsQuery {
