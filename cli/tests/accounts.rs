@@ -247,6 +247,13 @@ async fn every_route_answers_every_caller_exactly(server: &Server) {
         (Method::DELETE, format!("/api/v1/projects/{a}/members/{other_id}"), None, [401, 401, 401, 403, 403, 404, 404]),
         (Method::POST, "/api/v1/users".into(), Some(json!({})), [401, 401, 401, 403, 201, 201, 201]),
         (Method::GET, "/api/v1/auth/session".into(), None, [401, 401, 401, 200, 200, 200, 401]),
+        (Method::GET, "/api/v1/auth/sessions".into(), None, [401, 401, 401, 200, 200, 200, 401]),
+        (
+            Method::POST,
+            "/api/v1/auth/sessions/revoke".into(),
+            Some(json!({ "password": "not the password" })),
+            [401, 401, 401, 400, 400, 400, 401],
+        ),
         (Method::GET, "/api/v1/audit".into(), None, [401, 401, 401, 403, 200, 200, 200]),
         (Method::GET, "/api/v1/audit/verify".into(), None, [401, 401, 401, 403, 403, 403, 200]),
         (
@@ -701,4 +708,53 @@ async fn a_deleted_project_takes_its_keys_members_maps_and_events_and_stays_dele
         .await
         .unwrap();
     assert_eq!(audit["entries"][0]["action"], "project_deleted");
+}
+
+#[tokio::test]
+async fn users_see_their_sessions_and_end_any_or_all_after_entering_the_password_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(Mode::Embedded, dir.path(), "").await;
+    for email in ["ada@example.com", "bob@example.com"] {
+        admin_post(
+            &server,
+            "/api/v1/users",
+            json!({ "email": email, "password": "a long enough password", "name": "x" }),
+        )
+        .await;
+    }
+    let laptop = session(&server, "ada@example.com", "a long enough password").await;
+    let phone = session(&server, "ada@example.com", "a long enough password").await;
+    let bob = session(&server, "bob@example.com", "a long enough password").await;
+    let (status, list) = send(&server, Method::GET, "/api/v1/auth/sessions", &laptop, false, Value::Null).await;
+    assert_eq!(status, 200);
+    let sessions = list["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 2, "{list}");
+    assert_eq!(sessions.iter().filter(|s| s["current"] == true).count(), 1);
+    let phone_id = sessions.iter().find(|s| s["current"] == false).unwrap()["id"].as_str().unwrap().to_owned();
+    let (_, bobs) = send(&server, Method::GET, "/api/v1/auth/sessions", &bob, false, Value::Null).await;
+    let bob_id = bobs["sessions"][0]["id"].as_str().unwrap().to_owned();
+
+    let revoke = |password: &str, session_id: Option<&str>| json!({ "password": password, "session_id": session_id });
+    let path = "/api/v1/auth/sessions/revoke";
+    let (status, body) =
+        send(&server, Method::POST, path, &laptop, true, revoke("wrong password!", Some(&phone_id))).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("password")));
+    let (status, _) =
+        send(&server, Method::POST, path, &laptop, true, revoke("a long enough password", Some(&bob_id))).await;
+    assert_eq!(status, 404, "another user's session is not yours to end");
+    let (status, _) =
+        send(&server, Method::POST, path, &laptop, true, revoke("a long enough password", Some(&phone_id))).await;
+    assert_eq!(status, 204);
+    assert_eq!(send(&server, Method::GET, "/api/v1/auth/session", &phone, false, Value::Null).await.0, 401);
+    assert_eq!(send(&server, Method::GET, "/api/v1/auth/session", &bob, false, Value::Null).await.0, 200);
+
+    let tablet = session(&server, "ada@example.com", "a long enough password").await;
+    let (status, _) = send(&server, Method::POST, path, &laptop, true, revoke("a long enough password", None)).await;
+    assert_eq!(status, 204);
+    assert_eq!(send(&server, Method::GET, "/api/v1/auth/session", &tablet, false, Value::Null).await.0, 401);
+    assert_eq!(
+        send(&server, Method::GET, "/api/v1/auth/session", &laptop, false, Value::Null).await.0,
+        200,
+        "this one stays"
+    );
 }

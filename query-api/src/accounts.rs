@@ -254,6 +254,92 @@ pub async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SessionList {
+    /// Newest first.
+    pub sessions: Vec<SessionEntry>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SessionEntry {
+    pub id: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+    /// The session this request was made with.
+    pub current: bool,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeSessions {
+    /// The user's password, entered again.
+    pub password: String,
+    /// The session to end; absent: every session but this one.
+    pub session_id: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/auth/sessions", tag = "accounts",
+    responses((status = 200, body = SessionList), (status = 401, body = crate::error::ErrorBody)),
+    security(("session" = [])))]
+pub async fn list_sessions(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<SessionList>, ApiError> {
+    let principal = authenticate_session(&state, &headers).await?;
+    let session = principal.user()?;
+    let sessions = state
+        .store
+        .live_sessions(&session.user.id)
+        .await?
+        .into_iter()
+        .map(|s| SessionEntry {
+            current: s.id == session.session_id,
+            id: s.id,
+            created_at: s.created_at,
+            last_seen_at: s.last_seen_at,
+            expires_at: s.expires_at,
+        })
+        .collect();
+    Ok(Json(SessionList { sessions }))
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/sessions/revoke", tag = "accounts", request_body = RevokeSessions,
+    responses((status = 204, description = "ended"), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
+    security(("session" = [])))]
+pub async fn revoke_sessions(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(source): Source,
+    headers: HeaderMap,
+    body: Result<Json<RevokeSessions>, axum::extract::rejection::JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let principal = authenticate_session(&state, &headers).await?;
+    let session = principal.user()?;
+    let Json(body) = body?;
+    let (_, hash) = state
+        .store
+        .user_for_login(&session.user.email)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("the user no longer exists"))?;
+    let password = body.password;
+    if !blocking(move || verify_password(Some(&hash), &password)).await? {
+        return Err(ApiError::bad_request("wrong_credentials", "password", "the password is wrong"));
+    }
+    let user_id = &session.user.id;
+    let ended = match &body.session_id {
+        Some(id) => {
+            if !state.store.revoke_user_session(user_id, id).await? {
+                return Err(ApiError::not_found(format!("no live session `{id}` of yours")));
+            }
+            json!({ "session_id": id })
+        }
+        None => json!({ "others": state.store.revoke_other_sessions(user_id, Some(&session.session_id)).await? }),
+    };
+    audit::record_by(&state, &principal, source, "sessions_revoked", &format!("user:{user_id}"), None, ended).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 #[utoipa::path(get, path = "/api/v1/projects/{id}/members", tag = "accounts", params(("id" = String, Path)),
     responses((status = 200, body = MemberList), (status = 403, body = crate::error::ErrorBody)),
     security(("bearer" = []), ("session" = [])))]

@@ -126,6 +126,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/auth/logout", post(accounts::logout))
         .route("/api/v1/auth/session", get(accounts::current_session))
         .route("/api/v1/auth/password", post(accounts::change_password))
+        .route("/api/v1/auth/sessions", get(accounts::list_sessions))
+        .route("/api/v1/auth/sessions/revoke", post(accounts::revoke_sessions))
         .route("/api/v1/audit", get(audit::list))
         .route("/api/v1/audit/verify", get(audit::verify))
         .route("/api/v1/projects/{id}/pageviews", get(queries::pageviews))

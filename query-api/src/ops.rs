@@ -69,6 +69,8 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         crate::accounts::logout,
         crate::accounts::current_session,
         crate::accounts::change_password,
+        crate::accounts::list_sessions,
+        crate::accounts::revoke_sessions,
         crate::accounts::list_members,
         crate::accounts::set_member,
         crate::accounts::remove_member,

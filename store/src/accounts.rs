@@ -69,6 +69,15 @@ impl std::fmt::Debug for OpenedSession {
     }
 }
 
+/// A live session as its user sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionInfo {
+    pub id: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+}
+
 /// The user behind a live session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionUser {
@@ -220,13 +229,57 @@ impl Store {
         if updated.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("user {user_id:?}")));
         }
-        sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL AND id <> $3")
-            .bind(now_ms())
-            .bind(user_id)
-            .bind(keep_session.unwrap_or(""))
-            .execute(&self.pool)
-            .await?;
+        self.revoke_other_sessions(user_id, keep_session).await?;
         Ok(())
+    }
+
+    /// Ends every session of a user but `keep`; returns how many.
+    pub async fn revoke_other_sessions(&self, user_id: &str, keep: Option<&str>) -> Result<u64, StoreError> {
+        let result =
+            sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL AND id <> $3")
+                .bind(now_ms())
+                .bind(user_id)
+                .bind(keep.unwrap_or(""))
+                .execute(&self.pool)
+                .await?;
+        Ok(result.rows_affected())
+    }
+
+    /// Ends one of a user's own sessions; `false` if it is not theirs or
+    /// already ended.
+    pub async fn revoke_user_session(&self, user_id: &str, session_id: &str) -> Result<bool, StoreError> {
+        let result =
+            sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL")
+                .bind(now_ms())
+                .bind(session_id)
+                .bind(user_id)
+                .execute(&self.pool)
+                .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    /// A user's live sessions, newest first.
+    pub async fn live_sessions(&self, user_id: &str) -> Result<Vec<SessionInfo>, StoreError> {
+        let now = now_ms();
+        let rows = sqlx::query(
+            "SELECT id, created_at, last_seen_at, expires_at FROM sessions WHERE user_id = $1 \
+             AND revoked_at IS NULL AND expires_at > $2 AND last_seen_at > $3 ORDER BY created_at DESC, id",
+        )
+        .bind(user_id)
+        .bind(now)
+        .bind(now - SESSION_IDLE_MS)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(SessionInfo {
+                    id: row.try_get("id")?,
+                    created_at: row.try_get("created_at")?,
+                    last_seen_at: row.try_get("last_seen_at")?,
+                    expires_at: row.try_get("expires_at")?,
+                })
+            })
+            .collect()
     }
 
     /// Opens a session for a user who just proved their password.
