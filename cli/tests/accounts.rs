@@ -119,7 +119,7 @@ async fn repeated_failures_are_throttled_per_account_and_per_address() {
         let (status, _, body) = login(&server, "ada@example.com", "a wrong password").await;
         assert_eq!((status, body["error"]["code"].as_str()), (401, Some("wrong_credentials")));
     }
-    let (status, headers, body) = login(&server, "ada@example.com", "ada's long password").await;
+    let (status, headers, body) = login(&server, " ADA@Example.com ", "ada's long password").await;
     assert_eq!((status, body["error"]["code"].as_str()), (429, Some("too_many_attempts")), "even the right password");
     let retry_after: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=900).contains(&retry_after), "{retry_after}");

@@ -150,16 +150,11 @@ pub async fn login(
 ) -> Result<Response, ApiError> {
     let Json(body) = body?;
     let now = now_ms();
-    if let Some(retry_after_s) = state.login_throttle.retry_after_s(&body.email, peer.ip(), now) {
-        telemetry::auth_refused("throttled");
-        tracing::warn!(address = %peer.ip(), "login throttled");
+    if let Err(throttled) = check_throttle(&state, &body.email, peer) {
         let tried: String = body.email.trim().to_lowercase().chars().take(254).collect();
         let object = format!("user:{tried}");
         audit::record(&state, &tried, peer.ip(), "login_throttled", &object, None, json!({})).await;
-        return Err(ApiError {
-            retry_after_s: Some(retry_after_s),
-            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", "too many failed logins; retry later")
-        });
+        return Err(throttled);
     }
     let found = state.store.user_for_login(&body.email).await?;
     let hash = found.as_ref().map(|(_, hash)| hash.clone());
@@ -236,6 +231,7 @@ pub async fn change_password(
         .user_for_login(&session.user.email)
         .await?
         .ok_or_else(|| ApiError::unauthorized("the user no longer exists"))?;
+    check_throttle(&state, &session.user.email, source)?;
     let (current, new) = (body.current_password, body.new_password);
     if current == new {
         return Err(ApiError::bad_request("invalid_value", "new_password", "the new password must differ"));
@@ -244,6 +240,7 @@ pub async fn change_password(
         blocking(move || if verify_password(Some(&hash), &current) { Some(hash_password(&new)) } else { None })
             .await?
             .ok_or_else(|| {
+                state.login_throttle.failed(&session.user.email, source.ip(), now_ms());
                 ApiError::bad_request("wrong_credentials", "current_password", "the current password is wrong")
             })?
             .map_err(|e| ApiError::from(e).field("new_password"))?;
@@ -322,8 +319,10 @@ pub async fn revoke_sessions(
         .user_for_login(&session.user.email)
         .await?
         .ok_or_else(|| ApiError::unauthorized("the user no longer exists"))?;
+    check_throttle(&state, &session.user.email, source)?;
     let password = body.password;
     if !blocking(move || verify_password(Some(&hash), &password)).await? {
+        state.login_throttle.failed(&session.user.email, source.ip(), now_ms());
         return Err(ApiError::bad_request("wrong_credentials", "password", "the password is wrong"));
     }
     let user_id = &session.user.id;
@@ -398,6 +397,21 @@ pub async fn remove_member(
     let object = format!("user:{user_id}");
     audit::record_by(&state, &principal, source, "member_removed", &object, Some(&id), json!({})).await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Refuses a password check for an account or address that failed too
+/// often (logins, and the password entered again to change it or end
+/// sessions, count alike).
+fn check_throttle(state: &AppState, email: &str, peer: SocketAddr) -> Result<(), ApiError> {
+    let Some(retry_after_s) = state.login_throttle.retry_after_s(email, peer.ip(), now_ms()) else {
+        return Ok(());
+    };
+    telemetry::auth_refused("throttled");
+    tracing::warn!(address = %peer.ip(), "password checks throttled");
+    Err(ApiError {
+        retry_after_s: Some(retry_after_s),
+        ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", "too many failed passwords; retry later")
+    })
 }
 
 fn session_view(session: &sightline_store::SessionUser, token: &str) -> SessionView {

@@ -29,12 +29,19 @@ enum Key {
     Address(IpAddr),
 }
 
+impl Key {
+    /// An account as the store finds it: `" Ada@X "` is `ada@x`.
+    fn account(email: &str) -> Key {
+        Key::Account(email.trim().to_lowercase())
+    }
+}
+
 impl LoginThrottle {
     /// Seconds until a login for `account` from `address` may be tried,
     /// or `None` if it may be now.
     pub fn retry_after_s(&self, account: &str, address: IpAddr, now_ms: i64) -> Option<u64> {
         let mut failures = self.lock();
-        let limits = [(Key::Account(account.to_lowercase()), ACCOUNT_LIMIT), (Key::Address(address), ADDRESS_LIMIT)];
+        let limits = [(Key::account(account), ACCOUNT_LIMIT), (Key::Address(address), ADDRESS_LIMIT)];
         limits
             .into_iter()
             .filter_map(|(key, limit)| {
@@ -60,7 +67,7 @@ impl LoginThrottle {
                 failures.clear();
             }
         }
-        for key in [Key::Account(account.to_lowercase()), Key::Address(address)] {
+        for key in [Key::account(account), Key::Address(address)] {
             let times = failures.entry(key).or_default();
             forget_old(times, now_ms);
             times.push_back(now_ms);
@@ -69,7 +76,7 @@ impl LoginThrottle {
 
     /// A successful login clears the account's failures (not the address's).
     pub fn succeeded(&self, account: &str) {
-        self.lock().remove(&Key::Account(account.to_lowercase()));
+        self.lock().remove(&Key::account(account));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, VecDeque<i64>>> {
@@ -97,7 +104,8 @@ mod tests {
             assert_eq!(throttle.retry_after_s("ada@example.com", HOME, i), None);
             throttle.failed("ada@example.com", HOME, i);
         }
-        let wait = throttle.retry_after_s("ADA@example.com", AWAY, 10).expect("throttled from anywhere");
+        let wait =
+            throttle.retry_after_s(" ADA@example.com ", AWAY, 10).expect("throttled from anywhere, however written");
         assert_eq!(wait, ((WINDOW_MS - 10) as u64).div_ceil(1000));
         assert_eq!(throttle.retry_after_s("bob@example.com", AWAY, 10), None, "other accounts are not");
         assert_eq!(throttle.retry_after_s("ada@example.com", HOME, WINDOW_MS), None, "the first failure aged out");
