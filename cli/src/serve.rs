@@ -42,6 +42,11 @@ pub struct ServeArgs {
     /// Bootstrap secret with the admin role, for automation.
     #[arg(long, env = "SIGHTLINE_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Addresses of reverse proxies in front of Sightline, whose
+    /// `X-Forwarded-For` names the client (for login throttling and the
+    /// audit log); comma-separated.
+    #[arg(long = "trusted-proxy", env = "SIGHTLINE_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Vec<std::net::IpAddr>,
     /// Views forget event-time buckets this many days after they end.
     #[arg(long, env = "SIGHTLINE_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
     retention_days: u32,
@@ -104,7 +109,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if admin_token.is_none() {
         create_first_owner(&store).await?;
     }
-    let state = AppState::new(store, bus, pipeline, admin_token, metrics, sourcemaps);
+    let state = AppState::new(store, bus, pipeline, admin_token, metrics, sourcemaps, args.trusted_proxies.clone());
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     state.mark_ready();

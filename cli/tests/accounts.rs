@@ -758,3 +758,37 @@ async fn users_see_their_sessions_and_end_any_or_all_after_entering_the_password
         "this one stays"
     );
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_client_is_throttled_and_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(Mode::Embedded, dir.path(), "", &["--trusted-proxy", "127.0.0.1"]).await;
+    admin_post(
+        &server,
+        "/api/v1/users",
+        json!({ "email": "bob@example.com", "password": "bob's long password", "name": "b" }),
+    )
+    .await;
+    let login_via = |client: &'static str, email: String, password: &'static str| {
+        server
+            .http
+            .post(server.url("/api/v1/auth/login"))
+            .header("x-forwarded-for", format!("198.51.100.9, {client}"))
+            .json(&json!({ "email": email, "password": password }))
+            .send()
+    };
+    for i in 0..20 {
+        let r = login_via("203.0.113.1", format!("nobody{i}@example.com"), "a wrong password").await.unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    let r = login_via("203.0.113.1", "bob@example.com".into(), "bob's long password").await.unwrap();
+    assert_eq!(r.status(), 429, "the forwarded client is throttled");
+    let r = login_via("203.0.113.2", "bob@example.com".into(), "bob's long password").await.unwrap();
+    assert_eq!(r.status(), 200, "another client behind the same proxy is not");
+    let audit: Value =
+        server.http.get(server.url("/api/v1/audit")).bearer_auth(ADMIN).send().await.unwrap().json().await.unwrap();
+    let entries = audit["entries"].as_array().unwrap();
+    assert_eq!(entries[0]["action"], "login");
+    assert_eq!(entries[0]["source_ip"], "203.0.113.2");
+    assert_eq!(entries[2]["source_ip"], "203.0.113.1");
+}

@@ -1,10 +1,10 @@
 //! Users, login and logout, passwords and project members.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -12,8 +12,8 @@ use serde_json::json;
 use sightline_store::{NewUser, Role, SESSION_LIFETIME_MS, User, hash_password, verify_password};
 
 use crate::AppState;
-use crate::audit::{self, Source};
-use crate::auth::{SESSION_COOKIE, authenticate, authenticate_session, csrf_token, session_cookie};
+use crate::audit;
+use crate::auth::{ClientAddr, SESSION_COOKIE, authenticate, authenticate_session, csrf_token, session_cookie};
 use crate::error::ApiError;
 use crate::telemetry;
 
@@ -114,7 +114,7 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
     security(("bearer" = []), ("session" = [])))]
 pub async fn create_user(
     State(state): State<Arc<AppState>>,
-    ConnectInfo(source): Source,
+    ClientAddr(source): ClientAddr,
     headers: HeaderMap,
     body: Result<Json<CreateUser>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<CreatedUser>), ApiError> {
@@ -144,7 +144,7 @@ pub async fn create_user(
         (status = 401, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)))]
 pub async fn login(
     State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(peer): ClientAddr,
     headers: HeaderMap,
     body: Result<Json<Login>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
@@ -153,7 +153,7 @@ pub async fn login(
     if let Err(throttled) = check_throttle(&state, &body.email, peer) {
         let tried: String = body.email.trim().to_lowercase().chars().take(254).collect();
         let object = format!("user:{tried}");
-        audit::record(&state, &tried, peer.ip(), "login_throttled", &object, None, json!({})).await;
+        audit::record(&state, &tried, peer, "login_throttled", &object, None, json!({})).await;
         return Err(throttled);
     }
     let found = state.store.user_for_login(&body.email).await?;
@@ -161,18 +161,18 @@ pub async fn login(
     let password = body.password;
     let verified = blocking(move || verify_password(hash.as_deref(), &password)).await?;
     let Some((user, _)) = found.filter(|_| verified) else {
-        state.login_throttle.failed(&body.email, peer.ip(), now);
+        state.login_throttle.failed(&body.email, peer, now);
         telemetry::auth_refused("wrong_credentials");
-        tracing::info!(address = %peer.ip(), "login failed");
+        tracing::info!(address = %peer, "login failed");
         // The actor is the email tried (cut short: it is the caller's text).
         let tried: String = body.email.trim().to_lowercase().chars().take(254).collect();
-        audit::record(&state, &tried, peer.ip(), "login_failed", &format!("user:{tried}"), None, json!({})).await;
+        audit::record(&state, &tried, peer, "login_failed", &format!("user:{tried}"), None, json!({})).await;
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong_credentials", "wrong email or password"));
     };
     state.login_throttle.succeeded(&body.email);
     let session = state.store.open_session(&user.id).await?;
-    tracing::info!(user = %user.id, address = %peer.ip(), "logged in");
-    audit::record(&state, &user.id, peer.ip(), "login", &format!("user:{}", user.id), None, json!({})).await;
+    tracing::info!(user = %user.id, address = %peer, "logged in");
+    audit::record(&state, &user.id, peer, "login", &format!("user:{}", user.id), None, json!({})).await;
     let live = state
         .store
         .authenticate_session(&session.token)
@@ -188,7 +188,7 @@ pub async fn login(
     security(("session" = [])))]
 pub async fn logout(
     State(state): State<Arc<AppState>>,
-    ConnectInfo(source): Source,
+    ClientAddr(source): ClientAddr,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let principal = authenticate_session(&state, &headers).await?;
@@ -219,7 +219,7 @@ pub async fn current_session(
     security(("session" = [])))]
 pub async fn change_password(
     State(state): State<Arc<AppState>>,
-    ConnectInfo(source): Source,
+    ClientAddr(source): ClientAddr,
     headers: HeaderMap,
     body: Result<Json<ChangePassword>, axum::extract::rejection::JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
@@ -240,7 +240,7 @@ pub async fn change_password(
         blocking(move || if verify_password(Some(&hash), &current) { Some(hash_password(&new)) } else { None })
             .await?
             .ok_or_else(|| {
-                state.login_throttle.failed(&session.user.email, source.ip(), now_ms());
+                state.login_throttle.failed(&session.user.email, source, now_ms());
                 ApiError::bad_request("wrong_credentials", "current_password", "the current password is wrong")
             })?
             .map_err(|e| ApiError::from(e).field("new_password"))?;
@@ -307,7 +307,7 @@ pub async fn list_sessions(
     security(("session" = [])))]
 pub async fn revoke_sessions(
     State(state): State<Arc<AppState>>,
-    ConnectInfo(source): Source,
+    ClientAddr(source): ClientAddr,
     headers: HeaderMap,
     body: Result<Json<RevokeSessions>, axum::extract::rejection::JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
@@ -322,7 +322,7 @@ pub async fn revoke_sessions(
     check_throttle(&state, &session.user.email, source)?;
     let password = body.password;
     if !blocking(move || verify_password(Some(&hash), &password)).await? {
-        state.login_throttle.failed(&session.user.email, source.ip(), now_ms());
+        state.login_throttle.failed(&session.user.email, source, now_ms());
         return Err(ApiError::bad_request("wrong_credentials", "password", "the password is wrong"));
     }
     let user_id = &session.user.id;
@@ -361,7 +361,7 @@ pub async fn list_members(
     security(("bearer" = []), ("session" = [])))]
 pub async fn set_member(
     State(state): State<Arc<AppState>>,
-    ConnectInfo(source): Source,
+    ClientAddr(source): ClientAddr,
     Path((id, user_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Result<Json<SetMember>, axum::extract::rejection::JsonRejection>,
@@ -384,7 +384,7 @@ pub async fn set_member(
     security(("bearer" = []), ("session" = [])))]
 pub async fn remove_member(
     State(state): State<Arc<AppState>>,
-    ConnectInfo(source): Source,
+    ClientAddr(source): ClientAddr,
     Path((id, user_id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
@@ -402,12 +402,12 @@ pub async fn remove_member(
 /// Refuses a password check for an account or address that failed too
 /// often (logins, and the password entered again to change it or end
 /// sessions, count alike).
-fn check_throttle(state: &AppState, email: &str, peer: SocketAddr) -> Result<(), ApiError> {
-    let Some(retry_after_s) = state.login_throttle.retry_after_s(email, peer.ip(), now_ms()) else {
+fn check_throttle(state: &AppState, email: &str, peer: IpAddr) -> Result<(), ApiError> {
+    let Some(retry_after_s) = state.login_throttle.retry_after_s(email, peer, now_ms()) else {
         return Ok(());
     };
     telemetry::auth_refused("throttled");
-    tracing::warn!(address = %peer.ip(), "password checks throttled");
+    tracing::warn!(address = %peer, "password checks throttled");
     Err(ApiError {
         retry_after_s: Some(retry_after_s),
         ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", "too many failed passwords; retry later")

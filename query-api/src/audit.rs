@@ -1,11 +1,11 @@
 //! The audit log over HTTP: recording what callers change, reading it, and
 //! verifying its hash chain.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use sightline_store::{AuditEntry, ChainCheck, NewAuditEntry};
@@ -38,13 +38,13 @@ pub async fn record(
 pub async fn record_by(
     state: &AppState,
     principal: &Principal,
-    source: SocketAddr,
+    source: IpAddr,
     action: &str,
     object: &str,
     project_id: Option<&str>,
     details: serde_json::Value,
 ) {
-    record(state, &principal.actor(), source.ip(), action, object, project_id, details).await;
+    record(state, &principal.actor(), source, action, object, project_id, details).await;
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -100,6 +100,3 @@ pub async fn verify(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
     }
     Ok(Json(check))
 }
-
-/// The address a request came from, for handlers that record changes.
-pub type Source = ConnectInfo<SocketAddr>;

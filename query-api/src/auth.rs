@@ -2,8 +2,11 @@
 //! session cookie; and what each may do. Every route asks here.
 
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -145,6 +148,45 @@ impl Principal {
     }
 }
 
+/// The address a request came from: the connection's peer or, when the
+/// peer is a trusted proxy (`--trusted-proxy`), the nearest address in
+/// `X-Forwarded-For` that is not one. Failed logins are counted and changes
+/// audited under it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub IpAddr);
+
+impl FromRequestParts<Arc<AppState>> for ClientAddr {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip())
+            .ok_or_else(|| ApiError::internal("the server does not know the connection's address"))?;
+        Ok(ClientAddr(client_ip(peer, &parts.headers, &state.trusted_proxies)))
+    }
+}
+
+fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted_proxies: &[IpAddr]) -> IpAddr {
+    if !trusted_proxies.contains(&peer) {
+        return peer;
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|hop| {
+            let hop = hop.trim();
+            hop.parse::<IpAddr>().ok().or_else(|| hop.parse::<SocketAddr>().ok().map(|a| a.ip()))
+        })
+        .collect();
+    // Each proxy appends the address it was reached from: the nearest one
+    // not ours is the client (any further left could be made up).
+    forwarded.into_iter().rev().find(|hop| !trusted_proxies.contains(hop)).unwrap_or(peer)
+}
+
 /// The session token in the request's `Cookie` header, if any.
 pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
     headers
@@ -243,4 +285,25 @@ pub async fn csrf_guard(request: Request, next: Next) -> Response {
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn the_client_is_the_nearest_untrusted_hop_behind_trusted_proxies() {
+        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6, 203.0.113.7, 10.0.0.9:443"));
+        let peer_only = client_ip(proxy, &headers, &[]);
+        assert_eq!(peer_only, proxy, "no trusted proxy: the header is not believed");
+        let trusted = ["10.0.0.2".parse().unwrap(), "10.0.0.9".parse().unwrap()];
+        assert_eq!(client_ip(proxy, &headers, &trusted), "203.0.113.7".parse::<IpAddr>().unwrap());
+        let stranger: IpAddr = "198.51.100.1".parse().unwrap();
+        assert_eq!(client_ip(stranger, &headers, &trusted), stranger, "only a trusted peer's header counts");
+        assert_eq!(client_ip(proxy, &HeaderMap::new(), &trusted), proxy);
+    }
 }

@@ -4,15 +4,15 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sightline_store::{IngestKey, SecretKeyInfo};
 
 use crate::AppState;
-use crate::audit::{self, Source};
-use crate::auth::authenticate;
+use crate::audit;
+use crate::auth::{ClientAddr, authenticate};
 use crate::error::ApiError;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -63,7 +63,7 @@ pub async fn list_ingest_keys(
     security(("bearer" = []), ("session" = [])))]
 pub async fn create_ingest_key(
     State(state): State<Arc<AppState>>,
-    ConnectInfo(source): Source,
+    ClientAddr(source): ClientAddr,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Result<Json<CreateIngestKey>, axum::extract::rejection::JsonRejection>,
@@ -85,7 +85,7 @@ pub async fn create_ingest_key(
     security(("bearer" = []), ("session" = [])))]
 pub async fn update_ingest_key(
     State(state): State<Arc<AppState>>,
-    ConnectInfo(source): Source,
+    ClientAddr(source): ClientAddr,
     Path((id, key_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Result<Json<UpdateIngestKey>, axum::extract::rejection::JsonRejection>,
@@ -108,7 +108,7 @@ pub async fn update_ingest_key(
     security(("bearer" = []), ("session" = [])))]
 pub async fn revoke_ingest_key(
     State(state): State<Arc<AppState>>,
-    ConnectInfo(source): Source,
+    ClientAddr(source): ClientAddr,
     Path((id, key_id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
@@ -139,7 +139,7 @@ pub async fn list_secret_keys(
     security(("bearer" = []), ("session" = [])))]
 pub async fn revoke_secret_key(
     State(state): State<Arc<AppState>>,
-    ConnectInfo(source): Source,
+    ClientAddr(source): ClientAddr,
     Path((id, key_id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {

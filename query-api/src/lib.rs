@@ -49,6 +49,8 @@ pub struct AppState {
     pub recent_stacks: RecentStacks,
     /// Failed logins per account and address.
     pub login_throttle: throttle::LoginThrottle,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     ready: AtomicBool,
     /// Flips to `true` when the server shuts down; long-lived responses end.
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -62,6 +64,7 @@ impl AppState {
         admin_token: Option<AdminToken>,
         metrics: PrometheusHandle,
         sourcemaps: SourceMapStore,
+        trusted_proxies: Vec<std::net::IpAddr>,
     ) -> Arc<AppState> {
         Arc::new(AppState {
             views: pipeline.views().clone(),
@@ -74,6 +77,7 @@ impl AppState {
             sourcemaps,
             recent_stacks: RecentStacks::new(RECENT_STACKS_BYTES),
             login_throttle: Default::default(),
+            trusted_proxies,
             ready: AtomicBool::new(false),
             shutdown: tokio::sync::watch::channel(false).0,
         })

@@ -3,15 +3,15 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sightline_store::{Project, Role};
 
 use crate::AppState;
-use crate::audit::{self, Source};
-use crate::auth::{Principal, authenticate};
+use crate::audit;
+use crate::auth::{ClientAddr, Principal, authenticate};
 use crate::error::ApiError;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -82,7 +82,7 @@ pub struct CreatedKeyView {
     security(("bearer" = [])))]
 pub async fn create_project(
     State(state): State<Arc<AppState>>,
-    ConnectInfo(source): Source,
+    ClientAddr(source): ClientAddr,
     headers: HeaderMap,
     body: Result<Json<CreateProject>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<ProjectView>), ApiError> {
@@ -128,7 +128,7 @@ pub async fn get_project(
     security(("bearer" = []), ("session" = [])))]
 pub async fn update_project(
     State(state): State<Arc<AppState>>,
-    ConnectInfo(source): Source,
+    ClientAddr(source): ClientAddr,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Result<Json<UpdateProject>, axum::extract::rejection::JsonRejection>,
@@ -150,7 +150,7 @@ pub async fn update_project(
     security(("bearer" = []), ("session" = [])))]
 pub async fn delete_project(
     State(state): State<Arc<AppState>>,
-    ConnectInfo(source): Source,
+    ClientAddr(source): ClientAddr,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
@@ -175,7 +175,7 @@ pub async fn delete_project(
     security(("bearer" = [])))]
 pub async fn create_key(
     State(state): State<Arc<AppState>>,
-    ConnectInfo(source): Source,
+    ClientAddr(source): ClientAddr,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Result<Json<CreateKey>, axum::extract::rejection::JsonRejection>,

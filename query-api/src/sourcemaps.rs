@@ -5,15 +5,15 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use sightline_connectors::SourceMapError;
 use sightline_pipeline::views::{ErrorEventView, EventFrame};
 
 use crate::AppState;
-use crate::audit::{self, Source};
-use crate::auth::authenticate;
+use crate::audit;
+use crate::auth::{ClientAddr, authenticate};
 use crate::error::ApiError;
 
 /// Frames of the group page that get source context.
@@ -44,7 +44,7 @@ pub struct UploadAnswer {
     security(("bearer" = [])))]
 pub async fn upload(
     State(state): State<Arc<AppState>>,
-    ConnectInfo(source): Source,
+    ClientAddr(source): ClientAddr,
     Path(id): Path<String>,
     headers: HeaderMap,
     params: Result<Query<UploadParams>, axum::extract::rejection::QueryRejection>,
