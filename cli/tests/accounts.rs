@@ -275,16 +275,47 @@ async fn every_route_answers_every_caller_exactly(server: &Server) {
         "vitals?name=LCP",
         "live",
     ];
-    let rows =
-        rows.into_iter().chain(reads.iter().map(|read| {
+    let (c, _) = server.create_project("C, nobody's but the admin token's").await;
+    let pageview = json!({ "events": [{ "type": "pageview", "url": "https://shop.example/", "anonymous_id": "v" }] });
+    // Routes anyone may call, whatever they send; then the ones that end
+    // a session, last.
+    let open_and_last: Vec<(Method, String, Option<Value>, [u16; 7])> = vec![
+        (Method::GET, "/healthz".into(), None, [200; 7]),
+        (Method::GET, "/metrics".into(), None, [200; 7]),
+        (Method::GET, "/api/v1/openapi.json".into(), None, [200; 7]),
+        (Method::POST, format!("/api/v1/ingest?key={ingest_key}"), Some(pageview), [202; 7]),
+        (
+            Method::POST,
+            "/api/v1/auth/login".into(),
+            // A new email each time: failures for one account are throttled after five.
+            Some(json!({ "email": "unique", "password": "not the password" })),
+            [401; 7],
+        ),
+        (
+            Method::POST,
+            "/api/v1/auth/password".into(),
+            Some(json!({ "current_password": "not the password", "new_password": "another long password" })),
+            [401, 401, 401, 400, 400, 400, 401],
+        ),
+        (Method::DELETE, format!("/api/v1/projects/{c}"), None, [401, 401, 401, 403, 403, 403, 204]),
+        (Method::POST, "/api/v1/auth/logout".into(), None, [401, 401, 401, 204, 204, 204, 401]),
+    ];
+    let rows = rows
+        .into_iter()
+        .chain(reads.iter().map(|read| {
             (Method::GET, format!("/api/v1/projects/{a}/{read}"), None, [401, 401, 401, 200, 403, 200, 200])
-        }));
+        }))
+        .chain(open_and_last);
 
     for (method, path, body, expected) in rows {
         for (caller, expected) in CALLERS.into_iter().zip(expected) {
             let mut req = server.http.request(method.clone(), server.url(&path));
             let body = match &body {
                 // Each user made is new.
+                Some(Value::Object(o)) if o.get("email").is_some_and(|e| e == "unique") => {
+                    let n = unique.fetch_add(1, Ordering::Relaxed);
+                    Some(json!({ "email": format!("nobody{n}@example.com"), "password": o["password"] }))
+                }
                 Some(Value::Object(o)) if o.is_empty() => {
                     let n = unique.fetch_add(1, Ordering::Relaxed);
                     Some(
