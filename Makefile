@@ -12,6 +12,9 @@ test: lint
 	./scripts/services.sh
 	./scripts/chromium.sh
 	npm ci --prefix cli/tests/bundle --no-audit --no-fund --loglevel=error
+	npm ci --prefix sdk --no-audit --no-fund --loglevel=error
+	npm run build --prefix sdk --silent
+	npm test --prefix sdk --silent
 	$(CARGO) nextest run --workspace --no-fail-fast
 
 lint:
