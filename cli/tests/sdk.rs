@@ -1,13 +1,14 @@
-//! The browser SDK end to end: its script-tag build on a page of another
-//! origin, in Debian's Chromium driven by playwright-core, sending to the
-//! real server; the views must show what the page did.
+//! The browser SDK end to end: its script-tag build, and its ESM build
+//! bundled into an app, on a page of another origin, in Debian's Chromium
+//! driven by playwright-core, sending to the real server; the query API must
+//! then show what the page did.
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use serde_json::{Value, json};
@@ -20,22 +21,54 @@ fn sdk_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sdk/browser")
 }
 
-/// Serves the page and the script-tag build on a port of its own (another
-/// origin than Sightline's, so CORS is exercised); returns its origin.
-async fn serve_page(endpoint: String, key: String) -> String {
-    let script = std::fs::read_to_string(sdk_dir().join("dist/sightline.iife.js"))
-        .expect("the SDK is built: run `npm ci --prefix sdk && npm run build --prefix sdk` (make test does)");
-    let page = format!(
-        r#"<!doctype html><html><head><title>Shop</title>
-<script src="/sightline.iife.js"></script>
-<script>Sightline.init({{ key: "{key}", endpoint: "{endpoint}", release: "web-1", flushDelayMs: 50 }});</script>
-</head><body><p>A shop.</p></body></html>"#
-    );
+/// How the page loads the SDK.
+#[derive(Clone, Copy, Debug)]
+enum Build {
+    /// `dist/sightline.iife.js` in a script tag.
+    ScriptTag,
+    /// An app importing the ESM build, bundled by esbuild.
+    Esm,
+}
+
+/// The script the page loads for `build`.
+fn page_script(build: Build) -> String {
+    let built = "the SDK is built: run `npm ci --prefix sdk && npm run build --prefix sdk` (make test does)";
+    match build {
+        Build::ScriptTag => std::fs::read_to_string(sdk_dir().join("dist/sightline.iife.js")).expect(built),
+        Build::Esm => {
+            let out = tempfile::tempdir().unwrap();
+            let bundle = out.path().join("app.js");
+            let run = Command::new(sdk_dir().join("../node_modules/.bin/esbuild"))
+                .arg(sdk_dir().join("e2e/app.mjs"))
+                .args(["--bundle", "--format=esm", "--minify"])
+                .arg(format!("--outfile={}", bundle.display()))
+                .output()
+                .expect(built);
+            assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+            std::fs::read_to_string(bundle).unwrap()
+        }
+    }
+}
+
+/// Serves the page and the SDK on a port of its own (another origin than
+/// Sightline's, so CORS is exercised); returns its origin.
+async fn serve_page(build: Build, endpoint: &str, key: &str) -> String {
+    let script = page_script(build);
+    let config = format!(r#"{{ "key": "{key}", "endpoint": "{endpoint}", "release": "web-1", "flushDelayMs": 50 }}"#);
+    let head = match build {
+        Build::ScriptTag => format!(r#"<script src="/sdk.js"></script><script>Sightline.init({config});</script>"#),
+        Build::Esm => {
+            format!(
+                r#"<script>window.SIGHTLINE_CONFIG = {config};</script><script type="module" src="/sdk.js"></script>"#
+            )
+        }
+    };
+    let page = format!("<!doctype html><html><head><title>Shop</title>{head}</head><body><p>A shop.</p></body></html>");
     let app = Router::new()
         .route("/", get(move || async move { Html(page) }))
-        .route("/favicon.ico", get(|| async { axum::http::StatusCode::NO_CONTENT }))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route(
-            "/sightline.iife.js",
+            "/sdk.js",
             get(move || async move { ([(header::CONTENT_TYPE, "text/javascript")], script).into_response() }),
         );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -50,8 +83,9 @@ async fn get_json(server: &Server, path: &str) -> Value {
     r.json().await.unwrap()
 }
 
-#[tokio::test]
-async fn a_page_with_the_browser_sdk_reports_views_navigation_events_errors_and_vitals() {
+/// A page with `build` navigates (SPA), tracks, throws, rejects, is left;
+/// the views must show all of it.
+async fn a_page_reports_to_the_server(build: Build) {
     assert!(
         std::path::Path::new("/usr/bin/chromium").exists(),
         "Chromium is missing: run ./scripts/chromium.sh (make test does)"
@@ -59,7 +93,7 @@ async fn a_page_with_the_browser_sdk_reports_views_navigation_events_errors_and_
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(Mode::Embedded, dir.path(), "").await;
     let (project, key) = server.create_project("shop").await;
-    let origin = serve_page(server.base.clone(), key).await;
+    let origin = serve_page(build, &server.base, &key).await;
     // Only the page's origin may send: the SDK's requests must pass CORS.
     let r = server
         .http
@@ -71,12 +105,9 @@ async fn a_page_with_the_browser_sdk_reports_views_navigation_events_errors_and_
         .unwrap();
     assert_eq!(r.status(), 200);
 
+    let page_url = format!("{origin}/");
     let run = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(sdk_dir().join("e2e/chromium.mjs"))
-            .arg(format!("{origin}/"))
-            .output()
-            .expect("node runs")
+        Command::new("node").arg(sdk_dir().join("e2e/chromium.mjs")).arg(page_url).output().expect("node runs")
     })
     .await
     .unwrap();
@@ -84,18 +115,21 @@ async fn a_page_with_the_browser_sdk_reports_views_navigation_events_errors_and_
 
     let now = now_ms();
     let range = format!("from={}&to={}", now - 3_600_000, now + 60_000);
+    let vital = |name: &str| format!("/api/v1/projects/{project}/vitals?name={name}&{range}");
     let deadline = Instant::now() + Duration::from_secs(10);
-    let (pageviews, events, errors, fcp) = loop {
+    let (pageviews, events, errors, fcp, ttfb) = loop {
         let pageviews =
             get_json(&server, &format!("/api/v1/projects/{project}/breakdown?dimension=page&{range}")).await;
         let events = get_json(&server, &format!("/api/v1/projects/{project}/events?{range}")).await;
         let errors = get_json(&server, &format!("/api/v1/projects/{project}/errors?{range}")).await;
-        let fcp = get_json(&server, &format!("/api/v1/projects/{project}/vitals?name=FCP&{range}")).await;
+        let (fcp, ttfb) = (get_json(&server, &vital("FCP")).await, get_json(&server, &vital("TTFB")).await);
         let done = errors["groups"].as_array().is_some_and(|g| g.len() == 2)
             && pageviews.to_string().contains("/cart")
-            && fcp["count"].as_i64().unwrap_or(0) > 0;
+            && events.to_string().contains("signup")
+            && fcp["count"].as_i64().unwrap_or(0) > 0
+            && ttfb["count"].as_i64().unwrap_or(0) > 0;
         if done || Instant::now() > deadline {
-            break (pageviews, events, errors, fcp);
+            break (pageviews, events, errors, fcp, ttfb);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
@@ -105,13 +139,29 @@ async fn a_page_with_the_browser_sdk_reports_views_navigation_events_errors_and_
         .iter()
         .map(|r| (r["value"].as_str().unwrap_or_default().to_owned(), r["pageviews"].as_i64().unwrap_or_default()))
         .collect();
-    assert!(paths.contains(&("/".into(), 1)) && paths.contains(&("/cart".into(), 1)), "{pageviews}");
-    assert!(events.to_string().contains("signup"), "{events}");
-    let mut types: Vec<&str> =
-        errors["groups"].as_array().unwrap().iter().map(|g| g["error_type"].as_str().unwrap()).collect();
+    assert!(paths.contains(&("/".into(), 1)) && paths.contains(&("/cart".into(), 1)), "{build:?}: {pageviews}");
+    assert!(events.to_string().contains("signup"), "{build:?}: {events}");
+    assert!(fcp["count"].as_i64().unwrap() >= 1 && ttfb["count"].as_i64().unwrap() >= 1, "{fcp} {ttfb}");
+    let groups = errors["groups"].as_array().unwrap();
+    let mut types: Vec<&str> = groups.iter().map(|g| g["error_type"].as_str().unwrap()).collect();
     types.sort();
-    assert_eq!(types, ["RangeError", "TypeError"], "{errors}");
-    assert!(fcp["count"].as_i64().unwrap() >= 1, "{fcp}");
+    assert_eq!(types, ["RangeError", "TypeError"], "{build:?}: {errors}");
+    // The thrown error arrives with its stack, served as frames.
+    let thrown = groups.iter().find(|g| g["error_type"] == "TypeError").unwrap();
+    let fingerprint = thrown["fingerprint"].as_str().unwrap();
+    let group = get_json(&server, &format!("/api/v1/projects/{project}/errors/{fingerprint}?{range}")).await;
+    let frames = group["latest_event"]["frames"].as_array().cloned().unwrap_or_default();
+    assert!(!frames.is_empty(), "{build:?}: the error has frames: {group}");
     let summary = get_json(&server, &format!("/api/v1/projects/{project}/sessions/summary?{range}")).await;
     assert_eq!(summary["sessions"], 1, "one visitor, one session: {summary}");
+}
+
+#[tokio::test]
+async fn a_page_with_the_script_tag_build_reports_views_navigation_events_errors_and_vitals() {
+    a_page_reports_to_the_server(Build::ScriptTag).await;
+}
+
+#[tokio::test]
+async fn an_app_with_the_esm_build_reports_views_navigation_events_errors_and_vitals() {
+    a_page_reports_to_the_server(Build::Esm).await;
 }

@@ -6,6 +6,7 @@
 import { onCLS, onFCP, onINP, onLCP, onTTFB, type Metric } from "web-vitals";
 
 import { Ids } from "./ids";
+import { inSample } from "./sampling";
 import { Transport } from "./transport";
 import type { PropValue, SightlineOptions, WireEvent } from "./types";
 
@@ -47,27 +48,19 @@ function optedOut(): boolean {
   }
 }
 
-/** Whether a session is in the sample: the same answer for all its events. */
-function sampled(sessionId: string, rate: number): boolean {
-  if (rate >= 1) return true;
-  let hash = 2166136261;
-  for (let i = 0; i < sessionId.length; i++) hash = Math.imul(hash ^ sessionId.charCodeAt(i), 16777619);
-  return (hash >>> 0) / 4294967296 < rate;
-}
-
 type Payload = WireEvent extends infer E ? (E extends unknown ? Omit<E, "ts" | "anonymous_id" | "session_id" | "url"> : never) : never;
 
-function send(payload: Payload): void {
+function send(payload: Payload, url: string = location.href): void {
   if (!client) return;
   const now = Date.now();
   const sessionId = client.ids.sessionId(now);
-  if (!sampled(sessionId, client.options.sampleRate ?? 1)) return;
+  if (!inSample(sessionId, client.options.sampleRate ?? 1)) return;
   let event: WireEvent | null = {
     ...payload,
     ts: now,
     anonymous_id: client.ids.visitorId(),
     session_id: sessionId,
-    url: location.href,
+    url,
     ...(client.options.release ? { release: client.options.release } : {}),
   } as WireEvent;
   if (client.options.beforeSend) event = client.options.beforeSend(event);
@@ -89,7 +82,12 @@ export const init = safe((options: SightlineOptions): void => {
 
   if (options.autoPageviews !== false) {
     pageview();
-    const navigated = safe(() => setTimeout(pageview, 0));
+    // The URL is read at once (another navigation may follow in the same
+    // task), the title once the app has had a turn to set it.
+    const navigated = safe(() => {
+      const url = location.href;
+      setTimeout(() => viewOf(url), 0);
+    });
     for (const method of ["pushState", "replaceState"] as const) {
       const original = history[method];
       history[method] = function (this: History, ...args: Parameters<History["pushState"]>) {
@@ -141,11 +139,14 @@ export const init = safe((options: SightlineOptions): void => {
 
 /** Records a page view of the current URL (automatic unless
  * `autoPageviews: false`); a URL already recorded last is not counted again. */
-export const pageview = safe((): void => {
-  if (!client || location.href === client.lastUrl) return;
+export const pageview = safe((): void => viewOf(location.href));
+
+const viewOf = safe((url: string): void => {
+  if (!client || url === client.lastUrl) return;
   const first = client.lastUrl === undefined;
-  client.lastUrl = location.href;
-  send({ type: "pageview", title: document.title, ...(first && document.referrer ? { referrer: document.referrer } : {}) });
+  client.lastUrl = url;
+  const referrer = first && document.referrer ? { referrer: document.referrer } : {};
+  send({ type: "pageview", title: document.title, ...referrer }, url);
 });
 
 /** Records a custom event with optional properties. */
