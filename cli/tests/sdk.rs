@@ -1,7 +1,8 @@
-//! The browser SDK end to end: its script-tag build, and its ESM build
-//! bundled into an app, on a page of another origin, in Debian's Chromium
-//! driven by playwright-core, sending to the real server; the query API must
-//! then show what the page did.
+//! The SDKs end to end against the real server. The browser SDK: its
+//! script-tag build, and its ESM build bundled into an app, on a page of
+//! another origin, in Debian's Chromium driven by playwright-core. The Node
+//! SDK: a node:http service whose requests, thrown error and crash must
+//! reach the server. The query API must then show what they did.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -164,4 +165,48 @@ async fn a_page_with_the_script_tag_build_reports_views_navigation_events_errors
 #[tokio::test]
 async fn an_app_with_the_esm_build_reports_views_navigation_events_errors_and_vitals() {
     a_page_reports_to_the_server(Build::Esm).await;
+}
+
+#[tokio::test]
+async fn a_node_service_reports_its_requests_a_thrown_error_and_its_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(Mode::Embedded, dir.path(), "").await;
+    let (project, key) = server.create_project("api").await;
+    let endpoint = server.base.clone();
+    let run = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(sdk_dir().join("../node/e2e/service.mjs"))
+            .args([&endpoint, &key])
+            .output()
+            .expect("node runs")
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "an uncaught exception still ends the process: {stderr}");
+    assert!(stderr.contains("the worker crashed"), "and is shown as Node shows it: {stderr}");
+
+    let now = now_ms();
+    let range = format!("from={}&to={}", now - 3_600_000, now + 60_000);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (events, errors) = loop {
+        let events = get_json(&server, &format!("/api/v1/projects/{project}/events?{range}")).await;
+        let errors = get_json(&server, &format!("/api/v1/projects/{project}/errors?{range}")).await;
+        if errors["groups"].as_array().is_some_and(|g| g.len() == 2) || Instant::now() > deadline {
+            break (events, errors);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let count = |name: &str| {
+        events["names"].as_array().unwrap().iter().find(|n| n["name"] == name).map(|n| n["count"].as_i64().unwrap())
+    };
+    assert_eq!((count("http_request"), count("deploy")), (Some(4), Some(1)), "{events}");
+    let routes = get_json(&server, &format!("/api/v1/projects/{project}/events?name=http_request&{range}")).await;
+    let route_values: Vec<&str> =
+        routes["breakdown"]["route"].as_array().unwrap().iter().map(|v| v["value"].as_str().unwrap()).collect();
+    assert!(route_values.contains(&"/orders/:id"), "ids are folded: {routes}");
+    let mut messages: Vec<&str> =
+        errors["groups"].as_array().unwrap().iter().map(|g| g["message"].as_str().unwrap()).collect();
+    messages.sort();
+    assert_eq!(messages, ["the order store is down", "the worker crashed"], "{errors}");
 }

@@ -7,10 +7,12 @@ import { onCLS, onFCP, onINP, onLCP, onTTFB, type Metric } from "web-vitals";
 
 import { Ids } from "./ids";
 import { inSample } from "./sampling";
-import { Transport } from "./transport";
-import type { PropValue, SightlineOptions, WireEvent } from "./types";
+import { Transport } from "@sightline/core";
+import type { PropValue, WireEvent } from "@sightline/core";
+import type { SightlineOptions } from "./options";
 
-export type { PropValue, SightlineOptions, WireEvent } from "./types";
+export type { PropValue, WireEvent } from "@sightline/core";
+export type { SightlineOptions } from "./options";
 
 const OPT_OUT_KEY = "sightline_opt_out";
 

@@ -1,9 +1,10 @@
 // Batching and delivery: events wait in a bounded queue and go out in
 // batches; a failed batch is retried with exponential backoff (honouring
-// Retry-After); when the page is hidden or left, what is queued goes with
-// `navigator.sendBeacon`, which the browser delivers after the page is gone.
+// Retry-After). In a browser, when the page is hidden or left, what is
+// queued goes with `navigator.sendBeacon`, which the browser delivers after
+// the page is gone.
 
-import type { WireEvent } from "./types";
+import type { WireEvent } from "./wire";
 
 /** Most events kept while the server cannot be reached; the oldest go first. */
 export const MAX_QUEUE = 1000;
@@ -45,6 +46,11 @@ export class Transport {
       this.queue.splice(0, this.queue.length - MAX_QUEUE);
     }
     this.schedule(this.options.flushDelayMs ?? FLUSH_DELAY_MS);
+  }
+
+  /** Events queued or in flight. */
+  pending(): number {
+    return this.queue.length + (this.sending ? 1 : 0);
   }
 
   /** Sends what is queued now (resolves once the request is answered). */
@@ -110,5 +116,8 @@ export class Transport {
       this.timer = undefined;
       void this.flush();
     }, delayMs);
+    // In Node a pending batch must not keep the process alive (the SDK
+    // flushes on exit instead); browsers have no unref.
+    (this.timer as { unref?: () => void }).unref?.();
   }
 }

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 import { MAX_QUEUE, Transport } from "../src/transport";
-import type { WireEvent } from "../src/types";
+import type { WireEvent } from "../src/wire";
 
 const event = (i: number): WireEvent => ({
   type: "event",
@@ -25,6 +25,7 @@ describe("Transport", () => {
   afterEach(() => {
     vi.useRealTimers();
     vi.unstubAllGlobals();
+    vi.restoreAllMocks();
   });
 
   it("batches what arrives within the delay into one request, key in the URL", async () => {
@@ -45,18 +46,20 @@ describe("Transport", () => {
       .mockImplementationOnce(() => answer(503))
       .mockImplementation(() => answer(202));
     vi.stubGlobal("fetch", fetch);
+    // The jitter at its least: backoffs of exactly 0.5 s, then 1 s.
+    vi.spyOn(Math, "random").mockReturnValue(0);
     const t = new Transport({ endpoint: "https://s.example", key: "k", flushDelayMs: 0 });
     t.enqueue(event(0));
     await vi.advanceTimersByTimeAsync(0);
     expect(fetch).toHaveBeenCalledTimes(1);
     t.enqueue(event(1));
-    await vi.advanceTimersByTimeAsync(400); // the first retry waits 0.5 to 1 s
+    await vi.advanceTimersByTimeAsync(499);
     expect(fetch).toHaveBeenCalledTimes(1);
-    await vi.advanceTimersByTimeAsync(700);
+    await vi.advanceTimersByTimeAsync(1);
     expect(fetch).toHaveBeenCalledTimes(2);
-    await vi.advanceTimersByTimeAsync(900); // the second waits 1 to 2 s
+    await vi.advanceTimersByTimeAsync(999);
     expect(fetch).toHaveBeenCalledTimes(2);
-    await vi.advanceTimersByTimeAsync(1200);
+    await vi.advanceTimersByTimeAsync(1);
     expect(sentBatches(fetch)).toEqual([["e0"], ["e0", "e1"], ["e0", "e1"]]);
   });
 
