@@ -29,6 +29,8 @@ enum Build {
     ScriptTag,
     /// An app importing the ESM build, bundled by esbuild.
     Esm,
+    /// A React app using @sightline/react, bundled by esbuild.
+    React,
 }
 
 /// The script the page loads for `build`.
@@ -36,12 +38,16 @@ fn page_script(build: Build) -> String {
     let built = "the SDK is built: run `npm ci --prefix sdk && npm run build --prefix sdk` (make test does)";
     match build {
         Build::ScriptTag => std::fs::read_to_string(sdk_dir().join("dist/sightline.iife.js")).expect(built),
-        Build::Esm => {
+        Build::Esm | Build::React => {
             let out = tempfile::tempdir().unwrap();
             let bundle = out.path().join("app.js");
+            let app = match build {
+                Build::React => sdk_dir().join("../react/e2e/app.mjs"),
+                _ => sdk_dir().join("e2e/app.mjs"),
+            };
             let run = Command::new(sdk_dir().join("../node_modules/.bin/esbuild"))
-                .arg(sdk_dir().join("e2e/app.mjs"))
-                .args(["--bundle", "--format=esm", "--minify"])
+                .arg(app)
+                .args(["--bundle", "--format=esm", "--minify", "--define:process.env.NODE_ENV=\"production\""])
                 .arg(format!("--outfile={}", bundle.display()))
                 .output()
                 .expect(built);
@@ -58,13 +64,15 @@ async fn serve_page(build: Build, endpoint: &str, key: &str) -> String {
     let config = format!(r#"{{ "key": "{key}", "endpoint": "{endpoint}", "release": "web-1", "flushDelayMs": 50 }}"#);
     let head = match build {
         Build::ScriptTag => format!(r#"<script src="/sdk.js"></script><script>Sightline.init({config});</script>"#),
-        Build::Esm => {
+        Build::Esm | Build::React => {
             format!(
                 r#"<script>window.SIGHTLINE_CONFIG = {config};</script><script type="module" src="/sdk.js"></script>"#
             )
         }
     };
-    let page = format!("<!doctype html><html><head><title>Shop</title>{head}</head><body><p>A shop.</p></body></html>");
+    let page = format!(
+        r#"<!doctype html><html><head><title>Shop</title>{head}</head><body><div id="root"><p>A shop.</p></div></body></html>"#
+    );
     let app = Router::new()
         .route("/", get(move || async move { Html(page) }))
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
@@ -107,13 +115,22 @@ async fn a_page_reports_to_the_server(build: Build) {
     assert_eq!(r.status(), 200);
 
     let page_url = format!("{origin}/");
+    let driver = match build {
+        Build::React => sdk_dir().join("../react/e2e/chromium.mjs"),
+        _ => sdk_dir().join("e2e/chromium.mjs"),
+    };
     let run = tokio::task::spawn_blocking(move || {
-        Command::new("node").arg(sdk_dir().join("e2e/chromium.mjs")).arg(page_url).output().expect("node runs")
+        Command::new("node").arg(driver).arg(page_url).output().expect("node runs")
     })
     .await
     .unwrap();
     assert!(run.status.success(), "{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
 
+    // The React app throws while rendering; the others throw and reject.
+    let expected_errors: &[&str] = match build {
+        Build::React => &["TypeError"],
+        _ => &["RangeError", "TypeError"],
+    };
     let now = now_ms();
     let range = format!("from={}&to={}", now - 3_600_000, now + 60_000);
     let vital = |name: &str| format!("/api/v1/projects/{project}/vitals?name={name}&{range}");
@@ -124,7 +141,7 @@ async fn a_page_reports_to_the_server(build: Build) {
         let events = get_json(&server, &format!("/api/v1/projects/{project}/events?{range}")).await;
         let errors = get_json(&server, &format!("/api/v1/projects/{project}/errors?{range}")).await;
         let (fcp, ttfb) = (get_json(&server, &vital("FCP")).await, get_json(&server, &vital("TTFB")).await);
-        let done = errors["groups"].as_array().is_some_and(|g| g.len() == 2)
+        let done = errors["groups"].as_array().is_some_and(|g| g.len() == expected_errors.len())
             && pageviews.to_string().contains("/cart")
             && events.to_string().contains("signup")
             && fcp["count"].as_i64().unwrap_or(0) > 0
@@ -146,7 +163,7 @@ async fn a_page_reports_to_the_server(build: Build) {
     let groups = errors["groups"].as_array().unwrap();
     let mut types: Vec<&str> = groups.iter().map(|g| g["error_type"].as_str().unwrap()).collect();
     types.sort();
-    assert_eq!(types, ["RangeError", "TypeError"], "{build:?}: {errors}");
+    assert_eq!(types, expected_errors, "{build:?}: {errors}");
     // The thrown error arrives with its stack, served as frames.
     let thrown = groups.iter().find(|g| g["error_type"] == "TypeError").unwrap();
     let fingerprint = thrown["fingerprint"].as_str().unwrap();
@@ -165,6 +182,11 @@ async fn a_page_with_the_script_tag_build_reports_views_navigation_events_errors
 #[tokio::test]
 async fn an_app_with_the_esm_build_reports_views_navigation_events_errors_and_vitals() {
     a_page_reports_to_the_server(Build::Esm).await;
+}
+
+#[tokio::test]
+async fn a_react_app_reports_views_navigation_events_errors_its_boundary_caught_and_vitals() {
+    a_page_reports_to_the_server(Build::React).await;
 }
 
 #[tokio::test]
