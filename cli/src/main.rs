@@ -27,6 +27,9 @@ enum Command {
     /// Source maps for readable stack traces.
     #[command(subcommand)]
     Sourcemaps(sourcemaps::Command),
+    /// Print the OpenAPI document the server serves at /api/v1/openapi.json
+    /// (the SDKs' types are generated from it: `sdk/openapi.json`).
+    Openapi,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -40,5 +43,10 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve::serve(args)),
         Command::Sourcemaps(command) => runtime.block_on(sourcemaps::run(command)),
+        Command::Openapi => {
+            use utoipa::OpenApi;
+            println!("{}", sightline_query_api::ApiDoc::openapi().to_pretty_json()?);
+            Ok(())
+        }
     }
 }

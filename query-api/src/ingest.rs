@@ -174,11 +174,115 @@ pub struct IngestAnswer {
 /// The ingest body: `{"events": [...]}` as JSON or MessagePack.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct IngestBatch {
-    /// Up to 1000 events. Each has a `type` (`pageview`, `event`, `error`,
-    /// `vital`), optional `ts` (ms since the epoch), `anonymous_id`,
-    /// `session_id`, `url`, `release`, and the fields of its type.
-    #[schema(value_type = Vec<Object>)]
-    pub events: Vec<serde_json::Value>,
+    /// Up to 1000 events.
+    pub events: Vec<IngestEvent>,
+}
+
+/// One event as a client sends it: the fields every event has, and those
+/// of its `type`. This describes the wire format for the OpenAPI document
+/// (the SDKs' types are generated from it); events are read by
+/// `sightline_model::validate_event`, and a test checks that an event of
+/// each kind built from these types passes it.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct IngestEvent {
+    #[serde(flatten)]
+    pub common: EventCommon,
+    #[serde(flatten)]
+    pub kind: IngestEventKind,
+}
+
+/// What every event carries.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EventCommon {
+    /// Client time, ms since the Unix epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ts: Option<i64>,
+    /// The visitor: stable across visits.
+    pub anonymous_id: String,
+    /// The server splits sessions after 30 idle minutes when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// The page's URL; the path is derived from it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The app's version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+}
+
+/// The fields of each kind of event, by `type`.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum IngestEventKind {
+    Pageview {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        referrer: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        title: Option<String>,
+    },
+    Event {
+        name: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        props: Option<std::collections::BTreeMap<String, EventPropValue>>,
+    },
+    Error {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error_type: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+        /// The raw `Error.stack` string; parsed by the server.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        stack: Option<String>,
+        /// Instead of `stack`: frames the client parsed, innermost first.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        frames: Option<Vec<ClientFrame>>,
+        /// Overrides grouping: events with the same fingerprint are one issue.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        fingerprint: Option<Vec<String>>,
+    },
+    Vital {
+        name: VitalMetric,
+        /// Milliseconds; CLS is unitless.
+        value: f64,
+    },
+}
+
+/// A custom event property's value.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum EventPropValue {
+    Text(String),
+    Number(f64),
+    Flag(bool),
+}
+
+/// A stack frame a client parsed itself.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ClientFrame {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<u32>,
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum VitalMetric {
+    #[serde(rename = "LCP")]
+    Lcp,
+    #[serde(rename = "INP")]
+    Inp,
+    #[serde(rename = "CLS")]
+    Cls,
+    #[serde(rename = "FCP")]
+    Fcp,
+    #[serde(rename = "TTFB")]
+    Ttfb,
+    #[serde(rename = "FID")]
+    Fid,
 }
 
 #[utoipa::path(
@@ -457,4 +561,61 @@ fn body_error(e: BodyError) -> ApiError {
         BodyError::BadGzip(_) | BodyError::NotABatch(_) => StatusCode::BAD_REQUEST,
     };
     ApiError::new(status, code, e.to_string()).field(e.field())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// The schema the SDKs are generated from and the validator agree: an
+    /// event of each kind, written through the schema's types, is valid.
+    #[test]
+    fn events_written_by_the_schema_pass_validation() {
+        let common = || EventCommon {
+            ts: Some(1_800_000_000_000),
+            anonymous_id: "v1".into(),
+            session_id: Some("s1".into()),
+            url: Some("https://shop.example/cart".into()),
+            release: Some("web-1".into()),
+        };
+        let props = [
+            ("plan".to_owned(), EventPropValue::Text("pro".into())),
+            ("seats".to_owned(), EventPropValue::Number(3.0)),
+            ("trial".to_owned(), EventPropValue::Flag(false)),
+        ];
+        let kinds = [
+            IngestEventKind::Pageview { referrer: Some("https://search.example/".into()), title: Some("Cart".into()) },
+            IngestEventKind::Event { name: "signup".into(), props: Some(props.into_iter().collect()) },
+            IngestEventKind::Error {
+                error_type: Some("TypeError".into()),
+                message: Some("boom".into()),
+                stack: Some("TypeError: boom\n    at f (https://shop.example/app.js:1:2)".into()),
+                frames: None,
+                fingerprint: Some(vec!["checkout".into()]),
+            },
+            IngestEventKind::Error {
+                error_type: None,
+                message: Some("boom".into()),
+                stack: None,
+                frames: Some(vec![ClientFrame {
+                    function: Some("f".into()),
+                    file: Some("app.js".into()),
+                    line: Some(1),
+                    column: Some(2),
+                }]),
+                fingerprint: None,
+            },
+            IngestEventKind::Vital { name: VitalMetric::Lcp, value: 1234.5 },
+            IngestEventKind::Vital { name: VitalMetric::Cls, value: 0.05 },
+        ];
+        for kind in kinds {
+            let batch = IngestBatch { events: vec![IngestEvent { common: common(), kind }] };
+            let body = serde_json::to_vec(&json!({ "events": batch.events })).unwrap();
+            let decoded = decode_body(&body, Format::Json, Encoding::Identity).unwrap();
+            let verdict = validate_event(&decoded.events[0]);
+            assert!(verdict.is_ok(), "{} is refused: {:?}", String::from_utf8_lossy(&body), verdict.err());
+        }
+    }
 }

@@ -119,3 +119,21 @@ impl utoipa::Modify for SecuritySchemes {
 pub async fn openapi() -> impl IntoResponse {
     Json(ApiDoc::openapi())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The SDKs' types are generated from `sdk/openapi.json`: it must be
+    /// this server's document.
+    #[test]
+    fn the_sdks_copy_of_the_openapi_document_is_current() {
+        let current = ApiDoc::openapi().to_pretty_json().unwrap();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../sdk/openapi.json");
+        let copy = std::fs::read_to_string(path).unwrap();
+        assert!(
+            copy.trim_end() == current.trim_end(),
+            "sdk/openapi.json is stale: run `cargo run -p sightline -- openapi > sdk/openapi.json && npm run generate --prefix sdk`"
+        );
+    }
+}

@@ -1,19 +1,20 @@
-// What the SDKs send: the ingest contract's events.
+// What the SDKs send: the ingest API's events as the server's OpenAPI
+// document describes them. `openapi.ts` is generated from `sdk/openapi.json`
+// (`npm run generate`), which `sightline openapi` writes; tests on both
+// sides fail when either is stale.
 
-export type PropValue = string | number | boolean;
+import type { components } from "./openapi";
 
-interface Common {
+type Schemas = components["schemas"];
+
+/** A custom event property's value. */
+export type PropValue = Schemas["EventPropValue"];
+
+/** An event as the SDKs send it: the common fields, which they always set,
+ * and those of its `type`. */
+export type WireEvent = Schemas["EventCommon"] & {
   ts: number;
   anonymous_id: string;
   session_id: string;
   url: string;
-  release?: string;
-}
-
-export type WireEvent = Common &
-  (
-    | { type: "pageview"; referrer?: string; title?: string }
-    | { type: "event"; name: string; props?: Record<string, PropValue> }
-    | { type: "error"; error_type?: string; message?: string; stack?: string; fingerprint?: string[] }
-    | { type: "vital"; name: "LCP" | "INP" | "CLS" | "FCP" | "TTFB" | "FID"; value: number }
-  );
+} & Schemas["IngestEventKind"];
