@@ -127,6 +127,28 @@ function requestUrl(req: Request): string {
   return `${scheme}://${host}${req.originalUrl ?? req.url ?? "/"}`;
 }
 
+/** Express's route pattern, with the path its router is mounted at, read
+ * when the router matches it: once a sub-router is left (an error handler
+ * runs after it), `req.baseUrl` no longer says where it was mounted. */
+function watchRoute(req: Request): () => string | undefined {
+  let route = req.route;
+  let matched: string | undefined;
+  try {
+    Object.defineProperty(req, "route", {
+      configurable: true,
+      enumerable: true,
+      get: () => route,
+      set(value: { path?: unknown } | undefined) {
+        route = value as Request["route"];
+        if (typeof value?.path === "string") matched = `${req.baseUrl ?? ""}${value.path}`;
+      },
+    });
+  } catch {
+    // A frozen request: the route is read at the end instead.
+  }
+  return () => matched;
+}
+
 /** The route a request matched: Express's route pattern when there is one,
  * else the path with numeric and id-like segments replaced by `:id`, so
  * routes do not explode into one per id. */
@@ -143,10 +165,11 @@ function routeOf(req: Request): string {
 export function sightlineMiddleware(): (req: IncomingMessage, res: ServerResponse, next?: Next) => void {
   return (req, res, next) => {
     const started = process.hrtime.bigint();
+    const matched = watchRoute(req as Request);
     res.once("finish", () => {
       const r = req as Request;
       const duration_ms = Number(process.hrtime.bigint() - started) / 1e6;
-      const props = { method: r.method ?? "GET", route: routeOf(r), status: res.statusCode, duration_ms };
+      const props = { method: r.method ?? "GET", route: matched() ?? routeOf(r), status: res.statusCode, duration_ms };
       track(REQUEST_EVENT, props, { url: requestUrl(r) });
     });
     next?.();

@@ -55,6 +55,36 @@ describe("@sightline/node", () => {
     expect(sent.filter((e) => e.type === "error").map((e) => e.error_type)).toEqual(["RangeError"]);
   });
 
+  it("records an Express app's requests by route pattern and captures what its routes throw", async () => {
+    const sent: Sent[] = [];
+    const s = await sdk(sent);
+    const { default: express } = await import("express");
+    const app = express();
+    app.use(s.sightlineMiddleware());
+    const api = express.Router();
+    api.get("/orders/:orderId", (_req, res) => void res.send("an order"));
+    api.get("/checkout", () => {
+      throw new Error("the order store is down");
+    });
+    app.use("/api", api);
+    app.use(s.sightlineErrorHandler());
+    const server = app.listen(0, "127.0.0.1");
+    await new Promise((resolve) => server.once("listening", resolve));
+    expect(await request(server, "/api/orders/42")).toBe(200);
+    expect(await request(server, "/api/checkout")).toBe(500);
+    expect(await request(server, "/nowhere")).toBe(404);
+    server.close();
+    await s.flush();
+    const requests = sent.filter((e) => e.name === s.REQUEST_EVENT).map((e) => [e.props?.route, e.props?.status]);
+    expect(requests).toEqual([
+      ["/api/orders/:orderId", 200],
+      ["/api/checkout", 500],
+      ["/nowhere", 404],
+    ]);
+    const errors = sent.filter((e) => e.type === "error");
+    expect(errors.map((e) => [e.error_type, e.url])).toEqual([["Error", expect.stringMatching(/\/api\/checkout$/)]]);
+  });
+
   it("reports Express's route pattern when the router matched one", async () => {
     const sent: Sent[] = [];
     const s = await sdk(sent);
