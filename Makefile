@@ -1,10 +1,10 @@
 # The two commands a fresh machine needs: `make run` and `make test`.
 CARGO ?= cargo
 
-.PHONY: run test lint build bench
+.PHONY: run test lint build bench dashboard
 
 ## Run Sightline on embedded defaults (data in ./sightline-data, API on 127.0.0.1:7700).
-run:
+run: dashboard
 	$(CARGO) run --release -p sightline -- serve
 
 ## Every check CI runs: format, lints, and every test against real NATS and PostgreSQL.
@@ -15,13 +15,19 @@ test: lint
 	npm ci --prefix sdk --no-audit --no-fund --loglevel=error
 	npm run build --prefix sdk --silent
 	npm test --prefix sdk --silent
+	$(MAKE) dashboard
 	$(CARGO) nextest run --workspace --no-fail-fast
+
+## The web UI, built into dashboard/dist and embedded into the binary.
+dashboard:
+	npm ci --prefix dashboard --no-audit --no-fund --loglevel=error
+	npm run build --prefix dashboard --silent
 
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-build:
+build: dashboard
 	$(CARGO) build --release -p sightline
 
 ## Ingest throughput, latency and memory: writes bench/README.md's table.

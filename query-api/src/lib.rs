@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod ingest;
 pub mod keys;
@@ -158,5 +159,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/openapi.json", get(ops::openapi))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
+        .fallback(get(dashboard::serve))
         .with_state(state)
 }

@@ -1,0 +1,75 @@
+//! The dashboard end to end: served by the binary under a strict
+//! Content-Security-Policy, logged into in Debian's Chromium, its overview
+//! moving with the live feed within a second of an event, without a reload.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+mod common;
+
+use common::*;
+
+fn dashboard_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dashboard")
+}
+
+#[tokio::test]
+async fn the_dashboard_logs_in_and_its_overview_moves_with_the_live_feed() {
+    assert!(
+        dashboard_dir().join("dist/index.html").exists(),
+        "the dashboard is built: run `npm ci --prefix dashboard && npm run build --prefix dashboard` (make test does)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(Mode::Embedded, dir.path(), "").await;
+    let (project, key) = server.create_project("shop").await;
+    let body = json!({ "email": "ada@example.com", "password": "ada's long password", "name": "Ada" });
+    let r = server.http.post(server.url("/api/v1/users")).bearer_auth(ADMIN).json(&body).send().await.unwrap();
+    let user: Value = r.json().await.unwrap();
+    let member = format!("/api/v1/projects/{project}/members/{}", user["id"].as_str().unwrap());
+    let r = server
+        .http
+        .put(server.url(&member))
+        .bearer_auth(ADMIN)
+        .json(&json!({ "role": "viewer" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    server.ingest(&key, json!([{ "type": "pageview", "url": "https://shop.example/", "anonymous_id": "v1" }])).await;
+
+    // The page and its assets come with the security headers.
+    let page = server.http.get(server.url("/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    for directive in ["default-src 'self'", "script-src 'self'", "object-src 'none'", "frame-ancestors 'none'"] {
+        assert!(csp.contains(directive), "{csp}");
+    }
+    assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{csp}");
+    assert_eq!(page.headers()["x-content-type-options"], "nosniff");
+    let html = page.text().await.unwrap();
+    assert!(!html.contains("<script>"), "no inline script: {html}");
+    // The app's own routes get the app; unknown API paths stay JSON 404s.
+    assert_eq!(server.http.get(server.url("/settings")).send().await.unwrap().status(), 200);
+    let missing = server.http.get(server.url("/api/v1/nothing")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(missing.json::<Value>().await.unwrap()["error"]["code"], "not_found");
+
+    let base = server.base.clone();
+    let run = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(dashboard_dir().join("e2e/chromium.mjs"))
+            .args([&base, "ada@example.com", "ada's long password", &key])
+            .output()
+            .expect("node runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stdout}{}", String::from_utf8_lossy(&run.stderr));
+    let result: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!((result["before"].as_i64(), result["after"].as_i64()), (Some(1), Some(2)), "{result}");
+    assert!(result["movedMs"].as_i64().unwrap() < 1_000, "the overview moved within a second: {result}");
+    assert_eq!(result["chart"], 1, "the live chart is drawn: {result}");
+}

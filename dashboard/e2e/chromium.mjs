@@ -1,0 +1,41 @@
+// Logs into the dashboard in Debian's Chromium, reads today's page views,
+// sends one more page view to the ingest API, and waits for the overview to
+// show it without a reload (the live feed). Fails on any console error but
+// the 401 of asking for a session before logging in (a
+// Content-Security-Policy violation is one).
+// Usage: node chromium.mjs <base URL> <email> <password> <ingest key>.
+import { chromium } from "playwright-core";
+
+const [base, email, password, key] = process.argv.slice(2);
+const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox", "--disable-gpu"] });
+try {
+  const page = await browser.newPage();
+  const problems = [];
+  page.on("console", (m) => m.type() === "error" && problems.push(m.text()));
+  page.on("pageerror", (e) => problems.push(String(e)));
+  await page.goto(`${base}/`, { waitUntil: "load" });
+  await page.fill("#email", email);
+  await page.fill("#password", password);
+  await page.click("button[type=submit]");
+  const metric = page.locator("#metric-pageviews");
+  await metric.waitFor({ timeout: 10_000 });
+  const before = Number(await metric.textContent());
+  const sent = Date.now();
+  const response = await fetch(`${base}/api/v1/ingest?key=${key}`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ events: [{ type: "pageview", url: "https://shop.example/live", anonymous_id: "live-visitor" }] }),
+  });
+  if (response.status !== 202) throw new Error(`ingest answered ${response.status}`);
+  await page.waitForFunction((n) => Number(document.querySelector("#metric-pageviews")?.textContent) === n, before + 1, {
+    timeout: 5_000,
+  });
+  const movedMs = Date.now() - sent;
+  const chart = await page.locator("#live-chart canvas").count();
+  // Before login, asking for the session is answered 401: expected.
+  const unexpected = problems.filter((p) => !p.includes("status of 401"));
+  if (unexpected.length > 0) throw new Error(`console errors: ${unexpected.join("\n")}`);
+  console.log(JSON.stringify({ before, after: before + 1, movedMs, chart }));
+} finally {
+  await browser.close();
+}

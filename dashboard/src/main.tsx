@@ -1,0 +1,122 @@
+// Sightline's dashboard: login, then a project's overview with a live
+// chart. Event data is always rendered as text (Preact escapes it).
+
+import { render } from "preact";
+import { useEffect, useState } from "preact/hooks";
+
+import { ApiError, api, setCsrf, type Project, type SessionView } from "./api";
+import { Overview } from "./overview";
+import "./style.css";
+
+function Login(props: { onSession: (s: SessionView) => void }) {
+  const [email, setEmail] = useState("");
+  const [password, setPassword] = useState("");
+  const [error, setError] = useState("");
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setError("");
+    try {
+      props.onSession(await api<SessionView>("POST", "/api/v1/auth/login", { email, password }));
+    } catch (err) {
+      setError(err instanceof ApiError && err.status === 429 ? "Too many attempts; try again later." : "Wrong email or password.");
+    }
+  };
+  return (
+    <form class="card login" onSubmit={submit}>
+      <h1>Sightline</h1>
+      <label>
+        Email
+        <input id="email" type="email" autocomplete="username" required value={email} onInput={(e) => setEmail(e.currentTarget.value)} />
+      </label>
+      <label>
+        Password
+        <input id="password" type="password" autocomplete="current-password" required value={password} onInput={(e) => setPassword(e.currentTarget.value)} />
+      </label>
+      {error && <p role="alert" class="error">{error}</p>}
+      <button type="submit">Log in</button>
+    </form>
+  );
+}
+
+function NewPassword(props: { onDone: () => void }) {
+  const [current, setCurrent] = useState("");
+  const [next, setNext] = useState("");
+  const [error, setError] = useState("");
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    try {
+      await api("POST", "/api/v1/auth/password", { current_password: current, new_password: next });
+      props.onDone();
+    } catch (err) {
+      setError(err instanceof Error ? err.message : String(err));
+    }
+  };
+  return (
+    <form class="card login" onSubmit={submit}>
+      <h1>Set your password</h1>
+      <label>
+        One-time password
+        <input id="current" type="password" autocomplete="current-password" required value={current} onInput={(e) => setCurrent(e.currentTarget.value)} />
+      </label>
+      <label>
+        New password (12 characters or more)
+        <input id="new" type="password" autocomplete="new-password" minLength={12} required value={next} onInput={(e) => setNext(e.currentTarget.value)} />
+      </label>
+      {error && <p role="alert" class="error">{error}</p>}
+      <button type="submit">Save</button>
+    </form>
+  );
+}
+
+function App() {
+  const [session, setSession] = useState<SessionView | null | undefined>(undefined);
+  const [projects, setProjects] = useState<Project[]>([]);
+  const [projectId, setProjectId] = useState("");
+
+  const adopt = (s: SessionView | null) => {
+    if (s) setCsrf(s.csrf_token);
+    setSession(s);
+  };
+  useEffect(() => {
+    api<SessionView>("GET", "/api/v1/auth/session").then(adopt, () => adopt(null));
+  }, []);
+  useEffect(() => {
+    if (!session || session.user.must_change_password) return;
+    api<{ projects: Project[] }>("GET", "/api/v1/projects").then((answer) => {
+      setProjects(answer.projects);
+      setProjectId((id) => id || answer.projects[0]?.id || "");
+    });
+  }, [session]);
+
+  if (session === undefined) return <p class="muted">Loading…</p>;
+  if (session === null) return <Login onSession={adopt} />;
+  if (session.user.must_change_password) {
+    return <NewPassword onDone={() => api<SessionView>("GET", "/api/v1/auth/session").then(adopt)} />;
+  }
+  const logout = async () => {
+    await api("POST", "/api/v1/auth/logout");
+    adopt(null);
+  };
+  return (
+    <div class="shell">
+      <header>
+        <strong>Sightline</strong>
+        <label class="switcher">
+          Project
+          <select id="project" value={projectId} onChange={(e) => setProjectId(e.currentTarget.value)}>
+            {projects.map((p) => (
+              <option key={p.id} value={p.id}>
+                {p.name}
+              </option>
+            ))}
+          </select>
+        </label>
+        <span class="muted">{session.user.email}</span>
+        <button onClick={logout}>Log out</button>
+      </header>
+      <main>{projectId ? <Overview projectId={projectId} /> : <p class="muted">No project yet.</p>}</main>
+    </div>
+  );
+}
+
+render(<App />, document.getElementById("app")!);
