@@ -72,4 +72,5 @@ async fn the_dashboard_logs_in_and_its_overview_moves_with_the_live_feed() {
     assert_eq!((result["before"].as_i64(), result["after"].as_i64()), (Some(1), Some(2)), "{result}");
     assert!(result["movedMs"].as_i64().unwrap() < 1_000, "the overview moved within a second: {result}");
     assert_eq!(result["chart"], 1, "the live chart is drawn: {result}");
+    assert_eq!(result["chip"].as_str().map(str::trim), Some("path: /live ×"), "the filter is shown: {result}");
 }

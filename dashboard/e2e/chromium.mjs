@@ -1,6 +1,7 @@
 // Logs into the dashboard in Debian's Chromium, reads today's page views,
-// sends one more page view to the ingest API, and waits for the overview to
-// show it without a reload (the live feed). Fails on any console error but
+// sends one more page view to the ingest API, waits for the overview to
+// show it without a reload (the live feed), then filters the page by a
+// click on that page in the pages table. Fails on any console error but
 // the 401 of asking for a session before logging in (a
 // Content-Security-Policy violation is one).
 // Usage: node chromium.mjs <base URL> <email> <password> <ingest key>.
@@ -32,10 +33,14 @@ try {
   });
   const movedMs = Date.now() - sent;
   const chart = await page.locator("#live-chart canvas").count();
+  // A click on a page in the table filters the whole page by it.
+  await page.locator("#table-page button", { hasText: "/live" }).click();
+  await page.waitForFunction(() => document.querySelector("#metric-pageviews")?.textContent === "1", null, { timeout: 5_000 });
+  const chip = await page.locator(".chip").textContent();
   // Before login, asking for the session is answered 401: expected.
   const unexpected = problems.filter((p) => !p.includes("status of 401"));
   if (unexpected.length > 0) throw new Error(`console errors: ${unexpected.join("\n")}`);
-  console.log(JSON.stringify({ before, after: before + 1, movedMs, chart }));
+  console.log(JSON.stringify({ before, after: before + 1, movedMs, chart, chip }));
 } finally {
   await browser.close();
 }

@@ -1,5 +1,7 @@
-// A project's overview: today's visitors, page views, sessions, bounce
-// rate, visit duration and current visitors, and page views per minute for
+// A project's overview: visitors, page views, sessions, bounce rate, visit
+// duration over a chosen range against the range before it, current
+// visitors, the pages, referrers, devices, browsers and operating systems
+// (a click on a row filters the whole page), and page views per minute for
 // the last 30 minutes, redrawn whenever the live feed says they changed.
 
 import { useEffect, useRef, useState } from "preact/hooks";
@@ -7,6 +9,7 @@ import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 
 import { api } from "./api";
+import { DIMENSIONS, RANGES, change, params, previous, rangeOf, type Filters, type Range, type RangeName } from "./query";
 
 interface Pageviews {
   total: { pageviews: number; visitors: number };
@@ -20,22 +23,21 @@ interface Summary {
 }
 
 interface Numbers {
-  pageviews: number;
   visitors: number;
+  pageviews: number;
   sessions: number;
   bounceRate: number;
   durationMs: number;
-  current: number;
+}
+
+interface BreakdownRow {
+  value: string;
+  visitors?: number;
+  pageviews?: number;
 }
 
 const MINUTE = 60_000;
-const WINDOW = 30 * MINUTE;
-
-function startOfDay(now: number): number {
-  const d = new Date(now);
-  d.setHours(0, 0, 0, 0);
-  return d.getTime();
-}
+const LIVE_WINDOW = 30 * MINUTE;
 
 function duration(ms: number): string {
   const s = Math.round(ms / 1000);
@@ -44,7 +46,7 @@ function duration(ms: number): string {
 
 /** Page views per minute, with empty minutes as zeros. */
 function perMinute(series: Pageviews["series"], now: number): [number[], number[]] {
-  const first = Math.floor((now - WINDOW) / MINUTE) * MINUTE;
+  const first = Math.floor((now - LIVE_WINDOW) / MINUTE) * MINUTE;
   const counts = new Map(series.map((p) => [p.t, p.pageviews]));
   const xs: number[] = [];
   const ys: number[] = [];
@@ -55,31 +57,52 @@ function perMinute(series: Pageviews["series"], now: number): [number[], number[
   return [xs, ys];
 }
 
+async function numbersOf(base: string, range: Range, filters: Filters): Promise<Numbers> {
+  const [pageviews, summary] = await Promise.all([
+    api<Pageviews>("GET", `${base}/pageviews?${params(range, filters, { interval: range.interval })}`),
+    api<Summary>("GET", `${base}/sessions/summary?${params(range, filters)}`),
+  ]);
+  return {
+    visitors: pageviews.total.visitors,
+    pageviews: pageviews.total.pageviews,
+    sessions: summary.sessions,
+    bounceRate: summary.bounce_rate,
+    durationMs: summary.avg_duration_ms,
+  };
+}
+
 export function Overview(props: { projectId: string }) {
   const { projectId } = props;
-  const [numbers, setNumbers] = useState<Numbers | null>(null);
+  const [rangeName, setRangeName] = useState<RangeName>("today");
+  const [filters, setFilters] = useState<Filters>({});
+  const [numbers, setNumbers] = useState<{ now: Numbers; before: Numbers } | null>(null);
+  const [current, setCurrent] = useState<number | null>(null);
+  const [tables, setTables] = useState<Record<string, BreakdownRow[]>>({});
   const chart = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
+  const filterKey = JSON.stringify(filters);
+
+  useEffect(() => setFilters({}), [projectId]);
 
   useEffect(() => {
     const base = `/api/v1/projects/${encodeURIComponent(projectId)}`;
     const load = async () => {
-      const now = Date.now();
-      const [today, recent, summary, current] = await Promise.all([
-        api<Pageviews>("GET", `${base}/pageviews?interval=hour&from=${startOfDay(now)}&to=${now + 1}`),
-        api<Pageviews>("GET", `${base}/pageviews?interval=minute&from=${now - WINDOW}&to=${now + MINUTE}`),
-        api<Summary>("GET", `${base}/sessions/summary?from=${startOfDay(now)}&to=${now + 1}`),
+      const nowMs = Date.now();
+      const range = rangeOf(rangeName, nowMs);
+      const live: Range = { from: nowMs - LIVE_WINDOW, to: nowMs + MINUTE, interval: "hour" };
+      const [now, before, visitors, recent, ...breakdowns] = await Promise.all([
+        numbersOf(base, range, filters),
+        numbersOf(base, previous(range), filters),
         api<{ visitors: number }>("GET", `${base}/visitors/current`),
+        api<Pageviews>("GET", `${base}/pageviews?${params(live, filters, { interval: "minute" })}`),
+        ...DIMENSIONS.map((d) =>
+          api<{ rows: BreakdownRow[] }>("GET", `${base}/breakdown?${params(range, filters, { dimension: d.dimension, limit: "10" })}`),
+        ),
       ]);
-      setNumbers({
-        pageviews: today.total.pageviews,
-        visitors: today.total.visitors,
-        sessions: summary.sessions,
-        bounceRate: summary.bounce_rate,
-        durationMs: summary.avg_duration_ms,
-        current: current.visitors,
-      });
-      const data = perMinute(recent.series, now);
+      setNumbers({ now, before });
+      setCurrent(visitors.visitors);
+      setTables(Object.fromEntries(DIMENSIONS.map((d, i) => [d.dimension, breakdowns[i].rows])));
+      const data = perMinute(recent.series, nowMs);
       if (plot.current) {
         plot.current.setData(data);
       } else if (chart.current) {
@@ -94,7 +117,6 @@ export function Overview(props: { projectId: string }) {
           chart.current,
         );
       }
-      chart.current?.setAttribute("data-pageviews", String(data[1].reduce((a, b) => a + b, 0)));
     };
     void load();
     // The live feed says when page views changed; the numbers are re-read.
@@ -112,33 +134,91 @@ export function Overview(props: { projectId: string }) {
       plot.current?.destroy();
       plot.current = null;
     };
-  }, [projectId]);
+  }, [projectId, rangeName, filterKey]);
 
-  const cards: [string, string, string][] = numbers
+  const cards: [string, string, string, string][] = numbers
     ? [
-        ["visitors", "Visitors", String(numbers.visitors)],
-        ["pageviews", "Page views", String(numbers.pageviews)],
-        ["sessions", "Sessions", String(numbers.sessions)],
-        ["bounce", "Bounce rate", `${Math.round(numbers.bounceRate * 100)}%`],
-        ["duration", "Visit duration", duration(numbers.durationMs)],
-        ["current", "Current visitors", String(numbers.current)],
+        ["visitors", "Visitors", String(numbers.now.visitors), change(numbers.now.visitors, numbers.before.visitors)],
+        ["pageviews", "Page views", String(numbers.now.pageviews), change(numbers.now.pageviews, numbers.before.pageviews)],
+        ["sessions", "Sessions", String(numbers.now.sessions), change(numbers.now.sessions, numbers.before.sessions)],
+        [
+          "bounce",
+          "Bounce rate",
+          `${Math.round(numbers.now.bounceRate * 100)}%`,
+          change(Math.round(numbers.now.bounceRate * 100), Math.round(numbers.before.bounceRate * 100)),
+        ],
+        ["duration", "Visit duration", duration(numbers.now.durationMs), change(numbers.now.durationMs, numbers.before.durationMs)],
       ]
     : [];
+  const setFilter = (name: keyof Filters, value: string | undefined) => setFilters({ ...filters, [name]: value });
+  const active = Object.entries(filters).filter(([, v]) => v !== undefined) as [keyof Filters, string][];
+
   return (
     <section>
-      <h2>Today</h2>
+      <div class="toolbar">
+        <label>
+          Range
+          <select id="range" value={rangeName} onChange={(e) => setRangeName(e.currentTarget.value as RangeName)}>
+            {RANGES.map(([name, label]) => (
+              <option key={name} value={name}>
+                {label}
+              </option>
+            ))}
+          </select>
+        </label>
+        {active.map(([name, value]) => (
+          <button key={name} class="chip" aria-label={`Remove the filter ${name} ${value}`} onClick={() => setFilter(name, undefined)}>
+            {name}: {value || "(none)"} ×
+          </button>
+        ))}
+        <span class="muted" id="metric-current">
+          {current === null ? "" : `${current} current visitor${current === 1 ? "" : "s"}`}
+        </span>
+      </div>
       <div class="cards">
-        {cards.map(([id, label, value]) => (
+        {cards.map(([id, label, value, delta]) => (
           <div class="card" key={id}>
             <div class="muted">{label}</div>
             <div class="number" id={`metric-${id}`}>
               {value}
+            </div>
+            <div class="muted delta" id={`change-${id}`}>
+              {delta && `${delta} vs the period before`}
             </div>
           </div>
         ))}
       </div>
       <h2>Page views, last 30 minutes</h2>
       <div class="card" id="live-chart" ref={chart} />
+      <div class="tables">
+        {DIMENSIONS.map((d) => (
+          <div class="card" key={d.dimension}>
+            <h3>{d.label}</h3>
+            <table id={`table-${d.dimension}`}>
+              <thead>
+                <tr>
+                  <th scope="col">{d.label}</th>
+                  <th scope="col" class="count">
+                    Visitors
+                  </th>
+                </tr>
+              </thead>
+              <tbody>
+                {(tables[d.dimension] ?? []).map((row) => (
+                  <tr key={row.value}>
+                    <td>
+                      <button class="link" onClick={() => setFilter(d.filter, row.value)}>
+                        {row.value || "(none)"}
+                      </button>
+                    </td>
+                    <td class="count">{row.visitors ?? row.pageviews ?? 0}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        ))}
+      </div>
     </section>
   );
 }
