@@ -1,6 +1,7 @@
 //! The dashboard end to end: served by the binary under a strict
 //! Content-Security-Policy, logged into in Debian's Chromium, its overview
-//! moving with the live feed within a second of an event, without a reload.
+//! moving with the live feed within a second of an event, without a reload,
+//! filtered by a click, and an error's group page with its stack.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -73,4 +74,7 @@ async fn the_dashboard_logs_in_and_its_overview_moves_with_the_live_feed() {
     assert!(result["movedMs"].as_i64().unwrap() < 1_000, "the overview moved within a second: {result}");
     assert_eq!(result["chart"], 1, "the live chart is drawn: {result}");
     assert_eq!(result["chip"].as_str().map(str::trim), Some("path: /live ×"), "the filter is shown: {result}");
+    assert_eq!(result["errorTitle"], "TypeError: cart is undefined", "{result}");
+    assert_eq!(result["frames"], json!(["renderCart", "main"]), "the stack, innermost first: {result}");
+    assert!(result["url"].as_str().unwrap().contains("/errors/"), "the group page has its own URL: {result}");
 }

@@ -1,7 +1,7 @@
 // Logs into the dashboard in Debian's Chromium, reads today's page views,
 // sends one more page view to the ingest API, waits for the overview to
-// show it without a reload (the live feed), then filters the page by a
-// click on that page in the pages table. Fails on any console error but
+// show it without a reload (the live feed), filters the page by a click on
+// that page in the pages table, then opens an error's group page. Fails on any console error but
 // the 401 of asking for a session before logging in (a
 // Content-Security-Policy violation is one).
 // Usage: node chromium.mjs <base URL> <email> <password> <ingest key>.
@@ -37,10 +37,26 @@ try {
   await page.locator("#table-page button", { hasText: "/live" }).click();
   await page.waitForFunction(() => document.querySelector("#metric-pageviews")?.textContent === "1", null, { timeout: 5_000 });
   const chip = await page.locator(".chip").textContent();
+
+  // An error, then its group in the errors list and on its own page.
+  const stack = "TypeError: cart is undefined\n    at renderCart (https://shop.example/static/app.js:10:5)\n    at main (https://shop.example/static/app.js:20:3)";
+  const error = { type: "error", url: "https://shop.example/cart", anonymous_id: "v1", error_type: "TypeError", message: "cart is undefined", stack };
+  const errorSent = await fetch(`${base}/api/v1/ingest?key=${key}`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ events: [error] }),
+  });
+  if (errorSent.status !== 202) throw new Error(`ingest answered ${errorSent.status}`);
+  await page.waitForTimeout(300);
+  await page.click("#nav-errors");
+  await page.locator("#error-groups button", { hasText: "TypeError: cart is undefined" }).click();
+  const errorTitle = await page.locator("#group-title").textContent();
+  await page.locator("#stack li").first().waitFor({ timeout: 5_000 });
+  const frames = await page.locator("#stack li strong").allTextContents();
   // Before login, asking for the session is answered 401: expected.
   const unexpected = problems.filter((p) => !p.includes("status of 401"));
   if (unexpected.length > 0) throw new Error(`console errors: ${unexpected.join("\n")}`);
-  console.log(JSON.stringify({ before, after: before + 1, movedMs, chart, chip }));
+  console.log(JSON.stringify({ before, after: before + 1, movedMs, chart, chip, errorTitle, frames, url: page.url() }));
 } finally {
   await browser.close();
 }

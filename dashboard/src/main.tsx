@@ -5,6 +5,7 @@ import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 
 import { ApiError, api, setCsrf, type Project, type SessionView } from "./api";
+import { ErrorGroup, ErrorList } from "./errors";
 import { Overview } from "./overview";
 import "./style.css";
 
@@ -72,6 +73,16 @@ function App() {
   const [session, setSession] = useState<SessionView | null | undefined>(undefined);
   const [projects, setProjects] = useState<Project[]>([]);
   const [projectId, setProjectId] = useState("");
+  const [path, setPath] = useState(location.pathname);
+  useEffect(() => {
+    const moved = () => setPath(location.pathname);
+    addEventListener("popstate", moved);
+    return () => removeEventListener("popstate", moved);
+  }, []);
+  const navigate = (to: string) => {
+    history.pushState({}, "", to);
+    setPath(to);
+  };
 
   const adopt = (s: SessionView | null) => {
     if (s) setCsrf(s.csrf_token);
@@ -101,6 +112,14 @@ function App() {
     <div class="shell">
       <header>
         <strong>Sightline</strong>
+        <nav>
+          <button class="link" aria-current={path === "/" ? "page" : undefined} onClick={() => navigate("/")}>
+            Overview
+          </button>
+          <button class="link" id="nav-errors" aria-current={path.startsWith("/errors") ? "page" : undefined} onClick={() => navigate("/errors")}>
+            Errors
+          </button>
+        </nav>
         <label class="switcher">
           Project
           <select id="project" value={projectId} onChange={(e) => setProjectId(e.currentTarget.value)}>
@@ -114,9 +133,21 @@ function App() {
         <span class="muted">{session.user.email}</span>
         <button onClick={logout}>Log out</button>
       </header>
-      <main>{projectId ? <Overview projectId={projectId} /> : <p class="muted">No project yet.</p>}</main>
+      <main>{projectId ? page(path, projectId, navigate) : <p class="muted">No project yet.</p>}</main>
     </div>
   );
+}
+
+/** The page of a path: `/`, `/errors`, `/errors/<fingerprint>`. */
+function page(path: string, projectId: string, navigate: (to: string) => void) {
+  const group = path.match(/^\/errors\/([^/]+)$/);
+  if (group) {
+    return <ErrorGroup projectId={projectId} fingerprint={decodeURIComponent(group[1])} back={() => navigate("/errors")} />;
+  }
+  if (path === "/errors") {
+    return <ErrorList projectId={projectId} open={(fp) => navigate(`/errors/${encodeURIComponent(fp)}`)} />;
+  }
+  return <Overview projectId={projectId} />;
 }
 
 render(<App />, document.getElementById("app")!);
