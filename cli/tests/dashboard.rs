@@ -77,4 +77,8 @@ async fn the_dashboard_logs_in_and_its_overview_moves_with_the_live_feed() {
     assert_eq!(result["errorTitle"], "TypeError: cart is undefined", "{result}");
     assert_eq!(result["frames"], json!(["renderCart", "main"]), "the stack, innermost first: {result}");
     assert!(result["url"].as_str().unwrap().contains("/errors/"), "the group page has its own URL: {result}");
+    // LCP 1200, 1800, 2600 and 4200 ms: the p75 lies in 2600's bucket.
+    let p75: f64 = result["lcpP75"].as_str().unwrap().trim_end_matches(" ms").parse().unwrap();
+    assert!((2_500.0..=2_700.0).contains(&p75), "LCP p75 {p75}: {result}");
+    assert!(result["lcpPages"].as_i64().unwrap() >= 1, "{result}");
 }

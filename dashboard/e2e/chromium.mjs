@@ -1,7 +1,8 @@
 // Logs into the dashboard in Debian's Chromium, reads today's page views,
 // sends one more page view to the ingest API, waits for the overview to
 // show it without a reload (the live feed), filters the page by a click on
-// that page in the pages table, then opens an error's group page. Fails on any console error but
+// that page in the pages table, opens an error's group page, and reads the
+// LCP p75 on the performance page. Fails on any console error but
 // the 401 of asking for a session before logging in (a
 // Content-Security-Policy violation is one).
 // Usage: node chromium.mjs <base URL> <email> <password> <ingest key>.
@@ -53,10 +54,26 @@ try {
   const errorTitle = await page.locator("#group-title").textContent();
   await page.locator("#stack li").first().waitFor({ timeout: 5_000 });
   const frames = await page.locator("#stack li strong").allTextContents();
+  const groupUrl = page.url();
+
+  // Vitals, then the performance page's LCP p75.
+  const lcp = [1200, 1800, 2600, 4200].map((value, i) => ({ type: "vital", name: "LCP", value, url: "https://shop.example/", anonymous_id: `v${i}` }));
+  const vitalsSent = await fetch(`${base}/api/v1/ingest?key=${key}`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ events: lcp }),
+  });
+  if (vitalsSent.status !== 202) throw new Error(`ingest answered ${vitalsSent.status}`);
+  await page.waitForTimeout(300);
+  await page.click("#nav-performance");
+  await page.waitForFunction(() => /ms/.test(document.querySelector("#vital-LCP .number")?.textContent ?? ""), null, { timeout: 5_000 });
+  const lcpP75 = await page.locator("#vital-LCP .number").textContent();
+  await page.locator("#vitals-pages tbody tr").first().waitFor({ timeout: 5_000 });
+  const lcpPages = await page.locator("#vitals-pages tbody tr").count();
   // Before login, asking for the session is answered 401: expected.
   const unexpected = problems.filter((p) => !p.includes("status of 401"));
   if (unexpected.length > 0) throw new Error(`console errors: ${unexpected.join("\n")}`);
-  console.log(JSON.stringify({ before, after: before + 1, movedMs, chart, chip, errorTitle, frames, url: page.url() }));
+  console.log(JSON.stringify({ before, after: before + 1, movedMs, chart, chip, errorTitle, frames, url: groupUrl, lcpP75, lcpPages }));
 } finally {
   await browser.close();
 }

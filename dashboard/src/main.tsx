@@ -7,6 +7,7 @@ import { useEffect, useState } from "preact/hooks";
 import { ApiError, api, setCsrf, type Project, type SessionView } from "./api";
 import { ErrorGroup, ErrorList } from "./errors";
 import { Overview } from "./overview";
+import { Performance } from "./performance";
 import "./style.css";
 
 function Login(props: { onSession: (s: SessionView) => void }) {
@@ -119,6 +120,9 @@ function App() {
           <button class="link" id="nav-errors" aria-current={path.startsWith("/errors") ? "page" : undefined} onClick={() => navigate("/errors")}>
             Errors
           </button>
+          <button class="link" id="nav-performance" aria-current={path === "/performance" ? "page" : undefined} onClick={() => navigate("/performance")}>
+            Performance
+          </button>
         </nav>
         <label class="switcher">
           Project
@@ -138,12 +142,13 @@ function App() {
   );
 }
 
-/** The page of a path: `/`, `/errors`, `/errors/<fingerprint>`. */
+/** The page of a path: `/`, `/errors`, `/errors/<fingerprint>`, `/performance`. */
 function page(path: string, projectId: string, navigate: (to: string) => void) {
   const group = path.match(/^\/errors\/([^/]+)$/);
   if (group) {
     return <ErrorGroup projectId={projectId} fingerprint={decodeURIComponent(group[1])} back={() => navigate("/errors")} />;
   }
+  if (path === "/performance") return <Performance projectId={projectId} />;
   if (path === "/errors") {
     return <ErrorList projectId={projectId} open={(fp) => navigate(`/errors/${encodeURIComponent(fp)}`)} />;
   }
