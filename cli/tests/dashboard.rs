@@ -81,4 +81,5 @@ async fn the_dashboard_logs_in_and_its_overview_moves_with_the_live_feed() {
     let p75: f64 = result["lcpP75"].as_str().unwrap().trim_end_matches(" ms").parse().unwrap();
     assert!((2_500.0..=2_700.0).contains(&p75), "LCP p75 {p75}: {result}");
     assert!(result["lcpPages"].as_i64().unwrap() >= 1, "{result}");
+    assert_eq!(result["proSignups"], 2, "the events explorer filters by a property: {result}");
 }

@@ -56,6 +56,21 @@ try {
   const frames = await page.locator("#stack li strong").allTextContents();
   const groupUrl = page.url();
 
+  // Custom events: the explorer filters by a property value with a click.
+  const custom = ["pro", "pro", "free"].map((plan, i) => ({ type: "event", name: "signup", props: { plan }, url: "https://shop.example/", anonymous_id: `e${i}` }));
+  const customSent = await fetch(`${base}/api/v1/ingest?key=${key}`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ events: custom }),
+  });
+  if (customSent.status !== 202) throw new Error(`ingest answered ${customSent.status}`);
+  await page.waitForTimeout(300);
+  await page.click("#nav-events");
+  await page.waitForFunction(() => document.querySelector("#events-total")?.textContent === "3", null, { timeout: 5_000 });
+  await page.locator("#prop-plan button", { hasText: "pro" }).click();
+  await page.waitForFunction(() => document.querySelector("#events-total")?.textContent === "2", null, { timeout: 5_000 });
+  const proSignups = Number(await page.locator("#events-total").textContent());
+
   // Vitals, then the performance page's LCP p75.
   const lcp = [1200, 1800, 2600, 4200].map((value, i) => ({ type: "vital", name: "LCP", value, url: "https://shop.example/", anonymous_id: `v${i}` }));
   const vitalsSent = await fetch(`${base}/api/v1/ingest?key=${key}`, {
@@ -73,7 +88,7 @@ try {
   // Before login, asking for the session is answered 401: expected.
   const unexpected = problems.filter((p) => !p.includes("status of 401"));
   if (unexpected.length > 0) throw new Error(`console errors: ${unexpected.join("\n")}`);
-  console.log(JSON.stringify({ before, after: before + 1, movedMs, chart, chip, errorTitle, frames, url: groupUrl, lcpP75, lcpPages }));
+  console.log(JSON.stringify({ before, after: before + 1, movedMs, chart, chip, errorTitle, frames, url: groupUrl, lcpP75, lcpPages, proSignups }));
 } finally {
   await browser.close();
 }

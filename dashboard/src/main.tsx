@@ -6,6 +6,7 @@ import { useEffect, useState } from "preact/hooks";
 
 import { ApiError, api, setCsrf, type Project, type SessionView } from "./api";
 import { ErrorGroup, ErrorList } from "./errors";
+import { Events } from "./events";
 import { Overview } from "./overview";
 import { Performance } from "./performance";
 import "./style.css";
@@ -117,6 +118,9 @@ function App() {
           <button class="link" aria-current={path === "/" ? "page" : undefined} onClick={() => navigate("/")}>
             Overview
           </button>
+          <button class="link" id="nav-events" aria-current={path === "/events" ? "page" : undefined} onClick={() => navigate("/events")}>
+            Events
+          </button>
           <button class="link" id="nav-errors" aria-current={path.startsWith("/errors") ? "page" : undefined} onClick={() => navigate("/errors")}>
             Errors
           </button>
@@ -142,13 +146,14 @@ function App() {
   );
 }
 
-/** The page of a path: `/`, `/errors`, `/errors/<fingerprint>`, `/performance`. */
+/** The page of a path: `/`, `/events`, `/errors`, `/errors/<fingerprint>`, `/performance`. */
 function page(path: string, projectId: string, navigate: (to: string) => void) {
   const group = path.match(/^\/errors\/([^/]+)$/);
   if (group) {
     return <ErrorGroup projectId={projectId} fingerprint={decodeURIComponent(group[1])} back={() => navigate("/errors")} />;
   }
   if (path === "/performance") return <Performance projectId={projectId} />;
+  if (path === "/events") return <Events projectId={projectId} />;
   if (path === "/errors") {
     return <ErrorList projectId={projectId} open={(fp) => navigate(`/errors/${encodeURIComponent(fp)}`)} />;
   }

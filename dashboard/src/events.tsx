@@ -1,0 +1,121 @@
+// The events explorer: custom events over time per name, the values of
+// their properties (a click on a value filters by it), property filters.
+
+import { useEffect, useRef, useState } from "preact/hooks";
+import uPlot from "uplot";
+
+import { api } from "./api";
+import { RANGES, rangeOf, type RangeName } from "./query";
+
+interface EventsAnswer {
+  total: number;
+  series: { t: number; count: number }[];
+  breakdown: Record<string, { value: string; count: number }[]>;
+  names: { name: string; count: number }[];
+}
+
+export function Events(props: { projectId: string }) {
+  const [rangeName, setRangeName] = useState<RangeName>("7d");
+  const [name, setName] = useState("");
+  const [props_, setProps] = useState<Record<string, string>>({});
+  const [answer, setAnswer] = useState<EventsAnswer | null>(null);
+  const [names, setNames] = useState<{ name: string; count: number }[]>([]);
+  const chart = useRef<HTMLDivElement>(null);
+  const propsKey = JSON.stringify(props_);
+
+  useEffect(() => {
+    setName("");
+    setProps({});
+  }, [props.projectId]);
+
+  useEffect(() => {
+    const range = rangeOf(rangeName, Date.now());
+    const base = `/api/v1/projects/${encodeURIComponent(props.projectId)}/events`;
+    const q = new URLSearchParams({ from: String(range.from), to: String(range.to), interval: range.interval });
+    // The names of every event of the range, whatever is filtered.
+    api<EventsAnswer>("GET", `${base}?${q}`).then((all) => setNames(all.names));
+    if (name) q.set("name", name);
+    for (const [key, value] of Object.entries(props_)) q.append(`prop.${key}`, value);
+    let plot: uPlot | undefined;
+    api<EventsAnswer>("GET", `${base}?${q}`).then((a) => {
+      setAnswer(a);
+      if (!chart.current) return;
+      chart.current.replaceChildren();
+      plot = new uPlot(
+        {
+          width: chart.current.clientWidth || 600,
+          height: 200,
+          series: [{}, { label: name || "All events", stroke: "#7c3aed", fill: "rgba(124,58,237,0.15)" }],
+          axes: [{}, { size: 40 }],
+        },
+        [a.series.map((p) => p.t / 1000), a.series.map((p) => p.count)],
+        chart.current,
+      );
+    });
+    return () => plot?.destroy();
+  }, [props.projectId, rangeName, name, propsKey]);
+
+  const active = Object.entries(props_);
+  return (
+    <section>
+      <div class="toolbar">
+        <label>
+          Range
+          <select value={rangeName} onChange={(e) => setRangeName(e.currentTarget.value as RangeName)}>
+            {RANGES.map(([r, label]) => (
+              <option key={r} value={r}>
+                {label}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Event
+          <select id="event-name" value={name} onChange={(e) => setName(e.currentTarget.value)}>
+            <option value="">All events</option>
+            {names.map((n) => (
+              <option key={n.name} value={n.name}>
+                {n.name} ({n.count})
+              </option>
+            ))}
+          </select>
+        </label>
+        {active.map(([key, value]) => (
+          <button
+            key={key}
+            class="chip"
+            aria-label={`Remove the filter ${key} ${value}`}
+            onClick={() => setProps(Object.fromEntries(active.filter(([k]) => k !== key)))}
+          >
+            {key}: {value} ×
+          </button>
+        ))}
+      </div>
+      <h2>
+        <span id="events-total">{answer?.total ?? 0}</span> events
+      </h2>
+      <div class="card" ref={chart} />
+      <div class="tables">
+        {Object.entries(answer?.breakdown ?? {}).map(([key, values]) => (
+          <div class="card" key={key}>
+            <h3>{key}</h3>
+            <table id={`prop-${key}`}>
+              <tbody>
+                {values.map((v) => (
+                  <tr key={v.value}>
+                    <td>
+                      <button class="link" onClick={() => setProps({ ...props_, [key]: v.value })}>
+                        {v.value}
+                      </button>
+                    </td>
+                    <td class="count">{v.count}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        ))}
+      </div>
+    </section>
+  );
+}
