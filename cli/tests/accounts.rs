@@ -246,6 +246,7 @@ async fn every_route_answers_every_caller_exactly(server: &Server) {
         ),
         (Method::DELETE, format!("/api/v1/projects/{a}/members/{other_id}"), None, [401, 401, 401, 403, 403, 404, 404]),
         (Method::POST, "/api/v1/users".into(), Some(json!({})), [401, 401, 401, 403, 201, 201, 201]),
+        (Method::GET, "/api/v1/users".into(), None, [401, 401, 401, 403, 200, 200, 200]),
         (Method::GET, "/api/v1/auth/session".into(), None, [401, 401, 401, 200, 200, 200, 401]),
         (Method::GET, "/api/v1/auth/sessions".into(), None, [401, 401, 401, 200, 200, 200, 401]),
         (

@@ -1,7 +1,9 @@
 //! The dashboard end to end: served by the binary under a strict
 //! Content-Security-Policy, logged into in Debian's Chromium, its overview
 //! moving with the live feed within a second of an event, without a reload,
-//! filtered by a click, and an error's group page with its stack.
+//! filtered by a click, an error's group page with its stack, the events
+//! explorer, performance, and settings (changed by an admin, only shown to
+//! a viewer).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -25,19 +27,23 @@ async fn the_dashboard_logs_in_and_its_overview_moves_with_the_live_feed() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(Mode::Embedded, dir.path(), "").await;
     let (project, key) = server.create_project("shop").await;
-    let body = json!({ "email": "ada@example.com", "password": "ada's long password", "name": "Ada" });
-    let r = server.http.post(server.url("/api/v1/users")).bearer_auth(ADMIN).json(&body).send().await.unwrap();
-    let user: Value = r.json().await.unwrap();
-    let member = format!("/api/v1/projects/{project}/members/{}", user["id"].as_str().unwrap());
-    let r = server
-        .http
-        .put(server.url(&member))
-        .bearer_auth(ADMIN)
-        .json(&json!({ "role": "viewer" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
+    let users =
+        [("ada@example.com", "ada's long password", "admin"), ("vic@example.com", "vic's long password", "viewer")];
+    for (email, password, role) in users {
+        let body = json!({ "email": email, "password": password, "name": email });
+        let r = server.http.post(server.url("/api/v1/users")).bearer_auth(ADMIN).json(&body).send().await.unwrap();
+        let user: Value = r.json().await.unwrap();
+        let member = format!("/api/v1/projects/{project}/members/{}", user["id"].as_str().unwrap());
+        let r = server
+            .http
+            .put(server.url(&member))
+            .bearer_auth(ADMIN)
+            .json(&json!({ "role": role }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+    }
     server.ingest(&key, json!([{ "type": "pageview", "url": "https://shop.example/", "anonymous_id": "v1" }])).await;
 
     // The page and its assets come with the security headers.
@@ -61,7 +67,7 @@ async fn the_dashboard_logs_in_and_its_overview_moves_with_the_live_feed() {
     let run = tokio::task::spawn_blocking(move || {
         Command::new("node")
             .arg(dashboard_dir().join("e2e/chromium.mjs"))
-            .args([&base, "ada@example.com", "ada's long password", &key])
+            .args([&base, "ada@example.com", "ada's long password", &key, "vic@example.com", "vic's long password"])
             .output()
             .expect("node runs")
     })
@@ -82,4 +88,16 @@ async fn the_dashboard_logs_in_and_its_overview_moves_with_the_live_feed() {
     assert!((2_500.0..=2_700.0).contains(&p75), "LCP p75 {p75}: {result}");
     assert!(result["lcpPages"].as_i64().unwrap() >= 1, "{result}");
     assert_eq!(result["proSignups"], 2, "the events explorer filters by a property: {result}");
+    // Settings changed through the page are the server's now.
+    assert!(result["secret"].as_str().unwrap().starts_with("sk_"), "the new secret is shown once: {result}");
+    assert_eq!(result["viewerSees"], "https://shop.example", "{result}");
+    assert_eq!(result["viewerControls"], 0, "a viewer gets no control to change settings: {result}");
+    let read = |path: String| {
+        let request = server.http.get(server.url(&path)).bearer_auth(ADMIN).send();
+        async move { request.await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let shown = read(format!("/api/v1/projects/{project}")).await;
+    assert_eq!(shown["allowed_origins"], json!(["https://shop.example"]));
+    let keys = read(format!("/api/v1/projects/{project}/ingest-keys")).await;
+    assert_eq!(keys["keys"][1]["name"], "landing");
 }

@@ -5,10 +5,11 @@
 // LCP p75 on the performance page. Fails on any console error but
 // the 401 of asking for a session before logging in (a
 // Content-Security-Policy violation is one).
-// Usage: node chromium.mjs <base URL> <email> <password> <ingest key>.
+// Then settings: as an admin it changes them, as a viewer it only sees them.
+// Usage: node chromium.mjs <base URL> <admin email> <password> <ingest key> <viewer email> <password>.
 import { chromium } from "playwright-core";
 
-const [base, email, password, key] = process.argv.slice(2);
+const [base, email, password, key, viewerEmail, viewerPassword] = process.argv.slice(2);
 const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox", "--disable-gpu"] });
 try {
   const page = await browser.newPage();
@@ -85,10 +86,34 @@ try {
   const lcpP75 = await page.locator("#vital-LCP .number").textContent();
   await page.locator("#vitals-pages tbody tr").first().waitFor({ timeout: 5_000 });
   const lcpPages = await page.locator("#vitals-pages tbody tr").count();
+  // Settings, as an admin: allowed origins, an ingest key, a secret key.
+  await page.click("#nav-settings");
+  await page.fill("#allowed-origins", "https://shop.example");
+  await page.click("#save-project");
+  await page.waitForFunction(() => document.querySelector("#settings-message")?.textContent === "Saved.", null, { timeout: 5_000 });
+  await page.fill("#ingest-key-name", "landing");
+  await page.click("#add-ingest-key");
+  await page.waitForFunction(() => document.querySelectorAll("#ingest-keys tbody tr").length === 2, null, { timeout: 5_000 });
+  await page.fill("#secret-key-name", "ci");
+  await page.click("#add-secret-key");
+  await page.locator("#new-secret code").waitFor({ timeout: 5_000 });
+  const secret = await page.locator("#new-secret code").textContent();
+
+  // Settings, as a viewer: everything shown, nothing to change it with.
+  const viewer = await browser.newPage();
+  viewer.on("pageerror", (e) => problems.push(String(e)));
+  await viewer.goto(`${base}/settings`, { waitUntil: "load" });
+  await viewer.fill("#email", viewerEmail);
+  await viewer.fill("#password", viewerPassword);
+  await viewer.click("button[type=submit]");
+  await viewer.locator("#allowed-origins-text").waitFor({ timeout: 5_000 });
+  const viewerSees = await viewer.locator("#allowed-origins-text").textContent();
+  const viewerControls = await viewer.locator("#settings form, #settings button, #settings select").count();
+
   // Before login, asking for the session is answered 401: expected.
   const unexpected = problems.filter((p) => !p.includes("status of 401"));
   if (unexpected.length > 0) throw new Error(`console errors: ${unexpected.join("\n")}`);
-  console.log(JSON.stringify({ before, after: before + 1, movedMs, chart, chip, errorTitle, frames, url: groupUrl, lcpP75, lcpPages, proSignups }));
+  console.log(JSON.stringify({ before, after: before + 1, movedMs, chart, chip, errorTitle, frames, url: groupUrl, lcpP75, lcpPages, proSignups, secret, viewerSees, viewerControls }));
 } finally {
   await browser.close();
 }

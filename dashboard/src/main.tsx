@@ -9,6 +9,7 @@ import { ErrorGroup, ErrorList } from "./errors";
 import { Events } from "./events";
 import { Overview } from "./overview";
 import { Performance } from "./performance";
+import { Settings } from "./settings";
 import "./style.css";
 
 function Login(props: { onSession: (s: SessionView) => void }) {
@@ -93,12 +94,13 @@ function App() {
   useEffect(() => {
     api<SessionView>("GET", "/api/v1/auth/session").then(adopt, () => adopt(null));
   }, []);
-  useEffect(() => {
-    if (!session || session.user.must_change_password) return;
+  const loadProjects = () =>
     api<{ projects: Project[] }>("GET", "/api/v1/projects").then((answer) => {
       setProjects(answer.projects);
       setProjectId((id) => id || answer.projects[0]?.id || "");
     });
+  useEffect(() => {
+    if (session && !session.user.must_change_password) void loadProjects();
   }, [session]);
 
   if (session === undefined) return <p class="muted">Loading…</p>;
@@ -124,6 +126,9 @@ function App() {
           <button class="link" id="nav-errors" aria-current={path.startsWith("/errors") ? "page" : undefined} onClick={() => navigate("/errors")}>
             Errors
           </button>
+          <button class="link" id="nav-settings" aria-current={path === "/settings" ? "page" : undefined} onClick={() => navigate("/settings")}>
+            Settings
+          </button>
           <button class="link" id="nav-performance" aria-current={path === "/performance" ? "page" : undefined} onClick={() => navigate("/performance")}>
             Performance
           </button>
@@ -141,9 +146,22 @@ function App() {
         <span class="muted">{session.user.email}</span>
         <button onClick={logout}>Log out</button>
       </header>
-      <main>{projectId ? page(path, projectId, navigate) : <p class="muted">No project yet.</p>}</main>
+      <main>
+        {!projectId ? (
+          <p class="muted">No project yet.</p>
+        ) : path === "/settings" ? (
+          <Settings projectId={projectId} admin={isAdmin(session, projectId)} onRenamed={loadProjects} />
+        ) : (
+          page(path, projectId, navigate)
+        )}
+      </main>
     </div>
   );
+}
+
+/** Whether the user administers the project (owners administer all). */
+function isAdmin(session: SessionView, projectId: string): boolean {
+  return session.user.is_owner || session.projects.some((p) => p.project_id === projectId && p.role === "admin");
 }
 
 /** The page of a path: `/`, `/events`, `/errors`, `/errors/<fingerprint>`, `/performance`. */

@@ -139,6 +139,21 @@ pub async fn create_user(
     Ok((StatusCode::CREATED, Json(CreatedUser { id: user.id })))
 }
 
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UserList {
+    pub users: Vec<UserView>,
+}
+
+#[utoipa::path(get, path = "/api/v1/users", tag = "accounts",
+    responses((status = 200, body = UserList), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)),
+    security(("bearer" = []), ("session" = [])))]
+pub async fn list_users(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<Json<UserList>, ApiError> {
+    // Whoever may add users (admins) may see who there is, to add members.
+    authenticate(&state, &headers).await?.can_create_users()?;
+    let users = state.store.users(sightline_store::DEFAULT_ORGANIZATION).await?;
+    Ok(Json(UserList { users: users.iter().map(UserView::from).collect() }))
+}
+
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "accounts", request_body = Login,
     responses((status = 200, body = SessionView, description = "and the session cookie"),
         (status = 401, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)))]

@@ -126,7 +126,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/projects/{id}/members", get(accounts::list_members))
         .route("/api/v1/projects/{id}/members/{user_id}", put(accounts::set_member).delete(accounts::remove_member))
-        .route("/api/v1/users", post(accounts::create_user))
+        .route("/api/v1/users", post(accounts::create_user).get(accounts::list_users))
         .route("/api/v1/auth/login", post(accounts::login))
         .route("/api/v1/auth/logout", post(accounts::logout))
         .route("/api/v1/auth/session", get(accounts::current_session))

@@ -65,6 +65,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         crate::keys::update_ingest_key,
         crate::keys::revoke_ingest_key,
         crate::accounts::create_user,
+        crate::accounts::list_users,
         crate::accounts::login,
         crate::accounts::logout,
         crate::accounts::current_session,

@@ -188,6 +188,19 @@ impl Store {
         Ok(user)
     }
 
+    /// The users of an organization, by email.
+    pub async fn users(&self, organization_id: &str) -> Result<Vec<User>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users u WHERE u.organization_id = $1 ORDER BY u.email"
+        ))
+        .bind(organization_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
     /// How many users exist (none on a first start).
     pub async fn user_count(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query("SELECT COUNT(*) AS n FROM users").fetch_one(&self.pool).await?.try_get("n")?)
