@@ -1,19 +1,13 @@
 // The query API, from the dashboard served on the same origin: the session
 // cookie goes along by itself; changes carry the session's CSRF token.
 
-export interface SessionView {
-  user: { id: string; email: string; name: string; is_owner: boolean; must_change_password: boolean };
-  projects: { project_id: string; role: "viewer" | "admin" }[];
-  csrf_token: string;
-}
+import type { components } from "../../sdk/core/src/openapi";
 
-export interface Project {
-  id: string;
-  name: string;
-  ingest_key: string;
-  allowed_origins: string[];
-  created_at: number;
-}
+/** The query API's types, generated from its OpenAPI document (the one the
+ * SDKs use; `npm run generate --prefix sdk`). */
+export type Schemas = components["schemas"];
+export type SessionView = Schemas["SessionView"];
+export type Project = Schemas["ProjectView"];
 
 export class ApiError extends Error {
   constructor(

@@ -6,42 +6,12 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import uPlot from "uplot";
 
-import { api } from "./api";
+import { api, type Schemas } from "./api";
+
+type GroupSummary = Schemas["ErrorGroupSummary"];
+type GroupDetail = Schemas["ErrorGroupDetail"];
+type Frame = Schemas["EventFrame"];
 import { RANGES, rangeOf, type RangeName } from "./query";
-
-interface GroupSummary {
-  fingerprint: string;
-  error_type: string | null;
-  message: string | null;
-  count: number;
-  users: number;
-  first_seen: number;
-  last_seen: number;
-  releases: string[];
-}
-
-interface Frame {
-  function: string | null;
-  file: string | null;
-  line: number | null;
-  column: number | null;
-  in_app: boolean;
-  minified?: { function: string | null; file: string; line: number; column: number } | null;
-  context?: { pre_context: string[]; context_line: string; post_context: string[] };
-}
-
-interface GroupDetail extends GroupSummary {
-  series: { t: number; count: number }[];
-  latest_event: {
-    ts: number;
-    url: string | null;
-    release: string | null;
-    browser: string;
-    os: string;
-    device: string;
-    frames: Frame[];
-  } | null;
-}
 
 function ago(ms: number): string {
   const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
@@ -61,7 +31,7 @@ export function ErrorList(props: { projectId: string; open: (fingerprint: string
   useEffect(() => {
     const range = rangeOf(rangeName, Date.now());
     const base = `/api/v1/projects/${encodeURIComponent(props.projectId)}`;
-    api<{ groups: GroupSummary[] }>("GET", `${base}/errors?from=${range.from}&to=${range.to}`).then((a) => setGroups(a.groups));
+    api<Schemas["ErrorsAnswer"]>("GET", `${base}/errors?from=${range.from}&to=${range.to}`).then((a) => setGroups(a.groups));
   }, [props.projectId, rangeName]);
   return (
     <section>

@@ -4,15 +4,10 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import uPlot from "uplot";
 
-import { api } from "./api";
-import { RANGES, rangeOf, type RangeName } from "./query";
+import { api, type Schemas } from "./api";
 
-interface EventsAnswer {
-  total: number;
-  series: { t: number; count: number }[];
-  breakdown: Record<string, { value: string; count: number }[]>;
-  names: { name: string; count: number }[];
-}
+type EventsAnswer = Schemas["EventsAnswer"];
+import { RANGES, rangeOf, type RangeName } from "./query";
 
 export function Events(props: { projectId: string }) {
   const [rangeName, setRangeName] = useState<RangeName>("7d");

@@ -8,19 +8,12 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 
-import { api } from "./api";
+import { api, type Schemas } from "./api";
+
+type Pageviews = Schemas["PageviewsAnswer"];
+type Summary = Schemas["SessionsSummary"];
+type BreakdownRow = Schemas["BreakdownRow"];
 import { DIMENSIONS, RANGES, change, params, previous, rangeOf, type Filters, type Range, type RangeName } from "./query";
-
-interface Pageviews {
-  total: { pageviews: number; visitors: number };
-  series: { t: number; pageviews: number; visitors: number }[];
-}
-
-interface Summary {
-  sessions: number;
-  bounce_rate: number;
-  avg_duration_ms: number;
-}
 
 interface Numbers {
   visitors: number;
@@ -28,12 +21,6 @@ interface Numbers {
   sessions: number;
   bounceRate: number;
   durationMs: number;
-}
-
-interface BreakdownRow {
-  value: string;
-  visitors?: number;
-  pageviews?: number;
 }
 
 const MINUTE = 60_000;
@@ -93,10 +80,10 @@ export function Overview(props: { projectId: string }) {
       const [now, before, visitors, recent, ...breakdowns] = await Promise.all([
         numbersOf(base, range, filters),
         numbersOf(base, previous(range), filters),
-        api<{ visitors: number }>("GET", `${base}/visitors/current`),
+        api<Schemas["CurrentVisitors"]>("GET", `${base}/visitors/current`),
         api<Pageviews>("GET", `${base}/pageviews?${params(live, filters, { interval: "minute" })}`),
         ...DIMENSIONS.map((d) =>
-          api<{ rows: BreakdownRow[] }>("GET", `${base}/breakdown?${params(range, filters, { dimension: d.dimension, limit: "10" })}`),
+          api<Schemas["BreakdownAnswer"]>("GET", `${base}/breakdown?${params(range, filters, { dimension: d.dimension, limit: "10" })}`),
         ),
       ]);
       setNumbers({ now, before });

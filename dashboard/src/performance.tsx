@@ -6,7 +6,9 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import uPlot from "uplot";
 
-import { api } from "./api";
+import { api, type Schemas } from "./api";
+
+type Vitals = Schemas["VitalsAnswer"];
 import { RANGES, rangeOf, type RangeName } from "./query";
 
 const METRICS = ["LCP", "INP", "CLS", "FCP", "TTFB", "FID"] as const;
@@ -14,17 +16,8 @@ type Metric = (typeof METRICS)[number];
 const DEVICES = ["", "desktop", "mobile", "tablet"];
 const DAY = 86_400_000;
 
-interface Vitals {
-  name: string;
-  count: number;
-  p75: number | null;
-  good: number;
-  needs_improvement: number;
-  poor: number;
-}
-
-function shown(metric: string, value: number | null): string {
-  if (value === null) return "–";
+function shown(metric: string, value: number | null | undefined): string {
+  if (value === null || value === undefined) return "–";
   return metric === "CLS" ? value.toFixed(3) : `${Math.round(value)} ms`;
 }
 
@@ -49,7 +42,7 @@ export function Performance(props: { projectId: string }) {
       return api<Vitals>("GET", `${base}/vitals?${p}`);
     };
     Promise.all(METRICS.map((m) => query(m))).then(setVitals);
-    api<{ rows: { value: string }[] }>("GET", `${base}/breakdown?dimension=page&limit=10&from=${range.from}&to=${range.to}`)
+    api<Schemas["BreakdownAnswer"]>("GET", `${base}/breakdown?dimension=page&limit=10&from=${range.from}&to=${range.to}`)
       .then((b) => Promise.all(b.rows.map(async (row) => [row.value, await query(metric, { path: row.value })] as [string, Vitals])))
       .then(setPages);
   }, [props.projectId, rangeName, device, metric]);

@@ -4,38 +4,15 @@
 
 import { useEffect, useState } from "preact/hooks";
 
-import { api, type Project } from "./api";
+import { api, type Project, type Schemas } from "./api";
 
-interface IngestKey {
-  id: string;
-  key: string;
-  name: string;
-  rate_limit_per_s: number | null;
-  last_used_at: number | null;
-  revoked_at: number | null;
-}
+type IngestKey = Schemas["IngestKeyView"];
+type SecretKey = Schemas["SecretKeyView"];
+type Member = Schemas["Member"];
+type UserEntry = Schemas["UserView"];
 
-interface SecretKey {
-  id: string;
-  name: string;
-  role: string;
-  last_used_at: number | null;
-  revoked_at: number | null;
-}
-
-interface Member {
-  user: { id: string; email: string; name: string };
-  role: string;
-}
-
-interface UserEntry {
-  id: string;
-  email: string;
-  name: string;
-}
-
-function when(ms: number | null): string {
-  return ms === null ? "never" : new Date(ms).toLocaleString();
+function when(ms: number | null | undefined): string {
+  return ms === null || ms === undefined ? "never" : new Date(ms).toLocaleString();
 }
 
 export function Settings(props: { projectId: string; admin: boolean; onRenamed: () => void }) {
@@ -58,11 +35,11 @@ export function Settings(props: { projectId: string; admin: boolean; onRenamed: 
       setName(p.name);
       setOrigins(p.allowed_origins.join("\n"));
     });
-    api<{ keys: IngestKey[] }>("GET", `${base}/ingest-keys`).then((a) => setIngestKeys(a.keys));
-    api<{ members: Member[] }>("GET", `${base}/members`).then((a) => setMembers(a.members));
+    api<Schemas["IngestKeyList"]>("GET", `${base}/ingest-keys`).then((a) => setIngestKeys(a.keys));
+    api<Schemas["MemberList"]>("GET", `${base}/members`).then((a) => setMembers(a.members));
     if (props.admin) {
-      api<{ keys: SecretKey[] }>("GET", `${base}/keys`).then((a) => setSecretKeys(a.keys));
-      api<{ users: UserEntry[] }>("GET", "/api/v1/users").then((a) => setUsers(a.users), () => setUsers([]));
+      api<Schemas["SecretKeyList"]>("GET", `${base}/keys`).then((a) => setSecretKeys(a.keys));
+      api<Schemas["UserList"]>("GET", "/api/v1/users").then((a) => setUsers(a.users), () => setUsers([]));
     }
   }, [props.projectId, props.admin, version]);
 
@@ -138,7 +115,7 @@ export function Settings(props: { projectId: string; admin: boolean; onRenamed: 
                 <td>
                   <code>{k.key}</code>
                 </td>
-                <td>{k.rate_limit_per_s === null ? "none" : `${k.rate_limit_per_s}/s`}</td>
+                <td>{k.rate_limit_per_s == null ? "none" : `${k.rate_limit_per_s}/s`}</td>
                 <td>{k.revoked_at ? `revoked ${when(k.revoked_at)}` : when(k.last_used_at)}</td>
                 {props.admin && (
                   <td>
@@ -184,7 +161,7 @@ export function Settings(props: { projectId: string; admin: boolean; onRenamed: 
           </table>
           <AddSecretKey
             onAdd={(body) =>
-              change(async () => setNewSecret((await api<{ secret: string }>("POST", `${base}/keys`, body)).secret), "Key created.")
+              change(async () => setNewSecret((await api<Schemas["CreatedKeyView"]>("POST", `${base}/keys`, body)).secret), "Key created.")
             }
           />
         </div>

@@ -18,8 +18,37 @@ use crate::error::ApiError;
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IngestKeyList {
     /// Oldest first, revoked ones included.
-    #[schema(value_type = Vec<Object>)]
-    pub keys: Vec<IngestKey>,
+    pub keys: Vec<IngestKeyView>,
+}
+
+/// A public ingest key. Not a secret: it ships in web pages.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct IngestKeyView {
+    pub id: String,
+    pub project_id: String,
+    /// `pk_…`: what clients send.
+    pub key: String,
+    pub name: String,
+    /// Events per second the key may send; `null`: no limit.
+    pub rate_limit_per_s: Option<i64>,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+impl From<IngestKey> for IngestKeyView {
+    fn from(k: IngestKey) -> Self {
+        IngestKeyView {
+            id: k.id,
+            project_id: k.project_id,
+            key: k.key,
+            name: k.name,
+            rate_limit_per_s: k.rate_limit_per_s,
+            created_at: k.created_at,
+            last_used_at: k.last_used_at,
+            revoked_at: k.revoked_at,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -41,8 +70,34 @@ pub struct UpdateIngestKey {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SecretKeyList {
     /// Oldest first, revoked ones included; never a secret.
-    #[schema(value_type = Vec<Object>)]
-    pub keys: Vec<SecretKeyInfo>,
+    pub keys: Vec<SecretKeyView>,
+}
+
+/// A secret key as it is listed: never the secret, which is not kept.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SecretKeyView {
+    pub id: String,
+    pub project_id: String,
+    pub name: String,
+    /// `viewer` or `admin`.
+    pub role: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+impl From<SecretKeyInfo> for SecretKeyView {
+    fn from(k: SecretKeyInfo) -> Self {
+        SecretKeyView {
+            id: k.id,
+            project_id: k.project_id,
+            name: k.name,
+            role: k.role.as_str().to_owned(),
+            created_at: k.created_at,
+            last_used_at: k.last_used_at,
+            revoked_at: k.revoked_at,
+        }
+    }
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}/ingest-keys", tag = "projects", params(("id" = String, Path)),
@@ -54,12 +109,13 @@ pub async fn list_ingest_keys(
     headers: HeaderMap,
 ) -> Result<Json<IngestKeyList>, ApiError> {
     authenticate(&state, &headers).await?.can_read(&id)?;
-    Ok(Json(IngestKeyList { keys: state.store.ingest_keys(&id).await? }))
+    let keys = state.store.ingest_keys(&id).await?.into_iter().map(IngestKeyView::from).collect();
+    Ok(Json(IngestKeyList { keys }))
 }
 
 #[utoipa::path(post, path = "/api/v1/projects/{id}/ingest-keys", tag = "projects", params(("id" = String, Path)),
     request_body = CreateIngestKey,
-    responses((status = 201, body = Object), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)),
+    responses((status = 201, body = IngestKeyView), (status = 400, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)),
     security(("bearer" = []), ("session" = [])))]
 pub async fn create_ingest_key(
     State(state): State<Arc<AppState>>,
@@ -67,7 +123,7 @@ pub async fn create_ingest_key(
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Result<Json<CreateIngestKey>, axum::extract::rejection::JsonRejection>,
-) -> Result<(StatusCode, Json<IngestKey>), ApiError> {
+) -> Result<(StatusCode, Json<IngestKeyView>), ApiError> {
     let principal = authenticate(&state, &headers).await?;
     principal.can_admin(&id)?;
     let Json(body) = body?;
@@ -75,7 +131,7 @@ pub async fn create_ingest_key(
     let details = json!({ "name": key.name, "rate_limit_per_s": key.rate_limit_per_s });
     let object = format!("ingest_key:{}", key.id);
     audit::record_by(&state, &principal, source, "ingest_key_created", &object, Some(&id), details).await;
-    Ok((StatusCode::CREATED, Json(key)))
+    Ok((StatusCode::CREATED, Json(key.into())))
 }
 
 #[utoipa::path(patch, path = "/api/v1/projects/{id}/ingest-keys/{key_id}", tag = "projects",
@@ -130,7 +186,8 @@ pub async fn list_secret_keys(
     headers: HeaderMap,
 ) -> Result<Json<SecretKeyList>, ApiError> {
     authenticate(&state, &headers).await?.can_admin(&id)?;
-    Ok(Json(SecretKeyList { keys: state.store.secret_keys(&id).await? }))
+    let keys = state.store.secret_keys(&id).await?.into_iter().map(SecretKeyView::from).collect();
+    Ok(Json(SecretKeyList { keys }))
 }
 
 #[utoipa::path(delete, path = "/api/v1/projects/{id}/keys/{key_id}", tag = "projects",

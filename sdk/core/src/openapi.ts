@@ -825,7 +825,26 @@ export interface components {
         };
         IngestKeyList: {
             /** @description Oldest first, revoked ones included. */
-            keys: Record<string, never>[];
+            keys: components["schemas"]["IngestKeyView"][];
+        };
+        /** @description A public ingest key. Not a secret: it ships in web pages. */
+        IngestKeyView: {
+            /** Format: int64 */
+            created_at: number;
+            id: string;
+            /** @description `pk_…`: what clients send. */
+            key: string;
+            /** Format: int64 */
+            last_used_at?: number | null;
+            name: string;
+            project_id: string;
+            /**
+             * Format: int64
+             * @description Events per second the key may send; `null`: no limit.
+             */
+            rate_limit_per_s?: number | null;
+            /** Format: int64 */
+            revoked_at?: number | null;
         };
         Login: {
             email: string;
@@ -916,7 +935,21 @@ export interface components {
         };
         SecretKeyList: {
             /** @description Oldest first, revoked ones included; never a secret. */
-            keys: Record<string, never>[];
+            keys: components["schemas"]["SecretKeyView"][];
+        };
+        /** @description A secret key as it is listed: never the secret, which is not kept. */
+        SecretKeyView: {
+            /** Format: int64 */
+            created_at: number;
+            id: string;
+            /** Format: int64 */
+            last_used_at?: number | null;
+            name: string;
+            project_id: string;
+            /** Format: int64 */
+            revoked_at?: number | null;
+            /** @description `viewer` or `admin`. */
+            role: string;
         };
         SessionEntry: {
             /** Format: int64 */
@@ -1910,7 +1943,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["IngestKeyView"];
                 };
             };
             400: {
