@@ -81,6 +81,8 @@ async fn the_dashboard_logs_in_and_its_overview_moves_with_the_live_feed() {
     assert_eq!(result["chart"], 1, "the live chart is drawn: {result}");
     assert_eq!(result["chip"].as_str().map(str::trim), Some("path: /live ×"), "the filter is shown: {result}");
     assert_eq!(result["errorTitle"], "TypeError: cart is undefined", "{result}");
+    let sparkline = result["sparkline"].as_str().unwrap();
+    assert!(sparkline.starts_with("events over the range: ") && sparkline.contains('1'), "{result}");
     assert_eq!(result["frames"], json!(["renderCart", "main"]), "the stack, innermost first: {result}");
     assert!(result["url"].as_str().unwrap().contains("/errors/"), "the group page has its own URL: {result}");
     // LCP 1200, 1800, 2600 and 4200 ms: the p75 lies in 2600's bucket.

@@ -51,6 +51,8 @@ try {
   if (errorSent.status !== 202) throw new Error(`ingest answered ${errorSent.status}`);
   await page.waitForTimeout(300);
   await page.click("#nav-errors");
+  await page.locator("#error-groups svg.spark").first().waitFor({ timeout: 5_000 });
+  const sparkline = await page.locator("#error-groups svg.spark").first().getAttribute("aria-label");
   await page.locator("#error-groups button", { hasText: "TypeError: cart is undefined" }).click();
   const errorTitle = await page.locator("#group-title").textContent();
   await page.locator("#stack li").first().waitFor({ timeout: 5_000 });
@@ -113,7 +115,7 @@ try {
   // Before login, asking for the session is answered 401: expected.
   const unexpected = problems.filter((p) => !p.includes("status of 401"));
   if (unexpected.length > 0) throw new Error(`console errors: ${unexpected.join("\n")}`);
-  console.log(JSON.stringify({ before, after: before + 1, movedMs, chart, chip, errorTitle, frames, url: groupUrl, lcpP75, lcpPages, proSignups, secret, viewerSees, viewerControls }));
+  console.log(JSON.stringify({ before, after: before + 1, movedMs, chart, chip, errorTitle, frames, url: groupUrl, lcpP75, lcpPages, proSignups, secret, viewerSees, viewerControls, sparkline }));
 } finally {
   await browser.close();
 }

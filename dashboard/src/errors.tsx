@@ -21,6 +21,18 @@ function ago(ms: number): string {
   return `${Math.floor(s / 86_400)}d ago`;
 }
 
+/** A sparkline of the group's events over the range. */
+function Sparkline(props: { trend: number[] }) {
+  const max = Math.max(1, ...props.trend);
+  const step = props.trend.length > 1 ? 48 / (props.trend.length - 1) : 0;
+  const points = props.trend.map((v, i) => `${(i * step).toFixed(1)},${(11 - (v / max) * 10).toFixed(1)}`).join(" ");
+  return (
+    <svg class="spark" viewBox="0 0 48 12" role="img" aria-label={`events over the range: ${props.trend.join(", ")}`}>
+      <polyline points={points} />
+    </svg>
+  );
+}
+
 function title(g: GroupSummary): string {
   return `${g.error_type ?? "Error"}: ${g.message ?? ""}`;
 }
@@ -54,6 +66,7 @@ export function ErrorList(props: { projectId: string; open: (fingerprint: string
             <th scope="col">Error</th>
             <th scope="col" class="count">Events</th>
             <th scope="col" class="count">Users</th>
+            <th scope="col">Trend</th>
             <th scope="col">Last seen</th>
             <th scope="col">First seen</th>
           </tr>
@@ -68,6 +81,9 @@ export function ErrorList(props: { projectId: string; open: (fingerprint: string
               </td>
               <td class="count">{g.count}</td>
               <td class="count">{g.users}</td>
+              <td>
+                <Sparkline trend={g.trend} />
+              </td>
               <td>{ago(g.last_seen)}</td>
               <td>{ago(g.first_seen)}</td>
             </tr>

@@ -74,6 +74,9 @@ pub struct ErrorGroupSummary {
     pub last_seen: i64,
     /// Releases seen in the range.
     pub releases: Vec<String>,
+    /// Events over the range in at most 24 equal slices, oldest first: the
+    /// list's sparkline.
+    pub trend: Vec<i64>,
 }
 
 /// The contract's answer to `errors`: most frequent first.
@@ -280,7 +283,14 @@ impl ErrorViews {
         tallies
     }
 
-    fn summary(&self, names: &Names, project: &ProjectErrors, group: Symbol, tally: &Tally) -> ErrorGroupSummary {
+    fn summary(
+        &self,
+        names: &Names,
+        project: &ProjectErrors,
+        group: Symbol,
+        tally: &Tally,
+        trend: Vec<i64>,
+    ) -> ErrorGroupSummary {
         let latest = project.latest.get(&group);
         let (error_type, message) = match latest.map(|e| &e.kind) {
             Some(EventKind::Error { error_type, message, .. }) => (error_type.clone(), message.clone()),
@@ -296,18 +306,22 @@ impl ErrorViews {
             first_seen,
             last_seen,
             releases: tally.releases.iter().map(|r| names.name(*r).to_string()).filter(|r| !r.is_empty()).collect(),
+            trend,
         }
     }
 
     pub(super) fn answer(&self, names: &Names, q: &ErrorsQuery) -> ErrorsAnswer {
-        let tallies = self.tallies(names, q, None).by_group;
+        let Tallies { interval, by_group, per_bucket } = self.tallies(names, q, None);
         let Some(project) = names.lookup(&q.project_id).and_then(|p| self.projects.get(&p)) else {
             return ErrorsAnswer { groups: Vec::new() };
         };
-        let mut groups: Vec<ErrorGroupSummary> = tallies
+        let mut groups: Vec<ErrorGroupSummary> = by_group
             .iter()
             .filter(|(_, t)| t.count > 0)
-            .map(|(&group, tally)| self.summary(names, project, group, tally))
+            .map(|(&group, tally)| {
+                let trend = trend(&bucket_counts(&per_bucket, group, interval, q.from, q.to));
+                self.summary(names, project, group, tally, trend)
+            })
             .collect();
         groups.sort_by(|a, b| {
             b.count.cmp(&a.count).then(b.last_seen.cmp(&a.last_seen)).then(a.fingerprint.cmp(&b.fingerprint))
@@ -323,14 +337,9 @@ impl ErrorViews {
         }
         let Tallies { interval, by_group, per_bucket } = self.tallies(names, q, Some(group));
         let empty = Tally::default();
-        let summary = self.summary(names, project, group, by_group.get(&group).unwrap_or(&empty));
-        let width = interval.millis();
-        let mut series = Vec::new();
-        let mut t = interval.bucket_of(q.from);
-        while t < q.to && series.len() < 10_000 {
-            series.push(ErrorCountPoint { t, count: per_bucket.get(&(group, t)).copied().unwrap_or(0) });
-            t += width;
-        }
+        let series = bucket_counts(&per_bucket, group, interval, q.from, q.to);
+        let trend = trend(&series);
+        let summary = self.summary(names, project, group, by_group.get(&group).unwrap_or(&empty), trend);
         let latest = project.latest.get(&group);
         let grouping = match latest.map(|e| &e.kind) {
             Some(EventKind::Error { group, .. }) => group.clone(),
@@ -375,5 +384,51 @@ fn event_view(e: &Event) -> ErrorEventView {
         message,
         stack,
         frames: frames.into_iter().map(|frame| EventFrame { frame, context: None }).collect(),
+    }
+}
+/// A group's count in each bucket of a range, empty buckets included.
+fn bucket_counts(
+    per_bucket: &BTreeMap<(Symbol, i64), i64>,
+    group: Symbol,
+    interval: Interval,
+    from: i64,
+    to: i64,
+) -> Vec<ErrorCountPoint> {
+    let width = interval.millis();
+    let mut series = Vec::new();
+    let mut t = interval.bucket_of(from);
+    while t < to && series.len() < 10_000 {
+        series.push(ErrorCountPoint { t, count: per_bucket.get(&(group, t)).copied().unwrap_or(0) });
+        t += width;
+    }
+    series
+}
+
+/// Most points of a trend.
+const TREND_POINTS: usize = 24;
+
+/// Counts summed into at most [`TREND_POINTS`] consecutive slices.
+fn trend(series: &[ErrorCountPoint]) -> Vec<i64> {
+    let per_point = series.len().div_ceil(TREND_POINTS).max(1);
+    series.chunks(per_point).map(|chunk| chunk.iter().map(|p| p.count).sum()).collect()
+}
+
+#[cfg(test)]
+mod trend_tests {
+    use super::*;
+
+    fn series(counts: &[i64]) -> Vec<ErrorCountPoint> {
+        counts.iter().enumerate().map(|(i, &count)| ErrorCountPoint { t: i as i64, count }).collect()
+    }
+
+    #[test]
+    fn a_trend_has_at_most_24_points_and_keeps_every_event() {
+        let hourly: Vec<i64> = (0..48).collect();
+        let trend = trend(&series(&hourly));
+        assert_eq!(trend.len(), 24);
+        assert_eq!(trend[0], 1, "0 + 1");
+        assert_eq!(trend.iter().sum::<i64>(), hourly.iter().sum::<i64>());
+        assert_eq!(super::trend(&series(&[3, 0, 5])), vec![3, 0, 5], "short ranges keep their buckets");
+        assert!(super::trend(&[]).is_empty());
     }
 }

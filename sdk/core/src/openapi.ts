@@ -666,6 +666,11 @@ export interface components {
             /** @description Releases seen in the range. */
             releases: string[];
             /**
+             * @description Events over the range in at most 24 equal slices, oldest first: the
+             *     list's sparkline.
+             */
+            trend: number[];
+            /**
              * Format: int64
              * @description Distinct users in the range (and filters).
              */
