@@ -220,6 +220,19 @@ async fn every_route_answers_every_caller_exactly(server: &Server) {
         (Method::GET, format!("/api/v1/projects/{a}/keys"), None, [401, 401, 401, 403, 403, 200, 200]),
         (Method::DELETE, format!("/api/v1/projects/{a}/keys/key_missing"), None, [401, 401, 401, 403, 403, 404, 404]),
         (Method::GET, format!("/api/v1/projects/{a}/ingest-keys"), None, [401, 401, 401, 200, 403, 200, 200]),
+        (Method::GET, format!("/api/v1/projects/{a}/segments"), None, [401, 401, 401, 200, 403, 200, 200]),
+        (
+            Method::POST,
+            format!("/api/v1/projects/{a}/segments"),
+            Some(json!({ "name": "mobile", "filters": { "device": "mobile" } })),
+            [401, 401, 401, 403, 403, 201, 201],
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/projects/{a}/segments/seg_missing"),
+            None,
+            [401, 401, 401, 403, 403, 404, 404],
+        ),
         (
             Method::POST,
             format!("/api/v1/projects/{a}/ingest-keys"),

@@ -80,6 +80,11 @@ async fn the_dashboard_logs_in_and_its_overview_moves_with_the_live_feed() {
     assert!(result["movedMs"].as_i64().unwrap() < 1_000, "the overview moved within a second: {result}");
     assert_eq!(result["chart"], 1, "the live chart is drawn: {result}");
     assert_eq!(result["chip"].as_str().map(str::trim), Some("path: /live ×"), "the filter is shown: {result}");
+    assert_eq!(
+        result["segmentChip"].as_str().map(str::trim),
+        Some("path: /live ×"),
+        "a segment applies its filters: {result}"
+    );
     assert_eq!(result["errorTitle"], "TypeError: cart is undefined", "{result}");
     let sparkline = result["sparkline"].as_str().unwrap();
     assert!(sparkline.starts_with("events over the range: ") && sparkline.contains('1'), "{result}");

@@ -39,6 +39,16 @@ try {
   await page.locator("#table-page button", { hasText: "/live" }).click();
   await page.waitForFunction(() => document.querySelector("#metric-pageviews")?.textContent === "1", null, { timeout: 5_000 });
   const chip = await page.locator(".chip").textContent();
+  // The filter saved as a segment, removed, and applied again from it.
+  await page.fill("#segment-name", "Live page");
+  await page.click("#save-segment");
+  await page.locator("#segment option", { hasText: "Live page" }).waitFor({ state: "attached", timeout: 5_000 });
+  await page.click(".chip");
+  await page.waitForFunction(() => document.querySelector("#metric-pageviews")?.textContent === "2", null, { timeout: 5_000 });
+  const segmentId = await page.locator("#segment option", { hasText: "Live page" }).getAttribute("value");
+  await page.selectOption("#segment", segmentId);
+  await page.waitForFunction(() => document.querySelector("#metric-pageviews")?.textContent === "1", null, { timeout: 5_000 });
+  const segmentChip = await page.locator(".chip").textContent();
 
   // An error, then its group in the errors list and on its own page.
   const stack = "TypeError: cart is undefined\n    at renderCart (https://shop.example/static/app.js:10:5)\n    at main (https://shop.example/static/app.js:20:3)";
@@ -115,7 +125,7 @@ try {
   // Before login, asking for the session is answered 401: expected.
   const unexpected = problems.filter((p) => !p.includes("status of 401"));
   if (unexpected.length > 0) throw new Error(`console errors: ${unexpected.join("\n")}`);
-  console.log(JSON.stringify({ before, after: before + 1, movedMs, chart, chip, errorTitle, frames, url: groupUrl, lcpP75, lcpPages, proSignups, secret, viewerSees, viewerControls, sparkline }));
+  console.log(JSON.stringify({ before, after: before + 1, movedMs, chart, chip, errorTitle, frames, url: groupUrl, lcpP75, lcpPages, proSignups, secret, viewerSees, viewerControls, sparkline, segmentChip }));
 } finally {
   await browser.close();
 }

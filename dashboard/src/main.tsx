@@ -152,7 +152,7 @@ function App() {
         ) : path === "/settings" ? (
           <Settings projectId={projectId} admin={isAdmin(session, projectId)} onRenamed={loadProjects} />
         ) : (
-          page(path, projectId, navigate)
+          page(path, projectId, navigate, isAdmin(session, projectId))
         )}
       </main>
     </div>
@@ -165,7 +165,7 @@ function isAdmin(session: SessionView, projectId: string): boolean {
 }
 
 /** The page of a path: `/`, `/events`, `/errors`, `/errors/<fingerprint>`, `/performance`. */
-function page(path: string, projectId: string, navigate: (to: string) => void) {
+function page(path: string, projectId: string, navigate: (to: string) => void, admin: boolean) {
   const group = path.match(/^\/errors\/([^/]+)$/);
   if (group) {
     return <ErrorGroup projectId={projectId} fingerprint={decodeURIComponent(group[1])} back={() => navigate("/errors")} />;
@@ -175,7 +175,7 @@ function page(path: string, projectId: string, navigate: (to: string) => void) {
   if (path === "/errors") {
     return <ErrorList projectId={projectId} open={(fp) => navigate(`/errors/${encodeURIComponent(fp)}`)} />;
   }
-  return <Overview projectId={projectId} />;
+  return <Overview projectId={projectId} admin={admin} />;
 }
 
 render(<App />, document.getElementById("app")!);

@@ -58,8 +58,13 @@ async function numbersOf(base: string, range: Range, filters: Filters): Promise<
   };
 }
 
-export function Overview(props: { projectId: string }) {
+export function Overview(props: { projectId: string; admin: boolean }) {
   const { projectId } = props;
+  const [segments, setSegments] = useState<Schemas["SegmentView"][]>([]);
+  const [segmentName, setSegmentName] = useState("");
+  const segmentsPath = `/api/v1/projects/${encodeURIComponent(projectId)}/segments`;
+  const loadSegments = () => api<Schemas["SegmentList"]>("GET", segmentsPath).then((a) => setSegments(a.segments));
+  useEffect(() => void loadSegments(), [projectId]);
   const [rangeName, setRangeName] = useState<RangeName>("today");
   const [filters, setFilters] = useState<Filters>({});
   const [numbers, setNumbers] = useState<{ now: Numbers; before: Numbers } | null>(null);
@@ -153,6 +158,44 @@ export function Overview(props: { projectId: string }) {
             ))}
           </select>
         </label>
+        <label>
+          Segment
+          <select
+            id="segment"
+            value=""
+            onChange={(e) => {
+              const chosen = segments.find((seg) => seg.id === e.currentTarget.value);
+              if (chosen) setFilters(chosen.filters as Filters);
+            }}
+          >
+            <option value="">Apply a segment…</option>
+            {segments.map((seg) => (
+              <option key={seg.id} value={seg.id}>
+                {seg.name}
+              </option>
+            ))}
+          </select>
+        </label>
+        {props.admin && active.length > 0 && (
+          <form
+            class="inline"
+            onSubmit={(e) => {
+              e.preventDefault();
+              void api("POST", segmentsPath, { name: segmentName, filters }).then(() => {
+                setSegmentName("");
+                void loadSegments();
+              });
+            }}
+          >
+            <label>
+              Save these filters as
+              <input id="segment-name" value={segmentName} onInput={(e) => setSegmentName(e.currentTarget.value)} required />
+            </label>
+            <button type="submit" id="save-segment">
+              Save segment
+            </button>
+          </form>
+        )}
         {active.map(([name, value]) => (
           <button key={name} class="chip" aria-label={`Remove the filter ${name} ${value}`} onClick={() => setFilter(name, undefined)}>
             {name}: {value || "(none)"} ×

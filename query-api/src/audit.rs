@@ -65,7 +65,7 @@ pub struct AuditPage {
 #[utoipa::path(get, path = "/api/v1/audit", tag = "accounts", params(AuditParams),
     responses((status = 200, body = AuditPage), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)),
     security(("bearer" = []), ("session" = [])))]
-pub async fn list(
+pub async fn list_audit(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     params: Result<Query<AuditParams>, axum::extract::rejection::QueryRejection>,
@@ -89,7 +89,10 @@ pub async fn list(
     responses((status = 200, body = Object, description = "`{entries, broken_at, head_hash}`: `broken_at` is the first entry whose hash or link does not hold, null if none"),
         (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)),
     security(("bearer" = []), ("session" = [])))]
-pub async fn verify(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<Json<ChainCheck>, ApiError> {
+pub async fn verify_audit(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<ChainCheck>, ApiError> {
     let principal = authenticate(&state, &headers).await?;
     if !matches!(principal.audit_scope(), AuditScope::All) {
         return Err(ApiError::forbidden("verifying the whole audit log needs the admin token or an owner"));

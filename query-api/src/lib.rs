@@ -14,6 +14,7 @@ pub mod keys;
 pub mod ops;
 pub mod projects;
 pub mod queries;
+pub mod segments;
 pub mod sourcemaps;
 pub mod telemetry;
 pub mod throttle;
@@ -133,8 +134,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/auth/password", post(accounts::change_password))
         .route("/api/v1/auth/sessions", get(accounts::list_sessions))
         .route("/api/v1/auth/sessions/revoke", post(accounts::revoke_sessions))
-        .route("/api/v1/audit", get(audit::list))
-        .route("/api/v1/audit/verify", get(audit::verify))
+        .route("/api/v1/audit", get(audit::list_audit))
+        .route("/api/v1/audit/verify", get(audit::verify_audit))
+        .route("/api/v1/projects/{id}/segments", get(segments::list_segments).post(segments::create_segment))
+        .route("/api/v1/projects/{id}/segments/{segment_id}", delete(segments::delete_segment))
         .route("/api/v1/projects/{id}/pageviews", get(queries::pageviews))
         .route(
             "/api/v1/projects/{id}/sourcemaps",

@@ -75,8 +75,11 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         crate::accounts::list_members,
         crate::accounts::set_member,
         crate::accounts::remove_member,
-        crate::audit::list,
-        crate::audit::verify,
+        crate::audit::list_audit,
+        crate::audit::verify_audit,
+        crate::segments::list_segments,
+        crate::segments::create_segment,
+        crate::segments::delete_segment,
         crate::queries::pageviews,
         crate::queries::errors,
         crate::queries::error_group,
@@ -124,6 +127,23 @@ pub async fn openapi() -> impl IntoResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each operation has its own id (clients are generated from them).
+    #[test]
+    fn operation_ids_are_unique() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let mut ids: Vec<&str> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|item| item.as_object().unwrap().values())
+            .filter_map(|op| op["operationId"].as_str())
+            .collect();
+        let count = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), count, "duplicate operation ids");
+    }
 
     /// The SDKs' types are generated from `sdk/openapi.json`: it must be
     /// this server's document.

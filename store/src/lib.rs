@@ -18,6 +18,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod keys;
+pub mod segments;
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -35,6 +36,7 @@ pub use accounts::{
 };
 pub use audit::{AuditEntry, ChainCheck, NewAuditEntry};
 pub use keys::{IngestGrant, IngestKey, SecretKeyInfo};
+pub use segments::Segment;
 
 /// Migrations for SQLite databases.
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");

@@ -69,6 +69,7 @@ backend_tests!(
     audit_entries_chain_and_tampering_is_found,
     ingest_keys_are_added_limited_and_rotated,
     deleted_projects_take_their_keys_and_members_and_are_remembered,
+    segments_are_saved_listed_and_deleted_per_project,
 );
 
 async fn run_sqlite<F, Fut>(body: F)
@@ -743,4 +744,30 @@ async fn deleted_projects_take_their_keys_and_members_and_are_remembered(ctx: Ct
     assert_eq!(store.deleted_projects().await.unwrap(), vec![p.id.clone()]);
     assert!(store.get_project(&q.id).await.unwrap().is_some(), "others stay");
     assert!(store.get_user(&user.id).await.unwrap().is_some(), "users stay");
+}
+
+async fn segments_are_saved_listed_and_deleted_per_project(ctx: Ctx) {
+    let store = &ctx.store;
+    let p = store.create_project("P").await.unwrap();
+    let q = store.create_project("Q").await.unwrap();
+    let filters = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let mobile = store
+        .create_segment(&p.id, "Mobile cart", filters(&[("device", "mobile"), ("path", "/cart")]), "usr_1")
+        .await
+        .unwrap();
+    assert_token(&mobile.id, "seg_", 16);
+    store.create_segment(&p.id, "Pro", filters(&[("prop.plan", "pro")]), "usr_1").await.unwrap();
+    let listed = store.segments(&p.id).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0], mobile);
+    assert!(store.segments(&q.id).await.unwrap().is_empty());
+    for bad in [filters(&[]), filters(&[("colour", "red")]), filters(&[("prop.", "x")])] {
+        match store.create_segment(&p.id, "x", bad, "usr_1").await {
+            Err(StoreError::Invalid(msg)) => assert!(msg.contains("filters"), "{msg}"),
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+    assert!(!store.delete_segment(&q.id, &mobile.id).await.unwrap(), "not through another project");
+    assert!(store.delete_segment(&p.id, &mobile.id).await.unwrap());
+    assert_eq!(store.segments(&p.id).await.unwrap().len(), 1);
 }
