@@ -717,7 +717,8 @@ async fn ingest_keys_are_added_limited_and_rotated(ctx: Ctx) {
     assert_eq!(store.ingest_grant(&second.key).await.unwrap().unwrap().rate_limit_per_s, None);
     store.touch_ingest_key(&second.id, 1234).await.unwrap();
     let keys = store.ingest_keys(&p.id).await.unwrap();
-    assert_eq!(keys.iter().map(|k| k.last_used_at).collect::<Vec<_>>(), vec![None, Some(1234)]);
+    let last_used = |id: &str| keys.iter().find(|k| k.id == id).unwrap().last_used_at;
+    assert_eq!((last_used(&first[0].id), last_used(&second.id)), (None, Some(1234)));
 
     let secret = store.create_secret_key(&p.id, "ci", Role::Viewer).await.unwrap();
     let listed = store.secret_keys(&p.id).await.unwrap();
@@ -759,7 +760,7 @@ async fn segments_are_saved_listed_and_deleted_per_project(ctx: Ctx) {
     store.create_segment(&p.id, "Pro", filters(&[("prop.plan", "pro")]), "usr_1").await.unwrap();
     let listed = store.segments(&p.id).await.unwrap();
     assert_eq!(listed.len(), 2);
-    assert_eq!(listed[0], mobile);
+    assert!(listed.contains(&mobile), "saved as it was made: {listed:?}");
     assert!(store.segments(&q.id).await.unwrap().is_empty());
     for bad in [filters(&[]), filters(&[("colour", "red")]), filters(&[("prop.", "x")])] {
         match store.create_segment(&p.id, "x", bad, "usr_1").await {
