@@ -98,6 +98,12 @@ try {
   const lcpP75 = await page.locator("#vital-LCP .number").textContent();
   await page.locator("#vitals-pages tbody tr").first().waitFor({ timeout: 5_000 });
   const lcpPages = await page.locator("#vitals-pages tbody tr").count();
+  // The theme: dark on request, remembered across a reload.
+  await page.selectOption("#theme", "dark");
+  await page.reload({ waitUntil: "load" });
+  await page.locator("#theme").waitFor({ timeout: 5_000 });
+  const theme = await page.evaluate(() => [document.documentElement.dataset.theme, getComputedStyle(document.body).backgroundColor]);
+
   // Settings, as an admin: allowed origins, an ingest key, a secret key.
   await page.click("#nav-settings");
   await page.fill("#allowed-origins", "https://shop.example");
@@ -125,7 +131,7 @@ try {
   // Before login, asking for the session is answered 401: expected.
   const unexpected = problems.filter((p) => !p.includes("status of 401"));
   if (unexpected.length > 0) throw new Error(`console errors: ${unexpected.join("\n")}`);
-  console.log(JSON.stringify({ before, after: before + 1, movedMs, chart, chip, errorTitle, frames, url: groupUrl, lcpP75, lcpPages, proSignups, secret, viewerSees, viewerControls, sparkline, segmentChip }));
+  console.log(JSON.stringify({ before, after: before + 1, movedMs, chart, chip, errorTitle, frames, url: groupUrl, lcpP75, lcpPages, proSignups, secret, viewerSees, viewerControls, sparkline, segmentChip, theme }));
 } finally {
   await browser.close();
 }

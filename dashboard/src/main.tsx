@@ -72,6 +72,29 @@ function NewPassword(props: { onDone: () => void }) {
   );
 }
 
+type Theme = "system" | "light" | "dark";
+const THEME_KEY = "sightline_theme";
+
+/** Light, dark, or as the system says; remembered on this device. */
+function ThemeSwitch() {
+  const [theme, setTheme] = useState<Theme>(() => (localStorage.getItem(THEME_KEY) as Theme | null) ?? "system");
+  useEffect(() => {
+    if (theme === "system") document.documentElement.removeAttribute("data-theme");
+    else document.documentElement.setAttribute("data-theme", theme);
+    localStorage.setItem(THEME_KEY, theme);
+  }, [theme]);
+  return (
+    <label class="switcher">
+      Theme
+      <select id="theme" value={theme} onChange={(e) => setTheme(e.currentTarget.value as Theme)}>
+        <option value="system">System</option>
+        <option value="light">Light</option>
+        <option value="dark">Dark</option>
+      </select>
+    </label>
+  );
+}
+
 function App() {
   const [session, setSession] = useState<SessionView | null | undefined>(undefined);
   const [projects, setProjects] = useState<Project[]>([]);
@@ -143,6 +166,7 @@ function App() {
             ))}
           </select>
         </label>
+        <ThemeSwitch />
         <span class="muted">{session.user.email}</span>
         <button onClick={logout}>Log out</button>
       </header>
