@@ -100,6 +100,7 @@ try {
   const lcpPages = await page.locator("#vitals-pages tbody tr").count();
   // The theme: dark on request, remembered across a reload.
   await page.selectOption("#theme", "dark");
+  await page.waitForFunction(() => document.documentElement.dataset.theme === "dark", null, { timeout: 5_000 });
   await page.reload({ waitUntil: "load" });
   await page.locator("#theme").waitFor({ timeout: 5_000 });
   const theme = await page.evaluate(() => [document.documentElement.dataset.theme, getComputedStyle(document.body).backgroundColor]);

@@ -75,18 +75,25 @@ function NewPassword(props: { onDone: () => void }) {
 type Theme = "system" | "light" | "dark";
 const THEME_KEY = "sightline_theme";
 
+function applyTheme(theme: Theme): void {
+  if (theme === "system") document.documentElement.removeAttribute("data-theme");
+  else document.documentElement.setAttribute("data-theme", theme);
+}
+
+const savedTheme = (): Theme => (localStorage.getItem(THEME_KEY) as Theme | null) ?? "system";
+
 /** Light, dark, or as the system says; remembered on this device. */
 function ThemeSwitch() {
-  const [theme, setTheme] = useState<Theme>(() => (localStorage.getItem(THEME_KEY) as Theme | null) ?? "system");
-  useEffect(() => {
-    if (theme === "system") document.documentElement.removeAttribute("data-theme");
-    else document.documentElement.setAttribute("data-theme", theme);
-    localStorage.setItem(THEME_KEY, theme);
-  }, [theme]);
+  const [theme, setTheme] = useState<Theme>(savedTheme);
+  const choose = (next: Theme) => {
+    applyTheme(next);
+    localStorage.setItem(THEME_KEY, next);
+    setTheme(next);
+  };
   return (
     <label class="switcher">
       Theme
-      <select id="theme" value={theme} onChange={(e) => setTheme(e.currentTarget.value as Theme)}>
+      <select id="theme" value={theme} onChange={(e) => choose(e.currentTarget.value as Theme)}>
         <option value="system">System</option>
         <option value="light">Light</option>
         <option value="dark">Dark</option>
@@ -202,4 +209,6 @@ function page(path: string, projectId: string, navigate: (to: string) => void, a
   return <Overview projectId={projectId} admin={admin} />;
 }
 
+// Before the first paint, so a saved theme never flashes the other one.
+applyTheme(savedTheme());
 render(<App />, document.getElementById("app")!);
