@@ -90,6 +90,7 @@ async fn the_dashboard_logs_in_and_its_overview_moves_with_the_live_feed() {
     assert!(sparkline.starts_with("events over the range: ") && sparkline.contains('1'), "{result}");
     assert_eq!(result["frames"], json!(["renderCart", "main"]), "the stack, innermost first: {result}");
     assert!(result["url"].as_str().unwrap().contains("/errors/"), "the group page has its own URL: {result}");
+    assert_eq!(result["latestEvents"], 1, "the group's events are listed: {result}");
     // LCP 1200, 1800, 2600 and 4200 ms: the p75 lies in 2600's bucket.
     let p75: f64 = result["lcpP75"].as_str().unwrap().trim_end_matches(" ms").parse().unwrap();
     assert!((2_500.0..=2_700.0).contains(&p75), "LCP p75 {p75}: {result}");

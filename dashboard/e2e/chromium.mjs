@@ -68,6 +68,7 @@ try {
   await page.locator("#stack li").first().waitFor({ timeout: 5_000 });
   const frames = await page.locator("#stack li strong").allTextContents();
   const groupUrl = page.url();
+  const latestEvents = await page.locator("#latest-events tbody tr").count();
 
   // Custom events: the explorer filters by a property value with a click.
   const custom = ["pro", "pro", "free"].map((plan, i) => ({ type: "event", name: "signup", props: { plan }, url: "https://shop.example/", anonymous_id: `e${i}` }));
@@ -132,7 +133,7 @@ try {
   // Before login, asking for the session is answered 401: expected.
   const unexpected = problems.filter((p) => !p.includes("status of 401"));
   if (unexpected.length > 0) throw new Error(`console errors: ${unexpected.join("\n")}`);
-  console.log(JSON.stringify({ before, after: before + 1, movedMs, chart, chip, errorTitle, frames, url: groupUrl, lcpP75, lcpPages, proSignups, secret, viewerSees, viewerControls, sparkline, segmentChip, theme }));
+  console.log(JSON.stringify({ before, after: before + 1, movedMs, chart, chip, errorTitle, frames, url: groupUrl, lcpP75, lcpPages, proSignups, secret, viewerSees, viewerControls, sparkline, segmentChip, theme, latestEvents }));
 } finally {
   await browser.close();
 }

@@ -171,6 +171,31 @@ export function ErrorGroup(props: { projectId: string; fingerprint: string; back
           </ol>
         </>
       )}
+      <h3>Latest events</h3>
+      <table id="latest-events" class="card">
+        <thead>
+          <tr>
+            <th scope="col">When</th>
+            <th scope="col">Message</th>
+            <th scope="col">Page</th>
+            <th scope="col">Browser</th>
+            <th scope="col">Release</th>
+          </tr>
+        </thead>
+        <tbody>
+          {group.latest_events.map((e) => (
+            <tr key={e.id}>
+              <td>{new Date(e.ts).toLocaleString()}</td>
+              <td>{e.message ?? ""}</td>
+              <td>{e.path}</td>
+              <td>
+                {e.browser} on {e.os} ({e.device})
+              </td>
+              <td>{e.release ?? ""}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
     </section>
   );
 }

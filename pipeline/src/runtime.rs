@@ -166,8 +166,8 @@ impl Pipeline {
         }
         let names = self.views.names();
         let mut rows = Rows::default();
-        // Each error group's newest event of the batch, kept as its sample:
-        // moved, not copied, and stored under one lock.
+        // Error events, moved (not copied) to the views under one lock,
+        // which keep each group's newest few as its samples.
         let mut samples: Vec<(Symbol, Symbol, Event)> = Vec::new();
         for event in envelope.events {
             let pageview = pageview_row(&event, names);
@@ -176,13 +176,7 @@ impl Pipeline {
                 rows.pageviews.push(row);
             } else if let Some(row) = error_row(&event, names) {
                 rows.errors.push(row);
-                match samples.iter_mut().find(|(p, g, _)| (*p, *g) == (row.project, row.group)) {
-                    Some((_, _, sample)) if (sample.ts, sample.received_at) <= (event.ts, event.received_at) => {
-                        *sample = event
-                    }
-                    Some(_) => {}
-                    None => samples.push((row.project, row.group, event)),
-                }
+                samples.push((row.project, row.group, event));
             } else if let Some(row) = vital_row(&event, names) {
                 rows.vitals.push(row);
             } else if let Some(row) = event_row(&event, names, self.views.prop_sets()) {
@@ -347,6 +341,57 @@ mod tests {
         push("kept", 1);
         assert_eq!(total("gone"), (0, 0, 0), "nothing of it is applied again");
         assert_eq!(total("kept"), (4, 3, 3), "v0 came back");
+        pipeline.shutdown();
+    }
+
+    #[test]
+    fn a_group_keeps_its_ten_newest_events_newest_first() {
+        use sightline_model::GroupRef;
+
+        let views = Arc::new(ViewStore::default());
+        let pipeline =
+            Pipeline::start(PipelineConfig { workers: 1, retention_ms: 30 * 86_400_000 }, views.clone()).unwrap();
+        let now = now_ms() as i64;
+        let error = |i: i64| Event {
+            kind: EventKind::Error {
+                error_type: Some("TypeError".into()),
+                message: Some(format!("boom {i}")),
+                stack: None,
+                frames: Vec::new(),
+                fingerprint: None,
+                group: Some(GroupRef { fingerprint: "fp".into(), version: "v1".into(), basis: "message".into() }),
+            },
+            ..pageview("p", now - 100_000 + i * 1000, "/", "v")
+        };
+        // Two batches, the second holding older events than some of the first.
+        for batch in [vec![3, 7, 11, 1, 5, 9], vec![0, 2, 4, 6, 8, 10]] {
+            let events = batch.into_iter().map(error).collect();
+            pipeline.push(Envelope {
+                batch_id: uuid::Uuid::now_v7(),
+                project_id: "p".into(),
+                received_at: now,
+                events,
+            });
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !pipeline.caught_up() {
+            assert!(std::time::Instant::now() < deadline, "views did not catch up");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let q = crate::views::ErrorsQuery {
+            project_id: "p".into(),
+            from: now - 3_600_000,
+            to: now + 1,
+            release: None,
+            path: None,
+            device: None,
+        };
+        let detail = views.error_group(&q, "fp").expect("the group");
+        let messages: Vec<String> = detail.latest_events.iter().map(|e| e.message.clone().unwrap()).collect();
+        let expected: Vec<String> = (2..=11).rev().map(|i| format!("boom {i}")).collect();
+        assert_eq!(messages, expected);
+        assert_eq!(detail.latest_event.unwrap().message.as_deref(), Some("boom 11"));
+        assert_eq!(detail.summary.message.as_deref(), Some("boom 11"), "the summary shows the newest");
         pipeline.shutdown();
     }
 

@@ -30,9 +30,12 @@ struct ProjectErrors {
     by_interval: [BTreeMap<i64, HashMap<Attrs, Cell>>; 3],
     /// group → (first, last) event time.
     seen: HashMap<Symbol, (i64, i64)>,
-    /// group → its latest event.
-    latest: HashMap<Symbol, Arc<Event>>,
+    /// group → its newest events, newest first, at most [`LATEST_EVENTS`].
+    latest: HashMap<Symbol, Vec<Arc<Event>>>,
 }
+
+/// Events kept per group for its page.
+pub const LATEST_EVENTS: usize = 10;
 
 /// All projects' error groups.
 #[derive(Debug, Default)]
@@ -131,6 +134,9 @@ pub struct ErrorGroupDetail {
     /// Events per bucket in the range.
     pub series: Vec<ErrorCountPoint>,
     pub latest_event: Option<ErrorEventView>,
+    /// The group's newest events, newest first (at most 10), with the
+    /// frames they were sent with (stacks are resolved for `latest_event`).
+    pub latest_events: Vec<ErrorEventView>,
 }
 
 /// A group seen for the first time (the live feed's `error_groups`).
@@ -252,12 +258,18 @@ impl ErrorViews {
         }
     }
 
-    /// Keeps `event` as its group's latest event if it is the newest.
-    pub(super) fn note_event(&mut self, project: Symbol, group: Symbol, event: Event) {
-        let latest = &mut self.projects.entry(project).or_default().latest;
-        if latest.get(&group).is_none_or(|e| (e.ts, e.received_at) <= (event.ts, event.received_at)) {
-            latest.insert(group, Arc::new(event));
+    /// Keeps `event` among its group's newest events if it is one of them;
+    /// returns what is no longer kept, for the caller to drop outside the lock.
+    pub(super) fn note_event(&mut self, project: Symbol, group: Symbol, event: Event) -> Option<Arc<Event>> {
+        let newest = self.projects.entry(project).or_default().latest.entry(group).or_default();
+        let key = |e: &Event| (e.ts, e.received_at);
+        // Newest first; an event as new as one held goes before it.
+        let at = newest.partition_point(|held| key(held) > key(&event));
+        if at >= LATEST_EVENTS {
+            return Some(Arc::new(event));
         }
+        newest.insert(at, Arc::new(event));
+        (newest.len() > LATEST_EVENTS).then(|| newest.pop()).flatten()
     }
 
     fn tallies(&self, names: &Names, q: &ErrorsQuery, group: Option<Symbol>) -> Tallies {
@@ -291,7 +303,7 @@ impl ErrorViews {
         tally: &Tally,
         trend: Vec<i64>,
     ) -> ErrorGroupSummary {
-        let latest = project.latest.get(&group);
+        let latest = project.latest.get(&group).and_then(|events| events.first());
         let (error_type, message) = match latest.map(|e| &e.kind) {
             Some(EventKind::Error { error_type, message, .. }) => (error_type.clone(), message.clone()),
             _ => (None, None),
@@ -340,12 +352,14 @@ impl ErrorViews {
         let series = bucket_counts(&per_bucket, group, interval, q.from, q.to);
         let trend = trend(&series);
         let summary = self.summary(names, project, group, by_group.get(&group).unwrap_or(&empty), trend);
-        let latest = project.latest.get(&group);
-        let grouping = match latest.map(|e| &e.kind) {
+        let newest = project.latest.get(&group).map(Vec::as_slice).unwrap_or_default();
+        let grouping = match newest.first().map(|e| &e.kind) {
             Some(EventKind::Error { group, .. }) => group.clone(),
             _ => None,
         };
-        Some(ErrorGroupDetail { summary, grouping, series, latest_event: latest.map(|e| event_view(e)) })
+        let latest_events: Vec<ErrorEventView> = newest.iter().map(|e| event_view(e)).collect();
+        let latest_event = latest_events.first().cloned();
+        Some(ErrorGroupDetail { summary, grouping, series, latest_event, latest_events })
     }
 
     /// Errors per bucket of a project, all groups.

@@ -234,16 +234,20 @@ impl ViewStore {
         self.sessions.write().unwrap_or_else(|e| e.into_inner()).forget(project);
     }
 
-    /// Keeps each (project, group)'s newest event of a batch as the group's
-    /// sample, unless the one held is newer.
+    /// Keeps each (project, group)'s newest events of a batch among the
+    /// group's samples (the newest ten of all).
     pub fn note_error_samples(&self, samples: Vec<(Symbol, Symbol, Event)>) {
         if samples.is_empty() {
             return;
         }
-        let mut errors = self.errors.write().unwrap_or_else(|e| e.into_inner());
-        for (project, group, event) in samples {
-            errors.note_event(project, group, event);
+        let mut dropped = Vec::new();
+        {
+            let mut errors = self.errors.write().unwrap_or_else(|e| e.into_inner());
+            for (project, group, event) in samples {
+                dropped.extend(errors.note_event(project, group, event));
+            }
         }
+        drop(dropped);
     }
 
     /// Page views and distinct visitors over a range, with a series per bucket.

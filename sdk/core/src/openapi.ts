@@ -684,6 +684,11 @@ export interface components {
         ErrorGroupDetail: components["schemas"]["ErrorGroupSummary"] & {
             grouping?: components["schemas"]["GroupRef"] | null;
             latest_event?: components["schemas"]["ErrorEventView"] | null;
+            /**
+             * @description The group's newest events, newest first (at most 10), with the
+             *     frames they were sent with (stacks are resolved for `latest_event`).
+             */
+            latest_events: components["schemas"]["ErrorEventView"][];
             /** @description Events per bucket in the range. */
             series: components["schemas"]["ErrorCountPoint"][];
         };
