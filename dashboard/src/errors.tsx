@@ -6,12 +6,13 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import uPlot from "uplot";
 
+import { RangePicker } from "./controls";
 import { api, type Schemas } from "./api";
 
 type GroupSummary = Schemas["ErrorGroupSummary"];
 type GroupDetail = Schemas["ErrorGroupDetail"];
 type Frame = Schemas["EventFrame"];
-import { RANGES, rangeOf, type RangeName } from "./query";
+import { rangeOf, type RangeName } from "./query";
 
 function ago(ms: number): string {
   const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
@@ -48,16 +49,7 @@ export function ErrorList(props: { projectId: string; open: (fingerprint: string
   return (
     <section>
       <div class="toolbar">
-        <label>
-          Range
-          <select id="errors-range" value={rangeName} onChange={(e) => setRangeName(e.currentTarget.value as RangeName)}>
-            {RANGES.map(([name, label]) => (
-              <option key={name} value={name}>
-                {label}
-              </option>
-            ))}
-          </select>
-        </label>
+        <RangePicker id="errors-range" value={rangeName} onChange={setRangeName} />
       </div>
       {groups && groups.length === 0 && <p class="muted">No errors in this range.</p>}
       <table id="error-groups" class="card">

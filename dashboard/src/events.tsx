@@ -4,10 +4,11 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import uPlot from "uplot";
 
+import { RangePicker } from "./controls";
 import { api, type Schemas } from "./api";
 
 type EventsAnswer = Schemas["EventsAnswer"];
-import { RANGES, rangeOf, type RangeName } from "./query";
+import { rangeOf, type RangeName } from "./query";
 
 export function Events(props: { projectId: string }) {
   const [rangeName, setRangeName] = useState<RangeName>("7d");
@@ -54,16 +55,7 @@ export function Events(props: { projectId: string }) {
   return (
     <section>
       <div class="toolbar">
-        <label>
-          Range
-          <select value={rangeName} onChange={(e) => setRangeName(e.currentTarget.value as RangeName)}>
-            {RANGES.map(([r, label]) => (
-              <option key={r} value={r}>
-                {label}
-              </option>
-            ))}
-          </select>
-        </label>
+        <RangePicker value={rangeName} onChange={setRangeName} />
         <label>
           Event
           <select id="event-name" value={name} onChange={(e) => setName(e.currentTarget.value)}>

@@ -8,12 +8,13 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 
+import { RangePicker } from "./controls";
 import { api, type Schemas } from "./api";
 
 type Pageviews = Schemas["PageviewsAnswer"];
 type Summary = Schemas["SessionsSummary"];
 type BreakdownRow = Schemas["BreakdownRow"];
-import { DIMENSIONS, RANGES, change, params, previous, rangeOf, type Filters, type Range, type RangeName } from "./query";
+import { DIMENSIONS, change, params, previous, rangeOf, type Filters, type Range, type RangeName } from "./query";
 
 interface Numbers {
   visitors: number;
@@ -148,16 +149,7 @@ export function Overview(props: { projectId: string; admin: boolean }) {
   return (
     <section>
       <div class="toolbar">
-        <label>
-          Range
-          <select id="range" value={rangeName} onChange={(e) => setRangeName(e.currentTarget.value as RangeName)}>
-            {RANGES.map(([name, label]) => (
-              <option key={name} value={name}>
-                {label}
-              </option>
-            ))}
-          </select>
-        </label>
+        <RangePicker id="range" value={rangeName} onChange={setRangeName} />
         <label>
           Segment
           <select

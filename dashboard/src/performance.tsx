@@ -6,10 +6,11 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import uPlot from "uplot";
 
+import { RangePicker } from "./controls";
 import { api, type Schemas } from "./api";
 
 type Vitals = Schemas["VitalsAnswer"];
-import { RANGES, rangeOf, type RangeName } from "./query";
+import { rangeOf, type RangeName } from "./query";
 
 const METRICS = ["LCP", "INP", "CLS", "FCP", "TTFB", "FID"] as const;
 type Metric = (typeof METRICS)[number];
@@ -80,16 +81,7 @@ export function Performance(props: { projectId: string }) {
   return (
     <section>
       <div class="toolbar">
-        <label>
-          Range
-          <select value={rangeName} onChange={(e) => setRangeName(e.currentTarget.value as RangeName)}>
-            {RANGES.map(([name, label]) => (
-              <option key={name} value={name}>
-                {label}
-              </option>
-            ))}
-          </select>
-        </label>
+        <RangePicker value={rangeName} onChange={setRangeName} />
         <label>
           Device
           <select id="vitals-device" value={device} onChange={(e) => setDevice(e.currentTarget.value)}>

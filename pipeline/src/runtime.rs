@@ -13,7 +13,7 @@ use sightline_operators::{ErrorRow, EventRow, PageviewRow, SessionHit, Symbol, V
 use crate::dataflow;
 use crate::now_ms;
 use crate::rows::{error_row, event_row, pageview_row, session_hit, vital_row};
-use crate::views::ViewStore;
+use crate::views::{LATEST_EVENTS, ViewStore};
 
 /// One batch's rows for each input.
 #[derive(Default)]
@@ -183,6 +183,20 @@ impl Pipeline {
                 rows.events.push(row);
             }
         }
+        // Only each group's newest few of the batch can be kept: the others
+        // are dropped here, outside the views' lock.
+        samples.sort_unstable_by(|(p, g, a), (q, h, b)| {
+            (p, g).cmp(&(q, h)).then((b.ts, b.received_at).cmp(&(a.ts, a.received_at)))
+        });
+        let mut kept = 0;
+        let mut current = None;
+        samples.retain(|(p, g, _)| {
+            if current != Some((*p, *g)) {
+                (current, kept) = (Some((*p, *g)), 0);
+            }
+            kept += 1;
+            kept <= LATEST_EVENTS
+        });
         self.views.note_error_samples(samples);
         if rows.is_empty() {
             return;
@@ -236,6 +250,15 @@ mod tests {
     use super::*;
     use crate::views::PageviewsQuery;
 
+    /// Waits until the views reflect every batch handed over.
+    fn wait_caught_up(pipeline: &Pipeline, within: Duration) {
+        let deadline = std::time::Instant::now() + within;
+        while !pipeline.caught_up() {
+            assert!(std::time::Instant::now() < deadline, "views did not catch up");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     fn pageview(project: &str, ts: i64, path: &str, visitor: &str) -> Event {
         Event {
             id: uuid::Uuid::now_v7(),
@@ -273,11 +296,7 @@ mod tests {
                     events,
                 });
             }
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while !pipeline.caught_up() {
-                assert!(std::time::Instant::now() < deadline, "views did not catch up");
-                std::thread::sleep(Duration::from_millis(2));
-            }
+            wait_caught_up(&pipeline, Duration::from_secs(10));
             let answer = views.pageviews(&PageviewsQuery {
                 project_id: "p".into(),
                 interval: Interval::Day,
@@ -304,11 +323,7 @@ mod tests {
                 received_at: now,
                 events,
             });
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while !pipeline.caught_up() {
-                assert!(std::time::Instant::now() < deadline, "views did not catch up");
-                std::thread::sleep(Duration::from_millis(2));
-            }
+            wait_caught_up(&pipeline, Duration::from_secs(10));
         };
         let total = |project: &str| {
             let q = PageviewsQuery {
@@ -373,11 +388,7 @@ mod tests {
                 events,
             });
         }
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !pipeline.caught_up() {
-            assert!(std::time::Instant::now() < deadline, "views did not catch up");
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        wait_caught_up(&pipeline, Duration::from_secs(10));
         let q = crate::views::ErrorsQuery {
             project_id: "p".into(),
             from: now - 3_600_000,
@@ -447,11 +458,7 @@ mod tests {
                 events,
             });
         }
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while !pipeline.caught_up() {
-            assert!(std::time::Instant::now() < deadline, "views did not catch up");
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_caught_up(&pipeline, Duration::from_secs(60));
         for ((name, (good, poor), _), mut values) in metrics.into_iter().zip(samples) {
             values.sort_by(f64::total_cmp);
             let answer = views.vitals(&VitalsQuery {
@@ -574,11 +581,7 @@ mod tests {
             |events| Envelope { batch_id: uuid::Uuid::now_v7(), project_id: "p".into(), received_at: now, events };
         pipeline.push(envelope(vec![error("older", 3_000), error("newest", 1_000), error("old", 2_000)]));
         pipeline.push(envelope(vec![error("late", 5_000)]));
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !pipeline.caught_up() {
-            assert!(std::time::Instant::now() < deadline, "views did not catch up");
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        wait_caught_up(&pipeline, Duration::from_secs(10));
         let q = ErrorsQuery {
             project_id: "p".into(),
             from: now - 60_000,

@@ -241,24 +241,12 @@ pub async fn change_password(
     let principal = authenticate_session(&state, &headers).await?;
     let session = principal.user()?;
     let Json(body) = body?;
-    let (_, hash) = state
-        .store
-        .user_for_login(&session.user.email)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("the user no longer exists"))?;
-    check_throttle(&state, &session.user.email, source)?;
     let (current, new) = (body.current_password, body.new_password);
     if current == new {
         return Err(ApiError::bad_request("invalid_value", "new_password", "the new password must differ"));
     }
-    let new_hash =
-        blocking(move || if verify_password(Some(&hash), &current) { Some(hash_password(&new)) } else { None })
-            .await?
-            .ok_or_else(|| {
-                state.login_throttle.failed(&session.user.email, source, now_ms());
-                ApiError::bad_request("wrong_credentials", "current_password", "the current password is wrong")
-            })?
-            .map_err(|e| ApiError::from(e).field("new_password"))?;
+    confirm_password(&state, session, source, current, "current_password").await?;
+    let new_hash = blocking(move || hash_password(&new)).await?.map_err(|e| ApiError::from(e).field("new_password"))?;
     state.store.set_password(&session.user.id, &new_hash, Some(&session.session_id)).await?;
     tracing::info!(user = %session.user.id, "password changed");
     let object = format!("user:{}", session.user.id);
@@ -329,17 +317,7 @@ pub async fn revoke_sessions(
     let principal = authenticate_session(&state, &headers).await?;
     let session = principal.user()?;
     let Json(body) = body?;
-    let (_, hash) = state
-        .store
-        .user_for_login(&session.user.email)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("the user no longer exists"))?;
-    check_throttle(&state, &session.user.email, source)?;
-    let password = body.password;
-    if !blocking(move || verify_password(Some(&hash), &password)).await? {
-        state.login_throttle.failed(&session.user.email, source, now_ms());
-        return Err(ApiError::bad_request("wrong_credentials", "password", "the password is wrong"));
-    }
+    confirm_password(&state, session, source, body.password, "password").await?;
     let user_id = &session.user.id;
     let ended = match &body.session_id {
         Some(id) => {
@@ -412,6 +390,27 @@ pub async fn remove_member(
     let object = format!("user:{user_id}");
     audit::record_by(&state, &principal, source, "member_removed", &object, Some(&id), json!({})).await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Checks the password a logged-in user entered again (to change it, or to
+/// end sessions): throttled and counted like a login; `field` names it in
+/// the refusal.
+async fn confirm_password(
+    state: &AppState,
+    session: &sightline_store::SessionUser,
+    source: IpAddr,
+    password: String,
+    field: &str,
+) -> Result<(), ApiError> {
+    let email = &session.user.email;
+    let (_, hash) =
+        state.store.user_for_login(email).await?.ok_or_else(|| ApiError::unauthorized("the user no longer exists"))?;
+    check_throttle(state, email, source)?;
+    if blocking(move || verify_password(Some(&hash), &password)).await? {
+        return Ok(());
+    }
+    state.login_throttle.failed(email, source, now_ms());
+    Err(ApiError::bad_request("wrong_credentials", field, format!("the {} is wrong", field.replace('_', " "))))
 }
 
 /// Refuses a password check for an account or address that failed too

@@ -258,8 +258,9 @@ impl ErrorViews {
         }
     }
 
-    /// Keeps `event` among its group's newest events if it is one of them;
-    /// returns what is no longer kept, for the caller to drop outside the lock.
+    /// Keeps `event` among its group's newest events if it is one of them.
+    /// What is not kept (`event` itself, or the event it displaced) is
+    /// handed back, for the caller to drop outside the lock.
     pub(super) fn note_event(&mut self, project: Symbol, group: Symbol, event: Event) -> Option<Arc<Event>> {
         let newest = self.projects.entry(project).or_default().latest.entry(group).or_default();
         let key = |e: &Event| (e.ts, e.received_at);

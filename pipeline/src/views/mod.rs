@@ -19,7 +19,7 @@ use tokio::sync::broadcast;
 
 pub use errors::{
     ErrorCountPoint, ErrorEventView, ErrorGroupDetail, ErrorGroupSummary, ErrorRatePoint, ErrorsAnswer, ErrorsQuery,
-    EventFrame, NewErrorGroup, interval_for,
+    EventFrame, LATEST_EVENTS, NewErrorGroup, interval_for,
 };
 pub use events::{BreakdownValue, EventFilters, EventNameCount, EventsAnswer, EventsPoint, EventsQuery};
 pub use pageviews::{
