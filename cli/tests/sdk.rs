@@ -214,7 +214,12 @@ async fn a_node_service_reports_its_requests_a_thrown_error_and_its_crash() {
     let (events, errors) = loop {
         let events = get_json(&server, &format!("/api/v1/projects/{project}/events?{range}")).await;
         let errors = get_json(&server, &format!("/api/v1/projects/{project}/errors?{range}")).await;
-        if errors["groups"].as_array().is_some_and(|g| g.len() == 2) || Instant::now() > deadline {
+        // Every request and the crash come in their own batches: wait for all.
+        let requests = events["names"].as_array().and_then(|n| n.iter().find(|n| n["name"] == "http_request"));
+        let all_requests = requests.is_some_and(|r| r["count"] == 4);
+        let deploy = events.to_string().contains("deploy");
+        let both_errors = errors["groups"].as_array().is_some_and(|g| g.len() == 2);
+        if (all_requests && deploy && both_errors) || Instant::now() > deadline {
             break (events, errors);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
