@@ -233,6 +233,31 @@ async fn every_route_answers_every_caller_exactly(server: &Server) {
             None,
             [401, 401, 401, 403, 403, 404, 404],
         ),
+        (Method::GET, format!("/api/v1/projects/{a}/dashboards"), None, [401, 401, 401, 200, 403, 200, 200]),
+        (
+            Method::POST,
+            format!("/api/v1/projects/{a}/dashboards"),
+            Some(json!({ "name": "Launch", "widgets": [] })),
+            [401, 401, 401, 403, 403, 201, 201],
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/projects/{a}/dashboards/dsh_missing"),
+            None,
+            [401, 401, 401, 404, 403, 404, 404],
+        ),
+        (
+            Method::PUT,
+            format!("/api/v1/projects/{a}/dashboards/dsh_missing"),
+            Some(json!({ "name": "Launch", "widgets": [] })),
+            [401, 401, 401, 403, 403, 404, 404],
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/projects/{a}/dashboards/dsh_missing"),
+            None,
+            [401, 401, 401, 403, 403, 404, 404],
+        ),
         (
             Method::POST,
             format!("/api/v1/projects/{a}/ingest-keys"),

@@ -110,3 +110,84 @@ async fn the_dashboard_logs_in_and_its_overview_moves_with_the_live_feed() {
     let keys = read(format!("/api/v1/projects/{project}/ingest-keys")).await;
     assert_eq!(keys["keys"][1]["name"], "landing");
 }
+
+#[tokio::test]
+async fn dashboards_are_kept_per_project_across_a_restart_and_bad_widgets_are_refused_by_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(Mode::Embedded, dir.path(), "").await;
+    let (project, _) = server.create_project("shop").await;
+    let (other, _) = server.create_project("blog").await;
+    let send = |method: reqwest::Method, path: String, body: Option<Value>| {
+        let mut request = server.http.request(method, server.url(&path)).bearer_auth(ADMIN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let r = request.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let dashboards = format!("/api/v1/projects/{project}/dashboards");
+    let widgets = json!([
+        { "id": "visitors", "x": 0, "y": 0, "w": 3, "h": 2, "view": { "kind": "number", "metric": "visitors" } },
+        { "id": "pages", "title": "Top pages", "x": 3, "y": 0, "w": 9, "h": 4, "view": { "kind": "table", "table": "page" } },
+    ]);
+    let (status, made) =
+        send(reqwest::Method::POST, dashboards.clone(), Some(json!({ "name": "Launch", "widgets": widgets }))).await;
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(made["widgets"], widgets, "kept as sent: {made}");
+    let id = made["id"].as_str().unwrap().to_owned();
+    let one = format!("{dashboards}/{id}");
+
+    // Moved and resized: the new places replace the old.
+    let moved = json!([
+        { "id": "pages", "title": "Top pages", "x": 0, "y": 0, "w": 12, "h": 5, "view": { "kind": "table", "table": "page" } },
+        { "id": "visitors", "x": 0, "y": 5, "w": 4, "h": 2, "view": { "kind": "number", "metric": "visitors" } },
+    ]);
+    let (status, changed) =
+        send(reqwest::Method::PUT, one.clone(), Some(json!({ "name": "Launch day", "widgets": moved }))).await;
+    assert_eq!((status, &changed["name"]), (200, &json!("Launch day")), "{changed}");
+    assert!(changed["updated_at"].as_i64() >= made["updated_at"].as_i64());
+
+    // Refused, naming the field; the dashboard stays as it was.
+    let bad = [
+        (
+            json!({ "name": "x", "widgets": [{ "id": "a", "x": 10, "y": 0, "w": 4, "h": 1, "view": { "kind": "number", "metric": "visitors" } }] }),
+            "widgets[0].x",
+        ),
+        (
+            json!({ "name": "x", "widgets": [{ "id": "a", "x": 0, "y": 0, "w": 4, "h": 1, "view": { "kind": "number", "metric": "revenue" } }] }),
+            "body",
+        ),
+        (json!({ "name": " ", "widgets": [] }), "name"),
+    ];
+    for (body, field) in bad {
+        let (status, answer) = send(reqwest::Method::PUT, one.clone(), Some(body)).await;
+        assert_eq!((status, answer["error"]["field"].as_str()), (400, Some(field)), "{answer}");
+        if field == "body" {
+            let message = answer["error"]["message"].as_str().unwrap();
+            assert!(message.contains("widgets[0].view"), "the message names the field: {message}");
+        }
+    }
+    // Another project does not reach it.
+    let (status, _) = send(reqwest::Method::GET, format!("/api/v1/projects/{other}/dashboards/{id}"), None).await;
+    assert_eq!(status, 404);
+
+    let data_dir = dir.path().to_owned();
+    server.stop();
+    let server = Server::start(Mode::Embedded, &data_dir, "").await;
+    let r = server.http.get(server.url(&one)).bearer_auth(ADMIN).send().await.unwrap();
+    let kept: Value = r.json().await.unwrap();
+    assert_eq!((&kept["name"], &kept["widgets"]), (&json!("Launch day"), &moved), "after a restart: {kept}");
+    let r = server.http.delete(server.url(&one)).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    let list: Value =
+        server.http.get(server.url(&dashboards)).bearer_auth(ADMIN).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list["dashboards"], json!([]));
+    let audit: Value =
+        server.http.get(server.url("/api/v1/audit")).bearer_auth(ADMIN).send().await.unwrap().json().await.unwrap();
+    let actions: Vec<&str> =
+        audit["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(&actions[..3], ["dashboard_deleted", "dashboard_changed", "dashboard_created"], "{audit}");
+}

@@ -7,7 +7,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod auth;
-pub mod dashboard;
+pub mod dashboards;
 pub mod error;
 pub mod ingest;
 pub mod keys;
@@ -18,6 +18,7 @@ pub mod segments;
 pub mod sourcemaps;
 pub mod telemetry;
 pub mod throttle;
+pub mod web_assets;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -138,6 +139,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/audit/verify", get(audit::verify_audit))
         .route("/api/v1/projects/{id}/segments", get(segments::list_segments).post(segments::create_segment))
         .route("/api/v1/projects/{id}/segments/{segment_id}", delete(segments::delete_segment))
+        .route("/api/v1/projects/{id}/dashboards", get(dashboards::list_dashboards).post(dashboards::create_dashboard))
+        .route(
+            "/api/v1/projects/{id}/dashboards/{dashboard_id}",
+            get(dashboards::get_dashboard).put(dashboards::update_dashboard).delete(dashboards::delete_dashboard),
+        )
         .route("/api/v1/projects/{id}/pageviews", get(queries::pageviews))
         .route(
             "/api/v1/projects/{id}/sourcemaps",
@@ -162,6 +168,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/openapi.json", get(ops::openapi))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
-        .fallback(get(dashboard::serve))
+        .fallback(get(web_assets::serve))
         .with_state(state)
 }

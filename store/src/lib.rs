@@ -17,6 +17,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod dashboards;
 pub mod keys;
 pub mod segments;
 
@@ -35,6 +36,7 @@ pub use accounts::{
     one_time_password, verify_password,
 };
 pub use audit::{AuditEntry, ChainCheck, NewAuditEntry};
+pub use dashboards::Dashboard;
 pub use keys::{IngestGrant, IngestKey, SecretKeyInfo};
 pub use segments::Segment;
 

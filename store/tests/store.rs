@@ -70,6 +70,7 @@ backend_tests!(
     ingest_keys_are_added_limited_and_rotated,
     deleted_projects_take_their_keys_and_members_and_are_remembered,
     segments_are_saved_listed_and_deleted_per_project,
+    dashboards_are_made_changed_and_deleted_per_project,
 );
 
 async fn run_sqlite<F, Fut>(body: F)
@@ -771,4 +772,39 @@ async fn segments_are_saved_listed_and_deleted_per_project(ctx: Ctx) {
     assert!(!store.delete_segment(&q.id, &mobile.id).await.unwrap(), "not through another project");
     assert!(store.delete_segment(&p.id, &mobile.id).await.unwrap());
     assert_eq!(store.segments(&p.id).await.unwrap().len(), 1);
+}
+
+async fn dashboards_are_made_changed_and_deleted_per_project(ctx: Ctx) {
+    let store = &ctx.store;
+    let p = store.create_project("P").await.unwrap();
+    let q = store.create_project("Q").await.unwrap();
+    let widgets = serde_json::json!([{ "id": "w1", "x": 0, "y": 0, "w": 4, "h": 2 }]);
+    let made = store.create_dashboard(&p.id, " Launch ", widgets.clone(), "usr_1").await.unwrap();
+    assert_token(&made.id, "dsh_", 16);
+    assert_eq!((made.name.as_str(), &made.widgets), ("Launch", &widgets));
+    assert_eq!(store.dashboards(&p.id).await.unwrap(), vec![made.clone()]);
+    assert!(store.dashboards(&q.id).await.unwrap().is_empty());
+    assert_eq!(store.dashboard(&q.id, &made.id).await.unwrap(), None, "not through another project");
+
+    let moved = serde_json::json!([{ "id": "w1", "x": 4, "y": 1, "w": 8, "h": 3 }]);
+    assert_eq!(store.update_dashboard(&q.id, &made.id, "X", moved.clone(), "usr_2").await.unwrap(), None);
+    let changed = store.update_dashboard(&p.id, &made.id, "Launch day", moved.clone(), "usr_2").await.unwrap().unwrap();
+    assert_eq!((changed.name.as_str(), &changed.widgets, changed.updated_by.as_str()), ("Launch day", &moved, "usr_2"));
+    assert_eq!((changed.created_by.as_str(), changed.created_at), ("usr_1", made.created_at));
+    assert_eq!(store.dashboard(&p.id, &made.id).await.unwrap(), Some(changed));
+
+    let huge = serde_json::Value::Array(vec![serde_json::json!("x".repeat(1024)); 70]);
+    for (name, bad) in [("x", serde_json::json!({})), ("x", huge), (" ", serde_json::json!([]))] {
+        match store.create_dashboard(&p.id, name, bad, "usr_1").await {
+            Err(StoreError::Invalid(msg)) => assert!(msg.contains("widgets") || msg.contains("name"), "{msg}"),
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+    assert!(matches!(
+        store.create_dashboard("prj_missing", "x", serde_json::json!([]), "u").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(!store.delete_dashboard(&q.id, &made.id).await.unwrap());
+    assert!(store.delete_dashboard(&p.id, &made.id).await.unwrap());
+    assert!(store.dashboards(&p.id).await.unwrap().is_empty());
 }

@@ -196,6 +196,38 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/projects/{id}/dashboards": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_dashboards"];
+        put?: never;
+        post: operations["create_dashboard"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{id}/dashboards/{dashboard_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_dashboard"];
+        put: operations["update_dashboard"];
+        post?: never;
+        delete: operations["delete_dashboard"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/projects/{id}/error-rate": {
         parameters: {
             query?: never;
@@ -585,6 +617,8 @@ export interface components {
             /** @description 12 to 128 characters. */
             new_password: string;
         };
+        /** @enum {string} */
+        ChartSeries: "pageviews" | "visitors" | "errors" | "error_rate" | "events" | "live_pageviews";
         /** @description A stack frame a client parsed itself. */
         ClientFrame: {
             /** Format: int32 */
@@ -645,6 +679,25 @@ export interface components {
              * @description Distinct visitors with a page view in the last five minutes.
              */
             visitors: number;
+        };
+        DashboardBody: {
+            name: string;
+            widgets?: components["schemas"]["Widget"][];
+        };
+        DashboardList: {
+            /** @description Oldest first. */
+            dashboards: components["schemas"]["DashboardView"][];
+        };
+        DashboardView: {
+            /** Format: int64 */
+            created_at: number;
+            created_by: string;
+            id: string;
+            name: string;
+            /** Format: int64 */
+            updated_at: number;
+            updated_by: string;
+            widgets: components["schemas"]["Widget"][];
         };
         ErrorBody: {
             error: components["schemas"]["ErrorDetail"];
@@ -924,6 +977,8 @@ export interface components {
             /** Format: int64 */
             first_seen: number;
         };
+        /** @enum {string} */
+        NumberMetric: "visitors" | "pageviews" | "sessions" | "bounce_rate" | "visit_duration" | "current_visitors" | "errors" | "lcp_p75" | "inp_p75" | "cls_p75" | "fcp_p75" | "ttfb_p75";
         /** @description How one minute bucket of one path moved in a tick (the live feed). */
         PageviewDelta: {
             /** Format: int64 */
@@ -1068,6 +1123,8 @@ export interface components {
             post_context: string[];
             pre_context: string[];
         };
+        /** @enum {string} */
+        TableSource: "page" | "entry_page" | "exit_page" | "referrer" | "device" | "browser" | "os" | "release" | "error_groups" | "event_names";
         UpdateIngestKey: {
             /**
              * Format: int64
@@ -1134,6 +1191,48 @@ export interface components {
             p99?: number | null;
             /** Format: double */
             poor: number;
+        };
+        /** @description A widget and its place on the grid. */
+        Widget: {
+            /**
+             * Format: int32
+             * @description Height in rows, 1 to 12.
+             */
+            h: number;
+            /** @description Unique within the dashboard: 1 to 64 of `A-Z a-z 0-9 _ -`. */
+            id: string;
+            /** @description Shown above the widget instead of the view's own name. */
+            title?: string | null;
+            view: components["schemas"]["WidgetView"];
+            /**
+             * Format: int32
+             * @description Width in columns; `x + w` is at most 12.
+             */
+            w: number;
+            /**
+             * Format: int32
+             * @description Column of the left edge, 0 to 11.
+             */
+            x: number;
+            /**
+             * Format: int32
+             * @description Row of the top edge.
+             */
+            y: number;
+        };
+        /** @description What a widget shows, over the dashboard's time range. */
+        WidgetView: {
+            /** @enum {string} */
+            kind: "number";
+            metric: components["schemas"]["NumberMetric"];
+        } | {
+            /** @enum {string} */
+            kind: "chart";
+            series: components["schemas"]["ChartSeries"];
+        } | {
+            /** @enum {string} */
+            kind: "table";
+            table: components["schemas"]["TableSource"];
         };
         /** Format: int64 */
         u64: number;
@@ -1775,6 +1874,200 @@ export interface operations {
                 };
             };
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_dashboards: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DashboardList"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_dashboard: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DashboardBody"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DashboardView"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_dashboard: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                dashboard_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DashboardView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_dashboard: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                dashboard_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DashboardBody"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DashboardView"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_dashboard: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                dashboard_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -1,4 +1,4 @@
-//! The dashboard: the Vite build of `dashboard/`, embedded into the binary
+//! The web UI: the Vite build of `dashboard/`, embedded into the binary
 //! (read from disk in debug builds), served at `/` with a strict
 //! Content-Security-Policy. Paths that are not files are the single-page
 //! app's own routes and get its `index.html`.
