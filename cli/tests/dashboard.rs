@@ -18,18 +18,12 @@ fn dashboard_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dashboard")
 }
 
-#[tokio::test]
-async fn the_dashboard_logs_in_and_its_overview_moves_with_the_live_feed() {
-    assert!(
-        dashboard_dir().join("dist/index.html").exists(),
-        "the dashboard is built: run `npm ci --prefix dashboard && npm run build --prefix dashboard` (make test does)"
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(Mode::Embedded, dir.path(), "").await;
-    let (project, key) = server.create_project("shop").await;
-    let users =
-        [("ada@example.com", "ada's long password", "admin"), ("vic@example.com", "vic's long password", "viewer")];
-    for (email, password, role) in users {
+const ADA: (&str, &str) = ("ada@example.com", "ada's long password");
+const VIC: (&str, &str) = ("vic@example.com", "vic's long password");
+
+/// Ada administers the project, Vic views it.
+async fn add_users(server: &Server, project: &str) {
+    for ((email, password), role) in [(ADA, "admin"), (VIC, "viewer")] {
         let body = json!({ "email": email, "password": password, "name": email });
         let r = server.http.post(server.url("/api/v1/users")).bearer_auth(ADMIN).json(&body).send().await.unwrap();
         let user: Value = r.json().await.unwrap();
@@ -44,6 +38,34 @@ async fn the_dashboard_logs_in_and_its_overview_moves_with_the_live_feed() {
             .unwrap();
         assert_eq!(r.status(), 204);
     }
+}
+
+/// Runs a script of `dashboard/e2e` in Node with the server, Ada, the
+/// ingest key and Vic, and returns the JSON it printed.
+async fn run_script(script: &str, server: &Server, key: &str, extra: &[&str]) -> Value {
+    let mut args = vec![server.base.clone(), ADA.0.into(), ADA.1.into(), key.into(), VIC.0.into(), VIC.1.into()];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let script = dashboard_dir().join(script);
+    let run =
+        tokio::task::spawn_blocking(move || Command::new("node").arg(script).args(args).output().expect("node runs"))
+            .await
+            .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    eprintln!("{}", String::from_utf8_lossy(&run.stderr));
+    assert!(run.status.success(), "{stdout}");
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+#[tokio::test]
+async fn the_dashboard_logs_in_and_its_overview_moves_with_the_live_feed() {
+    assert!(
+        dashboard_dir().join("dist/index.html").exists(),
+        "the dashboard is built: run `npm ci --prefix dashboard && npm run build --prefix dashboard` (make test does)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(Mode::Embedded, dir.path(), "").await;
+    let (project, key) = server.create_project("shop").await;
+    add_users(&server, &project).await;
     server.ingest(&key, json!([{ "type": "pageview", "url": "https://shop.example/", "anonymous_id": "v1" }])).await;
 
     // The page and its assets come with the security headers.
@@ -63,19 +85,7 @@ async fn the_dashboard_logs_in_and_its_overview_moves_with_the_live_feed() {
     assert_eq!(missing.status(), 404);
     assert_eq!(missing.json::<Value>().await.unwrap()["error"]["code"], "not_found");
 
-    let base = server.base.clone();
-    let run = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(dashboard_dir().join("e2e/chromium.mjs"))
-            .args([&base, "ada@example.com", "ada's long password", &key, "vic@example.com", "vic's long password"])
-            .output()
-            .expect("node runs")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(run.status.success(), "{stdout}{}", String::from_utf8_lossy(&run.stderr));
-    let result: Value = serde_json::from_str(stdout.trim()).unwrap();
+    let result = run_script("e2e/chromium.mjs", &server, &key, &[]).await;
     assert_eq!((result["before"].as_i64(), result["after"].as_i64()), (Some(1), Some(2)), "{result}");
     assert!(result["movedMs"].as_i64().unwrap() < 1_000, "the overview moved within a second: {result}");
     assert_eq!(result["chart"], 1, "the live chart is drawn: {result}");
@@ -109,6 +119,76 @@ async fn the_dashboard_logs_in_and_its_overview_moves_with_the_live_feed() {
     assert_eq!(shown["allowed_origins"], json!(["https://shop.example"]));
     let keys = read(format!("/api/v1/projects/{project}/ingest-keys")).await;
     assert_eq!(keys["keys"][1]["name"], "landing");
+}
+
+#[tokio::test]
+async fn dashboards_are_laid_out_by_drag_and_drop_kept_after_a_reload_fixed_for_viewers_and_never_run_event_markup() {
+    assert!(dashboard_dir().join("dist/index.html").exists(), "the dashboard is built (make test does)");
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(Mode::Embedded, dir.path(), "").await;
+    let (project, key) = server.create_project("shop").await;
+    add_users(&server, &project).await;
+    server.ingest(&key, json!([{ "type": "pageview", "url": "https://shop.example/", "anonymous_id": "v1" }])).await;
+
+    let artifacts = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
+    let result = run_script("e2e/dashboards.mjs", &server, &key, &[artifacts.to_str().unwrap()]).await;
+    let place = |layout: &Value, widget: &str| {
+        let found = layout.as_array().unwrap().iter().find(|w| w["widget"] == widget);
+        found.map(|w| (w["x"].as_i64().unwrap(), w["y"].as_i64().unwrap(), w["w"].as_i64().unwrap()))
+    };
+    assert_eq!(result["visitorsWidget"], "1", "the number widget shows the API's visitors: {result}");
+    assert_eq!(result["added"].as_array().unwrap().len(), 3, "{result}");
+    assert_eq!(place(&result["added"], "table:page").map(|p| p.1 > 0), Some(true), "added below the others: {result}");
+    assert_eq!(place(&result["dragged"], "table:page").map(|p| p.1), Some(0), "dragged to the top: {result}");
+    let visitors_before = place(&result["dragged"], "number:visitors").unwrap();
+    let visitors_after = place(&result["edited"], "number:visitors").unwrap();
+    assert_eq!(visitors_after.2, visitors_before.2 + 1, "one column wider: {result}");
+    assert_eq!(place(&result["edited"], "chart:pageviews"), None, "removed: {result}");
+    assert_eq!(result["reloaded"], result["edited"], "the layout is kept across a reload: {result}");
+    assert_eq!(result["viewerLayout"], result["edited"], "the viewer sees the same grid: {result}");
+    assert_eq!(result["viewerControls"], 0, "no edit control for a viewer: {result}");
+    assert_eq!(result["viewerStatic"], "true", "a viewer's grid does not move: {result}");
+    assert_eq!(result["viewerResizeHandles"], 0, "{result}");
+
+    // The server has what the page shows.
+    let id = result["url"].as_str().unwrap().trim_start_matches("/dashboards/").to_owned();
+    let stored: Value = server
+        .http
+        .get(server.url(&format!("/api/v1/projects/{project}/dashboards/{id}")))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let widgets = stored["widgets"].as_array().unwrap();
+    assert_eq!(widgets.len(), 2, "{stored}");
+    for w in widgets {
+        let kind = &w["view"]["kind"];
+        let key = format!(
+            "{}:{}",
+            kind.as_str().unwrap(),
+            w["view"][if kind == "number" { "metric" } else { "table" }].as_str().unwrap()
+        );
+        assert_eq!(
+            place(&result["edited"], &key),
+            Some((w["x"].as_i64().unwrap(), w["y"].as_i64().unwrap(), w["w"].as_i64().unwrap())),
+            "{stored}"
+        );
+    }
+
+    assert_eq!(result["xssRan"], false, "event markup never runs: {result}");
+    assert_eq!(result["injectedImages"], 0, "{result}");
+    assert_eq!(
+        result["markupShownOn"],
+        json!(["overview", "events", "dashboard", "errors", "group"]),
+        "shown as text: {result}"
+    );
+    assert_eq!(result["problems"], json!([]), "no console error (a CSP violation is one): {result}");
+    for shot in ["dashboard-admin", "dashboard-viewer", "overview", "events", "errors", "dashboard", "error-group"] {
+        assert!(artifacts.join(format!("{shot}.png")).metadata().unwrap().len() > 1_000, "screenshot {shot}");
+    }
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@ import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 
 import { ApiError, api, setCsrf, type Project, type SessionView } from "./api";
+import { Dashboards } from "./dashboards";
 import { ErrorGroup, ErrorList } from "./errors";
 import { Events } from "./events";
 import { Overview } from "./overview";
@@ -150,6 +151,9 @@ function App() {
           <button class="link" aria-current={path === "/" ? "page" : undefined} onClick={() => navigate("/")}>
             Overview
           </button>
+          <button class="link" id="nav-dashboards" aria-current={path.startsWith("/dashboards") ? "page" : undefined} onClick={() => navigate("/dashboards")}>
+            Dashboards
+          </button>
           <button class="link" id="nav-events" aria-current={path === "/events" ? "page" : undefined} onClick={() => navigate("/events")}>
             Events
           </button>
@@ -195,8 +199,13 @@ function isAdmin(session: SessionView, projectId: string): boolean {
   return session.user.is_owner || session.projects.some((p) => p.project_id === projectId && p.role === "admin");
 }
 
-/** The page of a path: `/`, `/events`, `/errors`, `/errors/<fingerprint>`, `/performance`. */
+/** The page of a path: `/`, `/dashboards[/<id>]`, `/events`, `/errors`, `/errors/<fingerprint>`, `/performance`. */
 function page(path: string, projectId: string, navigate: (to: string) => void, admin: boolean) {
+  const board = path.match(/^\/dashboards(?:\/([^/]+))?$/);
+  if (board) {
+    const open = (id: string) => navigate(id ? `/dashboards/${encodeURIComponent(id)}` : "/dashboards");
+    return <Dashboards projectId={projectId} admin={admin} dashboardId={board[1] && decodeURIComponent(board[1])} open={open} />;
+  }
   const group = path.match(/^\/errors\/([^/]+)$/);
   if (group) {
     return <ErrorGroup projectId={projectId} fingerprint={decodeURIComponent(group[1])} back={() => navigate("/errors")} />;
