@@ -16,6 +16,7 @@ test: lint
 	npm run build --prefix sdk --silent
 	npm test --prefix sdk --silent
 	$(MAKE) dashboard
+	npm test --prefix dashboard --silent
 	$(CARGO) nextest run --workspace --no-fail-fast
 
 ## The web UI, built into dashboard/dist and embedded into the binary.

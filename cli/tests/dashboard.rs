@@ -1,9 +1,12 @@
 //! The dashboard end to end: served by the binary under a strict
 //! Content-Security-Policy, logged into in Debian's Chromium, its overview
-//! moving with the live feed within a second of an event, without a reload,
-//! filtered by a click, an error's group page with its stack, the events
-//! explorer, performance, and settings (changed by an admin, only shown to
-//! a viewer).
+//! showing the API's numbers and moving with the live feed within a second
+//! of an event, without a reload, filtered by a click, an error's group page
+//! with its source-mapped stack, the events explorer, performance, settings
+//! (changed by an admin, only shown to a viewer), and dashboards of widgets
+//! laid out by drag and drop; markup in event data never runs, axe-core finds
+//! no WCAG A/AA violation, and every page is photographed into
+//! `target/tmp/dashboard-screenshots`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -85,8 +88,35 @@ async fn the_dashboard_logs_in_and_its_overview_moves_with_the_live_feed() {
     assert_eq!(missing.status(), 404);
     assert_eq!(missing.json::<Value>().await.unwrap()["error"]["code"], "not_found");
 
+    // Release r1's source map: app.js 10:5 is src/cart.ts 42:3 (reading
+    // `items`), app.js 20:3 is 60:1, where `renderCart` is called; a frame is
+    // named by its caller's call site, as Sentry does.
+    let source: Vec<String> = (1..=70).map(|n| format!("  step({n});")).collect();
+    let map = json!({
+        "version": 3, "sources": ["src/cart.ts"], "names": ["items", "renderCart"], "sourcesContent": [source.join("\n")],
+        "mappings": ";;;;;;;;;IAyCEA;;;;;;;;;;EAkBFC",
+    });
+    let upload = format!("/api/v1/projects/{project}/sourcemaps?release=r1&url=https://shop.example/static/app.js");
+    let r = server.http.post(server.url(&upload)).bearer_auth(ADMIN).json(&map).send().await.unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+
+    // The overview must show what the API answers before the page sends anything.
+    let api = |path: String| {
+        let request = server.http.get(server.url(&path)).bearer_auth(ADMIN).send();
+        async move { request.await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let day = format!("from={}&to={}", now_ms() - 86_400_000, now_ms());
+    let pageviews = api(format!("/api/v1/projects/{project}/pageviews?{day}&interval=hour")).await;
+    let summary = api(format!("/api/v1/projects/{project}/sessions/summary?{day}")).await;
     let result = run_script("e2e/chromium.mjs", &server, &key, &[]).await;
     assert_eq!((result["before"].as_i64(), result["after"].as_i64()), (Some(1), Some(2)), "{result}");
+    let shown = &result["cards"];
+    assert_eq!(shown["visitors"], pageviews["total"]["visitors"].to_string(), "{result}");
+    assert_eq!(shown["pageviews"], pageviews["total"]["pageviews"].to_string(), "{result}");
+    assert_eq!(shown["sessions"], summary["sessions"].to_string(), "{result}");
+    let bounce = (summary["bounce_rate"].as_f64().unwrap() * 100.0).round();
+    assert_eq!(shown["bounce"], format!("{bounce}%"), "{result}");
+    assert_eq!(shown["duration"], "0s", "one page view, no duration: {result}");
     assert!(result["movedMs"].as_i64().unwrap() < 1_000, "the overview moved within a second: {result}");
     assert_eq!(result["chart"], 1, "the live chart is drawn: {result}");
     assert_eq!(result["chip"].as_str().map(str::trim), Some("path: /live ×"), "the filter is shown: {result}");
@@ -98,7 +128,9 @@ async fn the_dashboard_logs_in_and_its_overview_moves_with_the_live_feed() {
     assert_eq!(result["errorTitle"], "TypeError: cart is undefined", "{result}");
     let sparkline = result["sparkline"].as_str().unwrap();
     assert!(sparkline.starts_with("events over the range: ") && sparkline.contains('1'), "{result}");
-    assert_eq!(result["frames"], json!(["renderCart", "main"]), "the stack, innermost first: {result}");
+    assert_eq!(result["frames"], json!(["renderCart", "b"]), "the mapped stack, innermost first: {result}");
+    assert_eq!(result["frameFile"], "src/cart.ts:42:3", "the original file, line and column: {result}");
+    assert_eq!(result["contextLine"], ">   step(42);\n", "the original source line: {result}");
     assert!(result["url"].as_str().unwrap().contains("/errors/"), "the group page has its own URL: {result}");
     assert_eq!(result["latestEvents"], 1, "the group's events are listed: {result}");
     // LCP 1200, 1800, 2600 and 4200 ms: the p75 lies in 2600's bucket.
@@ -111,13 +143,9 @@ async fn the_dashboard_logs_in_and_its_overview_moves_with_the_live_feed() {
     assert!(result["secret"].as_str().unwrap().starts_with("sk_"), "the new secret is shown once: {result}");
     assert_eq!(result["viewerSees"], "https://shop.example", "{result}");
     assert_eq!(result["viewerControls"], 0, "a viewer gets no control to change settings: {result}");
-    let read = |path: String| {
-        let request = server.http.get(server.url(&path)).bearer_auth(ADMIN).send();
-        async move { request.await.unwrap().json::<Value>().await.unwrap() }
-    };
-    let shown = read(format!("/api/v1/projects/{project}")).await;
+    let shown = api(format!("/api/v1/projects/{project}")).await;
     assert_eq!(shown["allowed_origins"], json!(["https://shop.example"]));
-    let keys = read(format!("/api/v1/projects/{project}/ingest-keys")).await;
+    let keys = api(format!("/api/v1/projects/{project}/ingest-keys")).await;
     assert_eq!(keys["keys"][1]["name"], "landing");
 }
 
@@ -182,11 +210,14 @@ async fn dashboards_are_laid_out_by_drag_and_drop_kept_after_a_reload_fixed_for_
     assert_eq!(result["injectedImages"], 0, "{result}");
     assert_eq!(
         result["markupShownOn"],
-        json!(["overview", "events", "dashboard", "errors", "group"]),
+        json!(["overview", "events", "dashboard", "performance", "errors", "group"]),
         "shown as text: {result}"
     );
     assert_eq!(result["problems"], json!([]), "no console error (a CSP violation is one): {result}");
-    for shot in ["dashboard-admin", "dashboard-viewer", "overview", "events", "errors", "dashboard", "error-group"] {
+    assert_eq!(result["accessibility"], json!([]), "axe-core finds no WCAG 2.1 A or AA violation: {result}");
+    let shots =
+        ["dashboard-admin", "dashboard-viewer", "overview", "events", "dashboard", "performance", "settings", "errors"];
+    for shot in shots.into_iter().chain(["error-group", "overview-dark", "login"]) {
         assert!(artifacts.join(format!("{shot}.png")).metadata().unwrap().len() > 1_000, "screenshot {shot}");
     }
 }

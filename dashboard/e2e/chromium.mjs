@@ -1,10 +1,10 @@
-// Logs into the dashboard in Debian's Chromium, reads today's page views,
+// Logs into the dashboard in Debian's Chromium, reads today's numbers,
 // sends one more page view to the ingest API, waits for the overview to
 // show it without a reload (the live feed), filters the page by a click on
-// that page in the pages table, opens an error's group page, and reads the
-// LCP p75 on the performance page. Fails on any console error but
-// the 401 of asking for a session before logging in (a
-// Content-Security-Policy violation is one).
+// that page in the pages table, opens an error's group page (its frames
+// source-mapped), and reads the LCP p75 on the performance page. Fails on
+// any console error but the 401 of asking for a session before logging in
+// (a Content-Security-Policy violation is one).
 // Then settings: as an admin it changes them, as a viewer it only sees them.
 // Usage: node chromium.mjs <base URL> <admin email> <password> <ingest key> <viewer email> <password>.
 import { chromium } from "playwright-core";
@@ -23,6 +23,8 @@ try {
   const metric = page.locator("#metric-pageviews");
   await metric.waitFor({ timeout: 10_000 });
   const before = Number(await metric.textContent());
+  const cards = {};
+  for (const id of ["visitors", "pageviews", "sessions", "bounce", "duration"]) cards[id] = await page.locator(`#metric-${id}`).textContent();
   const sent = Date.now();
   const response = await fetch(`${base}/api/v1/ingest?key=${key}`, {
     method: "POST",
@@ -51,8 +53,10 @@ try {
   const segmentChip = await page.locator(".chip").textContent();
 
   // An error, then its group in the errors list and on its own page.
-  const stack = "TypeError: cart is undefined\n    at renderCart (https://shop.example/static/app.js:10:5)\n    at main (https://shop.example/static/app.js:20:3)";
-  const error = { type: "error", url: "https://shop.example/cart", anonymous_id: "v1", error_type: "TypeError", message: "cart is undefined", stack };
+  // Minified names and places; release r1's source map (uploaded by the
+  // test) maps them back to src/cart.ts.
+  const stack = "TypeError: cart is undefined\n    at a (https://shop.example/static/app.js:10:5)\n    at b (https://shop.example/static/app.js:20:3)";
+  const error = { type: "error", url: "https://shop.example/cart", anonymous_id: "v1", error_type: "TypeError", message: "cart is undefined", stack, release: "r1" };
   const errorSent = await fetch(`${base}/api/v1/ingest?key=${key}`, {
     method: "POST",
     headers: { "Content-Type": "application/json" },
@@ -67,6 +71,8 @@ try {
   const errorTitle = await page.locator("#group-title").textContent();
   await page.locator("#stack li").first().waitFor({ timeout: 5_000 });
   const frames = await page.locator("#stack li strong").allTextContents();
+  const frameFile = await page.locator("#stack li > div > span.muted").first().textContent();
+  const contextLine = await page.locator("#stack li mark").first().textContent();
   const groupUrl = page.url();
   const latestEvents = await page.locator("#latest-events tbody tr").count();
 
@@ -133,7 +139,7 @@ try {
   // Before login, asking for the session is answered 401: expected.
   const unexpected = problems.filter((p) => !p.includes("status of 401"));
   if (unexpected.length > 0) throw new Error(`console errors: ${unexpected.join("\n")}`);
-  console.log(JSON.stringify({ before, after: before + 1, movedMs, chart, chip, errorTitle, frames, url: groupUrl, lcpP75, lcpPages, proSignups, secret, viewerSees, viewerControls, sparkline, segmentChip, theme, latestEvents }));
+  console.log(JSON.stringify({ cards, frameFile, contextLine, before, after: before + 1, movedMs, chart, chip, errorTitle, frames, url: groupUrl, lcpP75, lcpPages, proSignups, secret, viewerSees, viewerControls, sparkline, segmentChip, theme, latestEvents }));
 } finally {
   await browser.close();
 }

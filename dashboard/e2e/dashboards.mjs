@@ -5,7 +5,8 @@
 // event fields holding markup are shown as text on every page and never run.
 // Screenshots of each page go to the artifacts folder.
 // Usage: node dashboards.mjs <base URL> <admin email> <password> <ingest key> <viewer email> <password> <artifacts dir>.
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
@@ -14,6 +15,19 @@ mkdirSync(artifacts, { recursive: true });
 const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox", "--disable-gpu"] });
 const problems = [];
 const result = {};
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+const accessibility = [];
+
+/** axe-core's WCAG 2 A and AA checks of the page as it is (labels, names,
+ * contrast, landmarks ...); each violation is noted with the page's name. */
+async function audit(page, name) {
+  if (!(await page.evaluate(() => "axe" in window))) await page.evaluate(axeSource);
+  const found = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { runOnly: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] });
+    return r.violations.map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+  });
+  accessibility.push(...found.map((v) => `${name}: ${v}`));
+}
 
 async function logIn(who, pass, path) {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
@@ -21,6 +35,9 @@ async function logIn(who, pass, path) {
   page.on("pageerror", (e) => problems.push(String(e)));
   page.on("dialog", (d) => d.accept());
   await page.goto(`${base}${path}`, { waitUntil: "load" });
+  await page.locator("#email").waitFor({ timeout: 5_000 });
+  await audit(page, "login");
+  await page.screenshot({ path: join(artifacts, "login.png") });
   await page.fill("#email", who);
   await page.fill("#password", pass);
   await page.click("button[type=submit]");
@@ -86,6 +103,7 @@ try {
   await saved(page);
   result.edited = await layout(page);
   await page.screenshot({ path: join(artifacts, "dashboard-admin.png"), fullPage: true });
+  await audit(page, "dashboard (admin)");
 
   await page.reload({ waitUntil: "load" });
   await page.locator("#grid .grid-stack-item").first().waitFor({ timeout: 5_000 });
@@ -102,6 +120,7 @@ try {
   result.viewerStatic = await viewer.locator("#grid").getAttribute("gs-static");
   result.viewerResizeHandles = await viewer.locator("#grid .ui-resizable-handle:visible").count();
   await viewer.screenshot({ path: join(artifacts, "dashboard-viewer.png"), fullPage: true });
+  await audit(viewer, "dashboard (viewer)");
 
   // Stored XSS: markup in every field an event carries, shown as text.
   const markup = '<img src=x onerror="window.__xss=1">';
@@ -116,6 +135,8 @@ try {
     ["overview", "/", "#table-page tbody tr"],
     ["events", "/events", "#events-total"],
     ["dashboard", result.url, '[data-widget="table:page"] tbody tr'],
+    ["performance", "/performance", "#vital-LCP"],
+    ["settings", "/settings", "#allowed-origins"],
     ["errors", "/errors", "#error-groups tbody tr"],
   ]) {
     await page.goto(`${base}${path}`, { waitUntil: "load" });
@@ -123,17 +144,27 @@ try {
     await page.waitForTimeout(300);
     texts[name] = await page.locator("main").innerText();
     await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
+    await audit(page, name);
   }
   await page.locator("#error-groups button", { hasText: "onerror" }).first().click();
   await page.locator("#stack li").first().waitFor({ timeout: 5_000 });
   texts.group = await page.locator("main").innerText();
   await page.screenshot({ path: join(artifacts, "error-group.png"), fullPage: true });
+  await audit(page, "error group");
+  // The dark theme passes the same checks.
+  await page.selectOption("#theme", "dark");
+  await audit(page, "error group (dark)");
+  await page.goto(`${base}/`, { waitUntil: "load" });
+  await page.locator("#table-page tbody tr").first().waitFor({ timeout: 5_000 });
+  await page.screenshot({ path: join(artifacts, "overview-dark.png"), fullPage: true });
+  await audit(page, "overview (dark)");
   result.xssRan = await page.evaluate(() => window.__xss !== undefined);
   result.injectedImages = await page.locator("main img").count();
   result.markupShownOn = Object.entries(texts)
     .filter(([, text]) => text.includes("onerror") || text.includes("<script>"))
     .map(([name]) => name);
   result.problems = problems;
+  result.accessibility = accessibility;
   console.log(JSON.stringify(result));
 } finally {
   await browser.close();

@@ -69,15 +69,16 @@ export function stepped(w: Widget, step: "left" | "right" | "up" | "down" | "wid
   }
 }
 
+// Each step's glyph (symbols only, so the button's name is its label) and label.
 const STEPS = [
   ["left", "←", "Move left"],
   ["right", "→", "Move right"],
   ["up", "↑", "Move up"],
   ["down", "↓", "Move down"],
-  ["narrower", "−W", "Narrower"],
-  ["wider", "+W", "Wider"],
-  ["shorter", "−H", "Shorter"],
-  ["taller", "+H", "Taller"],
+  ["narrower", "⇤", "Narrower"],
+  ["wider", "⇥", "Wider"],
+  ["shorter", "⤒", "Shorter"],
+  ["taller", "⤓", "Taller"],
 ] as const;
 
 /** Whether two layouts put every widget in the same place. */
@@ -160,7 +161,7 @@ function Grid(props: { board: Dashboard; base: string; admin: boolean; rangeName
                 </div>
               )}
             </div>
-            <div class="widget-body">
+            <div class="widget-body" tabIndex={w.view.kind === "table" ? 0 : undefined}>
               <WidgetBody base={props.base} view={w.view} range={range} tick={props.tick} />
             </div>
           </section>
@@ -287,7 +288,7 @@ export function Dashboards(props: { projectId: string; admin: boolean; dashboard
           </form>
         )}
         {props.admin && board && (
-          <button id="delete-dashboard" onClick={removeBoard}>
+          <button id="delete-dashboard" class="danger" onClick={removeBoard}>
             Delete dashboard
           </button>
         )}

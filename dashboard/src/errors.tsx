@@ -3,9 +3,9 @@
 // source-mapped stack trace and the original source around each frame.
 // Everything an event carries is shown as text.
 
-import { useEffect, useRef, useState } from "preact/hooks";
-import uPlot from "uplot";
+import { useEffect, useState } from "preact/hooks";
 
+import { LineChart } from "./charts";
 import { RangePicker } from "./controls";
 import { api, type Schemas } from "./api";
 
@@ -113,27 +113,12 @@ function StackFrame(props: { frame: Frame }) {
 
 export function ErrorGroup(props: { projectId: string; fingerprint: string; back: () => void }) {
   const [group, setGroup] = useState<GroupDetail | null | undefined>(undefined);
-  const chart = useRef<HTMLDivElement>(null);
   useEffect(() => {
     const range = rangeOf("30d", Date.now());
     const base = `/api/v1/projects/${encodeURIComponent(props.projectId)}`;
     const path = `${base}/errors/${encodeURIComponent(props.fingerprint)}?from=${range.from}&to=${range.to}`;
     api<GroupDetail>("GET", path).then(setGroup, () => setGroup(null));
   }, [props.projectId, props.fingerprint]);
-  useEffect(() => {
-    if (!group || !chart.current) return;
-    const plot = new uPlot(
-      {
-        width: chart.current.clientWidth || 600,
-        height: 160,
-        series: [{}, { label: "Events", stroke: "#dc2626", fill: "rgba(220,38,38,0.15)" }],
-        axes: [{}, { size: 40 }],
-      },
-      [group.series.map((p) => p.t / 1000), group.series.map((p) => p.count)],
-      chart.current,
-    );
-    return () => plot.destroy();
-  }, [group]);
   if (group === undefined) return <p class="muted">Loading…</p>;
   if (group === null) return <p class="error">No such error group.</p>;
   const event = group.latest_event;
@@ -148,7 +133,9 @@ export function ErrorGroup(props: { projectId: string; fingerprint: string; back
         {group.releases.length > 0 && ` · releases ${group.releases.join(", ")}`}
       </p>
       <h3>Occurrences, last 30 days</h3>
-      <div class="card" ref={chart} />
+      <div class="card">
+        <LineChart data={[group.series.map((p) => p.t / 1000), group.series.map((p) => p.count)]} label="Events" color="#dc2626" height={160} />
+      </div>
       {event && (
         <>
           <h3>Latest event</h3>

@@ -1,9 +1,9 @@
 // The events explorer: custom events over time per name, the values of
 // their properties (a click on a value filters by it), property filters.
 
-import { useEffect, useRef, useState } from "preact/hooks";
-import uPlot from "uplot";
+import { useEffect, useState } from "preact/hooks";
 
+import { LineChart } from "./charts";
 import { RangePicker } from "./controls";
 import { api, type Schemas } from "./api";
 
@@ -16,7 +16,6 @@ export function Events(props: { projectId: string }) {
   const [props_, setProps] = useState<Record<string, string>>({});
   const [answer, setAnswer] = useState<EventsAnswer | null>(null);
   const [names, setNames] = useState<{ name: string; count: number }[]>([]);
-  const chart = useRef<HTMLDivElement>(null);
   const propsKey = JSON.stringify(props_);
 
   useEffect(() => {
@@ -32,23 +31,7 @@ export function Events(props: { projectId: string }) {
     api<EventsAnswer>("GET", `${base}?${q}`).then((all) => setNames(all.names));
     if (name) q.set("name", name);
     for (const [key, value] of Object.entries(props_)) q.append(`prop.${key}`, value);
-    let plot: uPlot | undefined;
-    api<EventsAnswer>("GET", `${base}?${q}`).then((a) => {
-      setAnswer(a);
-      if (!chart.current) return;
-      chart.current.replaceChildren();
-      plot = new uPlot(
-        {
-          width: chart.current.clientWidth || 600,
-          height: 200,
-          series: [{}, { label: name || "All events", stroke: "#7c3aed", fill: "rgba(124,58,237,0.15)" }],
-          axes: [{}, { size: 40 }],
-        },
-        [a.series.map((p) => p.t / 1000), a.series.map((p) => p.count)],
-        chart.current,
-      );
-    });
-    return () => plot?.destroy();
+    api<EventsAnswer>("GET", `${base}?${q}`).then(setAnswer);
   }, [props.projectId, rangeName, name, propsKey]);
 
   const active = Object.entries(props_);
@@ -81,7 +64,9 @@ export function Events(props: { projectId: string }) {
       <h2>
         <span id="events-total">{answer?.total ?? 0}</span> events
       </h2>
-      <div class="card" ref={chart} />
+      <div class="card">
+        <LineChart data={[(answer?.series ?? []).map((p) => p.t / 1000), (answer?.series ?? []).map((p) => p.count)]} label={name || "All events"} color="#7c3aed" height={200} />
+      </div>
       <div class="tables">
         {Object.entries(answer?.breakdown ?? {}).map(([key, values]) => (
           <div class="card" key={key}>

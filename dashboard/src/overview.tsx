@@ -4,10 +4,9 @@
 // (a click on a row filters the whole page), and page views per minute for
 // the last 30 minutes, redrawn whenever the live feed says they changed.
 
-import { useEffect, useRef, useState } from "preact/hooks";
-import uPlot from "uplot";
-import "uplot/dist/uPlot.min.css";
+import { useEffect, useState } from "preact/hooks";
 
+import { LineChart, type Series } from "./charts";
 import { RangePicker } from "./controls";
 import { api, type Schemas } from "./api";
 
@@ -33,7 +32,7 @@ function duration(ms: number): string {
 }
 
 /** Page views per minute, with empty minutes as zeros. */
-function perMinute(series: Pageviews["series"], now: number): [number[], number[]] {
+function perMinute(series: Pageviews["series"], now: number): Series {
   const first = Math.floor((now - LIVE_WINDOW) / MINUTE) * MINUTE;
   const counts = new Map(series.map((p) => [p.t, p.pageviews]));
   const xs: number[] = [];
@@ -71,8 +70,7 @@ export function Overview(props: { projectId: string; admin: boolean }) {
   const [numbers, setNumbers] = useState<{ now: Numbers; before: Numbers } | null>(null);
   const [current, setCurrent] = useState<number | null>(null);
   const [tables, setTables] = useState<Record<string, BreakdownRow[]>>({});
-  const chart = useRef<HTMLDivElement>(null);
-  const plot = useRef<uPlot | null>(null);
+  const [live, setLive] = useState<Series>([[], []]);
   const filterKey = JSON.stringify(filters);
 
   useEffect(() => setFilters({}), [projectId]);
@@ -95,21 +93,7 @@ export function Overview(props: { projectId: string; admin: boolean }) {
       setNumbers({ now, before });
       setCurrent(visitors.visitors);
       setTables(Object.fromEntries(DIMENSIONS.map((d, i) => [d.dimension, breakdowns[i].rows])));
-      const data = perMinute(recent.series, nowMs);
-      if (plot.current) {
-        plot.current.setData(data);
-      } else if (chart.current) {
-        plot.current = new uPlot(
-          {
-            width: chart.current.clientWidth || 600,
-            height: 220,
-            series: [{}, { label: "Page views", stroke: "#3b82f6", fill: "rgba(59,130,246,0.15)" }],
-            axes: [{}, { size: 40 }],
-          },
-          data,
-          chart.current,
-        );
-      }
+      setLive(perMinute(recent.series, nowMs));
     };
     void load();
     // The live feed says when page views changed; the numbers are re-read.
@@ -124,8 +108,6 @@ export function Overview(props: { projectId: string; admin: boolean }) {
     return () => {
       feed.close();
       clearTimeout(pending);
-      plot.current?.destroy();
-      plot.current = null;
     };
   }, [projectId, rangeName, filterKey]);
 
@@ -211,7 +193,9 @@ export function Overview(props: { projectId: string; admin: boolean }) {
         ))}
       </div>
       <h2>Page views, last 30 minutes</h2>
-      <div class="card" id="live-chart" ref={chart} />
+      <div class="card">
+        <LineChart id="live-chart" data={live} label="Page views per minute" height={220} />
+      </div>
       <div class="tables">
         {DIMENSIONS.map((d) => (
           <div class="card" key={d.dimension}>

@@ -3,9 +3,9 @@
 // all pages or one device class; the chosen metric's p75 per page and per
 // day.
 
-import { useEffect, useRef, useState } from "preact/hooks";
-import uPlot from "uplot";
+import { useEffect, useState } from "preact/hooks";
 
+import { LineChart, type Series } from "./charts";
 import { RangePicker } from "./controls";
 import { api, type Schemas } from "./api";
 
@@ -32,7 +32,7 @@ export function Performance(props: { projectId: string }) {
   const [metric, setMetric] = useState<Metric>("LCP");
   const [vitals, setVitals] = useState<Vitals[]>([]);
   const [pages, setPages] = useState<[string, Vitals][]>([]);
-  const chart = useRef<HTMLDivElement>(null);
+  const [daily, setDaily] = useState<Series>([[], []]);
   const base = `/api/v1/projects/${encodeURIComponent(props.projectId)}`;
 
   useEffect(() => {
@@ -49,33 +49,17 @@ export function Performance(props: { projectId: string }) {
   }, [props.projectId, rangeName, device, metric]);
 
   useEffect(() => {
-    if (!chart.current) return;
     const days = 14;
     const today = new Date();
     today.setHours(0, 0, 0, 0);
     const starts = Array.from({ length: days }, (_, i) => today.getTime() - (days - 1 - i) * DAY);
-    let plot: uPlot | undefined;
     Promise.all(
       starts.map((from) => {
         const p = new URLSearchParams({ name: metric, from: String(from), to: String(from + DAY) });
         if (device) p.set("device", device);
         return api<Vitals>("GET", `${base}/vitals?${p}`);
       }),
-    ).then((daily) => {
-      if (!chart.current) return;
-      const values = daily.map((v) => v.p75);
-      plot = new uPlot(
-        {
-          width: chart.current.clientWidth || 600,
-          height: 180,
-          series: [{}, { label: `${metric} p75`, stroke: "#16a34a", spanGaps: false }],
-          axes: [{}, { size: 60 }],
-        },
-        [starts.map((t) => t / 1000), values],
-        chart.current,
-      );
-    });
-    return () => plot?.destroy();
+    ).then((answers) => setDaily([starts.map((t) => t / 1000), answers.map((v) => v.p75 ?? null)]));
   }, [props.projectId, device, metric]);
 
   return (
@@ -116,7 +100,9 @@ export function Performance(props: { projectId: string }) {
         ))}
       </div>
       <h2>{metric} p75, last 14 days</h2>
-      <div class="card" ref={chart} />
+      <div class="card">
+        <LineChart data={daily} label={`${metric} p75`} color="#16a34a" height={180} />
+      </div>
       <h2>{metric} p75 by page</h2>
       <table id="vitals-pages" class="card">
         <thead>

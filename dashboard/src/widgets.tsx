@@ -3,10 +3,10 @@
 // again when the live feed says something changed. All data is rendered as
 // text.
 
-import { useEffect, useRef, useState } from "preact/hooks";
-import uPlot from "uplot";
+import { useEffect, useState } from "preact/hooks";
 
 import { api, type Schemas } from "./api";
+import { LineChart } from "./charts";
 import { type Range } from "./query";
 
 export type Widget = Schemas["Widget"];
@@ -171,30 +171,6 @@ export async function readTable(base: string, table: Schemas["TableSource"], ran
   }
   const answer = await api<Schemas["BreakdownAnswer"]>("GET", `${base}/breakdown?${within}&dimension=${table}&limit=10`);
   return answer.rows.map((r) => [r.value || "(none)", r.visitors ?? r.sessions ?? r.pageviews ?? 0]);
-}
-
-/** A line chart that fills its box and follows its size. */
-export function LineChart(props: { data: [number[], number[]]; label: string }) {
-  const box = useRef<HTMLDivElement>(null);
-  const plot = useRef<uPlot | null>(null);
-  useEffect(() => {
-    const el = box.current!;
-    const size = () => ({ width: Math.max(100, el.clientWidth), height: Math.max(80, el.clientHeight) });
-    plot.current = new uPlot(
-      { ...size(), series: [{}, { label: props.label, stroke: "#3b82f6", fill: "rgba(59,130,246,0.15)" }], axes: [{}, { size: 40 }], legend: { show: false } },
-      props.data,
-      el,
-    );
-    const resized = new ResizeObserver(() => plot.current?.setSize(size()));
-    resized.observe(el);
-    return () => {
-      resized.disconnect();
-      plot.current?.destroy();
-      plot.current = null;
-    };
-  }, []);
-  useEffect(() => plot.current?.setData(props.data), [props.data]);
-  return <div class="chart-box" ref={box} role="img" aria-label={`${props.label}: ${props.data[1].join(", ")}`} />;
 }
 
 type Shown = { kind: "number"; text: string } | { kind: "chart"; data: [number[], number[]] } | { kind: "table"; rows: [string, number][] };
