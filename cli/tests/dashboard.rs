@@ -138,6 +138,7 @@ async fn the_dashboard_logs_in_and_its_overview_moves_with_the_live_feed() {
     assert!((2_500.0..=2_700.0).contains(&p75), "LCP p75 {p75}: {result}");
     assert!(result["lcpPages"].as_i64().unwrap() >= 1, "{result}");
     assert_eq!(result["proSignups"], 2, "the events explorer filters by a property: {result}");
+    assert_eq!(result["eventsChip"], json!(["path: /live ×"]), "a segment applies on the events explorer: {result}");
     assert_eq!(result["theme"], json!(["dark", "rgb(15, 15, 18)"]), "the dark theme stays after a reload: {result}");
     // Settings changed through the page are the server's now.
     assert!(result["secret"].as_str().unwrap().starts_with("sk_"), "the new secret is shown once: {result}");

@@ -90,6 +90,19 @@ try {
   await page.locator("#prop-plan button", { hasText: "pro" }).click();
   await page.waitForFunction(() => document.querySelector("#events-total")?.textContent === "2", null, { timeout: 5_000 });
   const proSignups = Number(await page.locator("#events-total").textContent());
+  // The property filter saved as a segment, cleared, and applied again.
+  await page.fill("#segment-name", "Pro signups");
+  await page.click("#save-segment");
+  await page.locator("#segment option", { hasText: "Pro signups" }).waitFor({ state: "attached", timeout: 5_000 });
+  await page.click(".chip");
+  await page.waitForFunction(() => document.querySelector("#events-total")?.textContent === "3", null, { timeout: 5_000 });
+  const proSegment = await page.locator("#segment option", { hasText: "Pro signups" }).getAttribute("value");
+  await page.selectOption("#segment", proSegment);
+  await page.waitForFunction(() => document.querySelector("#events-total")?.textContent === "2", null, { timeout: 5_000 });
+  // The overview's segment (a page) applies here too.
+  await page.selectOption("#segment", segmentId);
+  await page.waitForFunction(() => document.querySelector("#events-total")?.textContent === "0", null, { timeout: 5_000 });
+  const eventsChip = await page.locator(".chip").allTextContents();
 
   // Vitals, then the performance page's LCP p75.
   const lcp = [1200, 1800, 2600, 4200].map((value, i) => ({ type: "vital", name: "LCP", value, url: "https://shop.example/", anonymous_id: `v${i}` }));
@@ -139,7 +152,7 @@ try {
   // Before login, asking for the session is answered 401: expected.
   const unexpected = problems.filter((p) => !p.includes("status of 401"));
   if (unexpected.length > 0) throw new Error(`console errors: ${unexpected.join("\n")}`);
-  console.log(JSON.stringify({ cards, frameFile, contextLine, before, after: before + 1, movedMs, chart, chip, errorTitle, frames, url: groupUrl, lcpP75, lcpPages, proSignups, secret, viewerSees, viewerControls, sparkline, segmentChip, theme, latestEvents }));
+  console.log(JSON.stringify({ eventsChip, cards, frameFile, contextLine, before, after: before + 1, movedMs, chart, chip, errorTitle, frames, url: groupUrl, lcpP75, lcpPages, proSignups, secret, viewerSees, viewerControls, sparkline, segmentChip, theme, latestEvents }));
 } finally {
   await browser.close();
 }

@@ -1,26 +1,31 @@
 // The events explorer: custom events over time per name, the values of
-// their properties (a click on a value filters by it), property filters.
+// their properties (a click on a value filters by it), property filters,
+// and segments (saved filters) applied or saved.
 
 import { useEffect, useState } from "preact/hooks";
 
 import { LineChart } from "./charts";
-import { RangePicker } from "./controls";
+import { RangePicker, SegmentBar } from "./controls";
 import { api, type Schemas } from "./api";
 
 type EventsAnswer = Schemas["EventsAnswer"];
 import { rangeOf, type RangeName } from "./query";
 
-export function Events(props: { projectId: string }) {
+/** The filters `events` takes besides the name: `prop.<key>` and these. */
+const EVENT_FILTERS = ["path", "device", "browser", "release"];
+const appliesToEvents = (name: string) => EVENT_FILTERS.includes(name) || (name.startsWith("prop.") && name.length > 5);
+
+export function Events(props: { projectId: string; admin: boolean }) {
   const [rangeName, setRangeName] = useState<RangeName>("7d");
   const [name, setName] = useState("");
-  const [props_, setProps] = useState<Record<string, string>>({});
+  const [filters, setFilters] = useState<Record<string, string>>({});
   const [answer, setAnswer] = useState<EventsAnswer | null>(null);
   const [names, setNames] = useState<{ name: string; count: number }[]>([]);
-  const propsKey = JSON.stringify(props_);
+  const filterKey = JSON.stringify(filters);
 
   useEffect(() => {
     setName("");
-    setProps({});
+    setFilters({});
   }, [props.projectId]);
 
   useEffect(() => {
@@ -30,11 +35,11 @@ export function Events(props: { projectId: string }) {
     // The names of every event of the range, whatever is filtered.
     api<EventsAnswer>("GET", `${base}?${q}`).then((all) => setNames(all.names));
     if (name) q.set("name", name);
-    for (const [key, value] of Object.entries(props_)) q.append(`prop.${key}`, value);
+    for (const [key, value] of Object.entries(filters)) q.append(key, value);
     api<EventsAnswer>("GET", `${base}?${q}`).then(setAnswer);
-  }, [props.projectId, rangeName, name, propsKey]);
+  }, [props.projectId, rangeName, name, filterKey]);
 
-  const active = Object.entries(props_);
+  const active = Object.entries(filters);
   return (
     <section>
       <div class="toolbar">
@@ -50,12 +55,13 @@ export function Events(props: { projectId: string }) {
             ))}
           </select>
         </label>
+        <SegmentBar projectId={props.projectId} admin={props.admin} filters={filters} applies={appliesToEvents} onApply={setFilters} />
         {active.map(([key, value]) => (
           <button
             key={key}
             class="chip"
             aria-label={`Remove the filter ${key} ${value}`}
-            onClick={() => setProps(Object.fromEntries(active.filter(([k]) => k !== key)))}
+            onClick={() => setFilters(Object.fromEntries(active.filter(([k]) => k !== key)))}
           >
             {key}: {value} ×
           </button>
@@ -76,7 +82,7 @@ export function Events(props: { projectId: string }) {
                 {values.map((v) => (
                   <tr key={v.value}>
                     <td>
-                      <button class="link" onClick={() => setProps({ ...props_, [key]: v.value })}>
+                      <button class="link" onClick={() => setFilters({ ...filters, [`prop.${key}`]: v.value })}>
                         {v.value}
                       </button>
                     </td>

@@ -211,7 +211,7 @@ function page(path: string, projectId: string, navigate: (to: string) => void, a
     return <ErrorGroup projectId={projectId} fingerprint={decodeURIComponent(group[1])} back={() => navigate("/errors")} />;
   }
   if (path === "/performance") return <Performance projectId={projectId} />;
-  if (path === "/events") return <Events projectId={projectId} />;
+  if (path === "/events") return <Events projectId={projectId} admin={admin} />;
   if (path === "/errors") {
     return <ErrorList projectId={projectId} open={(fp) => navigate(`/errors/${encodeURIComponent(fp)}`)} />;
   }

@@ -7,13 +7,13 @@
 import { useEffect, useState } from "preact/hooks";
 
 import { LineChart, type Series } from "./charts";
-import { RangePicker } from "./controls";
+import { RangePicker, SegmentBar } from "./controls";
 import { api, type Schemas } from "./api";
 
 type Pageviews = Schemas["PageviewsAnswer"];
 type Summary = Schemas["SessionsSummary"];
 type BreakdownRow = Schemas["BreakdownRow"];
-import { DIMENSIONS, change, params, previous, rangeOf, type Filters, type Range, type RangeName } from "./query";
+import { DIMENSIONS, FILTER_NAMES, change, params, previous, rangeOf, type Filters, type Range, type RangeName } from "./query";
 
 interface Numbers {
   visitors: number;
@@ -60,11 +60,6 @@ async function numbersOf(base: string, range: Range, filters: Filters): Promise<
 
 export function Overview(props: { projectId: string; admin: boolean }) {
   const { projectId } = props;
-  const [segments, setSegments] = useState<Schemas["SegmentView"][]>([]);
-  const [segmentName, setSegmentName] = useState("");
-  const segmentsPath = `/api/v1/projects/${encodeURIComponent(projectId)}/segments`;
-  const loadSegments = () => api<Schemas["SegmentList"]>("GET", segmentsPath).then((a) => setSegments(a.segments));
-  useEffect(() => void loadSegments(), [projectId]);
   const [rangeName, setRangeName] = useState<RangeName>("today");
   const [filters, setFilters] = useState<Filters>({});
   const [numbers, setNumbers] = useState<{ now: Numbers; before: Numbers } | null>(null);
@@ -132,44 +127,13 @@ export function Overview(props: { projectId: string; admin: boolean }) {
     <section>
       <div class="toolbar">
         <RangePicker id="range" value={rangeName} onChange={setRangeName} />
-        <label>
-          Segment
-          <select
-            id="segment"
-            value=""
-            onChange={(e) => {
-              const chosen = segments.find((seg) => seg.id === e.currentTarget.value);
-              if (chosen) setFilters(chosen.filters as Filters);
-            }}
-          >
-            <option value="">Apply a segment…</option>
-            {segments.map((seg) => (
-              <option key={seg.id} value={seg.id}>
-                {seg.name}
-              </option>
-            ))}
-          </select>
-        </label>
-        {props.admin && active.length > 0 && (
-          <form
-            class="inline"
-            onSubmit={(e) => {
-              e.preventDefault();
-              void api("POST", segmentsPath, { name: segmentName, filters }).then(() => {
-                setSegmentName("");
-                void loadSegments();
-              });
-            }}
-          >
-            <label>
-              Save these filters as
-              <input id="segment-name" value={segmentName} onInput={(e) => setSegmentName(e.currentTarget.value)} required />
-            </label>
-            <button type="submit" id="save-segment">
-              Save segment
-            </button>
-          </form>
-        )}
+        <SegmentBar
+          projectId={projectId}
+          admin={props.admin}
+          filters={filters}
+          applies={(name) => FILTER_NAMES.includes(name as keyof Filters)}
+          onApply={(chosen) => setFilters(chosen as Filters)}
+        />
         {active.map(([name, value]) => (
           <button key={name} class="chip" aria-label={`Remove the filter ${name} ${value}`} onClick={() => setFilter(name, undefined)}>
             {name}: {value || "(none)"} ×

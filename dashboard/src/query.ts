@@ -41,8 +41,9 @@ export function previous(range: Range): Range {
   return { ...range, from: range.from - length, to: range.from };
 }
 
-/** Filters by the query API's parameter names. */
-export type Filters = Partial<Record<"path" | "referrer" | "device" | "browser" | "os", string>>;
+/** The page view filters, by the query API's parameter names. */
+export const FILTER_NAMES = ["path", "referrer", "device", "browser", "os", "release"] as const;
+export type Filters = Partial<Record<(typeof FILTER_NAMES)[number], string>>;
 
 /** The breakdowns shown, with the filter a click on a row sets. */
 export const DIMENSIONS: { dimension: string; label: string; filter: keyof Filters }[] = [

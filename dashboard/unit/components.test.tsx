@@ -4,6 +4,7 @@ import { render } from "preact";
 import { act } from "preact/test-utils";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
+import { SegmentBar } from "../src/controls";
 import { Dashboards } from "../src/dashboards";
 import { WidgetBody, type Widget } from "../src/widgets";
 
@@ -85,5 +86,22 @@ describe("a table widget", () => {
     await settle();
     await vi.waitFor(() => expect(root.querySelector("td")?.textContent).toBe(`/${MARKUP}`));
     expect(root.querySelector("img")).toBeNull();
+  });
+});
+
+describe("the segment picker", () => {
+  it("applies the filters the page understands and names the others", async () => {
+    const segment = { id: "seg_1", name: "Mobile pros", filters: { device: "mobile", "prop.plan": "pro", referrer: "x.example" }, created_by: "u", created_at: 1 };
+    vi.stubGlobal("fetch", async () => new Response(JSON.stringify({ segments: [segment] }), { status: 200 }));
+    const applied: Record<string, string>[] = [];
+    const page = (name: string) => name === "device" || name.startsWith("prop.");
+    await act(() => render(<SegmentBar projectId="prj_1" admin={false} filters={{}} applies={page} onApply={(f) => applied.push(f)} />, root));
+    await vi.waitFor(() => expect(root.querySelectorAll("#segment option")).toHaveLength(2));
+    const select = root.querySelector<HTMLSelectElement>("#segment")!;
+    select.value = "seg_1";
+    await act(() => void select.dispatchEvent(new Event("change")));
+    expect(applied).toEqual([{ device: "mobile", "prop.plan": "pro" }]);
+    expect(root.querySelector("#segment-ignored")?.textContent).toBe("Not applicable on this page: referrer");
+    expect(root.querySelector("#save-segment")).toBeNull();
   });
 });
