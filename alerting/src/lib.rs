@@ -1,0 +1,88 @@
+//! Alerting: what a channel is told when an alert rule changes state, how
+//! each kind of channel is told it, and (to come) the rules' states and the
+//! delivery outbox.
+
+pub mod channels;
+
+use serde::{Deserialize, Serialize};
+
+/// An alert rule's state, as deliveries name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertState {
+    Firing,
+    Resolved,
+}
+
+/// One state change of an alert rule, as every channel is told it. The
+/// webhook body is exactly [`Notification::payload`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    pub alert: AlertRef,
+    pub project: ProjectRef,
+    pub state: AlertState,
+    /// The watched value when the state changed.
+    pub value: f64,
+    pub threshold: f64,
+    /// When the state changed, ms since the epoch.
+    pub at: i64,
+    /// The incident this change belongs to: a firing and the resolve that
+    /// ends it share it (one Jira or GitHub issue per incident).
+    pub incident_id: String,
+    /// The dashboard page of what fired.
+    pub link: String,
+    /// A test message from the channel's test endpoint, not a real alert.
+    pub test: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRef {
+    pub id: String,
+    pub name: String,
+    /// `error_count`, `error_rate`, `new_error_group`, `vital_p75`,
+    /// `pageviews` or `anomaly`.
+    pub metric: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProjectRef {
+    pub id: String,
+    pub name: String,
+}
+
+impl Notification {
+    /// The contract's delivery JSON: `{"alert": {"id", "name", "metric"},
+    /// "project": {"id", "name"}, "state", "value", "threshold", "at"}`,
+    /// plus `incident_id`, `link` and `test`.
+    pub fn payload(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("a notification serializes")
+    }
+
+    /// A one-line summary every channel can use as its title or fallback.
+    pub fn summary(&self) -> String {
+        let state = match self.state {
+            AlertState::Firing => "Firing",
+            AlertState::Resolved => "Resolved",
+        };
+        let test = if self.test { "[test] " } else { "" };
+        format!(
+            "{test}{state}: {} ({} {} vs threshold {}) in {}",
+            self.alert.name,
+            self.alert.metric,
+            format_value(self.value),
+            format_value(self.threshold),
+            self.project.name
+        )
+    }
+}
+
+/// A number as people read it: integers without a fraction, others with up
+/// to four significant decimals.
+pub fn format_value(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        let s = format!("{v:.4}");
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
+}
