@@ -4,6 +4,7 @@
 //! Times are ingestion ticks in ms since the epoch ([`Time`]); event time
 //! lives in the data, as buckets.
 
+pub mod alerts;
 pub mod buckets;
 pub mod errors;
 pub mod events;
@@ -14,6 +15,7 @@ pub mod sessions;
 mod testing;
 pub mod vitals;
 
+pub use alerts::{MAX_WINDOW_S, RuleSample, RuleSpec, Signal, SignalRow, Watch, rule_windows};
 pub use buckets::Interval;
 pub use errors::{ErrorCell, ErrorRow, ErrorUpdate, error_group_views};
 pub use events::{EventCell, EventDims, EventRow, event_views};

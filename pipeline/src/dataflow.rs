@@ -12,8 +12,8 @@ use timely::dataflow::operators::generic::operator::Operator;
 use timely::worker::Worker;
 
 use sightline_operators::{
-    ErrorRow, EventRow, PageviewRow, SessionHit, Time, VitalRow, error_group_views, event_views, pageview_views,
-    session_views, vital_views,
+    ErrorRow, EventRow, PageviewRow, RuleSpec, SessionHit, SignalRow, Time, VitalRow, error_group_views, event_views,
+    pageview_views, rule_windows, session_views, vital_views,
 };
 
 use crate::views::{Pending, ViewStore, ViewUpdate};
@@ -25,6 +25,9 @@ pub struct Inputs {
     pub vitals: InputSession<Time, VitalRow, isize>,
     pub events: InputSession<Time, EventRow, isize>,
     pub sessions: InputSession<Time, SessionHit, isize>,
+    pub signals: InputSession<Time, SignalRow, isize>,
+    /// Alert rules: fed on worker 0 only.
+    pub rules: InputSession<Time, RuleSpec, isize>,
 }
 
 impl Inputs {
@@ -41,12 +44,16 @@ impl Inputs {
             self.vitals.advance_to(time);
             self.events.advance_to(time);
             self.sessions.advance_to(time);
+            self.signals.advance_to(time);
+            self.rules.advance_to(time);
         }
         self.pageviews.flush();
         self.errors.flush();
         self.vitals.flush();
         self.events.flush();
         self.sessions.flush();
+        self.signals.flush();
+        self.rules.flush();
     }
 }
 
@@ -58,6 +65,8 @@ pub fn build(worker: &mut Worker, retention_ms: i64, views: Arc<ViewStore>) -> (
     let mut vitals = InputSession::new();
     let mut events = InputSession::new();
     let mut sessions = InputSession::new();
+    let mut signals = InputSession::new();
+    let mut rules = InputSession::new();
     let index = worker.index();
     let probe = worker.dataflow::<Time, _, _>(|scope| {
         let page_updates = pageview_views(pageviews.to_collection(scope), retention_ms).map(ViewUpdate::Pageview);
@@ -65,11 +74,16 @@ pub fn build(worker: &mut Worker, retention_ms: i64, views: Arc<ViewStore>) -> (
         let vital_updates = vital_views(vitals.to_collection(scope), retention_ms).map(ViewUpdate::Vital);
         let event_updates = event_views(events.to_collection(scope), retention_ms).map(ViewUpdate::Event);
         let session_updates = session_views(sessions.to_collection(scope), retention_ms).map(ViewUpdate::Session);
-        let updates =
-            page_updates.concat(error_updates).concat(vital_updates).concat(event_updates).concat(session_updates);
+        let rule_updates = rule_windows(signals.to_collection(scope), rules.to_collection(scope)).map(ViewUpdate::Rule);
+        let updates = page_updates
+            .concat(error_updates)
+            .concat(vital_updates)
+            .concat(event_updates)
+            .concat(session_updates)
+            .concat(rule_updates);
         apply_to_views(updates, index, views)
     });
-    (Inputs { pageviews, errors, vitals, events, sessions }, probe)
+    (Inputs { pageviews, errors, vitals, events, sessions, signals, rules }, probe)
 }
 
 /// The serving sink: gathers every update on worker 0, holds it until the

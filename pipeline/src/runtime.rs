@@ -8,7 +8,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use sightline_model::{Envelope, Event};
-use sightline_operators::{ErrorRow, EventRow, PageviewRow, SessionHit, Symbol, VitalRow};
+use sightline_operators::vitals::quantize;
+use sightline_operators::{ErrorRow, EventRow, PageviewRow, RuleSpec, SessionHit, Signal, SignalRow, Symbol, VitalRow};
 
 use crate::dataflow;
 use crate::now_ms;
@@ -23,6 +24,9 @@ struct Rows {
     vitals: Vec<VitalRow>,
     events: Vec<EventRow>,
     sessions: Vec<SessionHit>,
+    signals: Vec<SignalRow>,
+    /// Alert rules added (+1) or removed (−1); only ever sent to worker 0.
+    rules: Vec<(RuleSpec, isize)>,
 }
 
 impl Rows {
@@ -32,6 +36,7 @@ impl Rows {
             && self.vitals.is_empty()
             && self.events.is_empty()
             && self.sessions.is_empty()
+            && self.rules.is_empty()
     }
 }
 
@@ -123,6 +128,12 @@ impl Pipeline {
                             for hit in rows.sessions {
                                 inputs.sessions.insert(hit);
                             }
+                            for row in rows.signals {
+                                inputs.signals.insert(row);
+                            }
+                            for (rule, diff) in rows.rules {
+                                inputs.rules.update(rule, diff);
+                            }
                         }
                         Err(TryRecvError::Empty) => break,
                         Err(TryRecvError::Disconnected) => {
@@ -172,12 +183,25 @@ impl Pipeline {
         for event in envelope.events {
             let pageview = pageview_row(&event, names);
             rows.sessions.extend(session_hit(&event, names, pageview.as_ref()));
+            // What alert rules watch: when it was received, and where.
+            let signal = |project, signal, path, release, device| SignalRow {
+                project,
+                received_s: event.received_at.div_euclid(1000),
+                signal,
+                path,
+                release,
+                device,
+            };
             if let Some(row) = pageview {
+                rows.signals.push(signal(row.project, Signal::Pageview, row.path, row.dims.release, row.dims.device));
                 rows.pageviews.push(row);
             } else if let Some(row) = error_row(&event, names) {
+                rows.signals.push(signal(row.project, Signal::Error, row.path, row.release, row.device));
                 rows.errors.push(row);
                 samples.push((row.project, row.group, event));
             } else if let Some(row) = vital_row(&event, names) {
+                let vital = Signal::Vital { metric: row.metric, value: quantize(row.value) };
+                rows.signals.push(signal(row.project, vital, row.path, row.release, row.device));
                 rows.vitals.push(row);
             } else if let Some(row) = event_row(&event, names, self.views.prop_sets()) {
                 rows.events.push(row);
@@ -206,6 +230,22 @@ impl Pipeline {
         if self.inputs[worker].send(rows).is_err() {
             self.queued.fetch_sub(1, Ordering::Relaxed);
             tracing::error!("pipeline worker has stopped; batch not applied to views");
+            return;
+        }
+        self.last_push.fetch_max(now_ms(), Ordering::AcqRel);
+    }
+
+    /// Adds (+1) or removes (−1) alert rules in the dataflow. A rule's
+    /// window (`ViewStore::rule_window`) fills from the signals already
+    /// received within it at once.
+    pub fn update_rules(&self, changes: Vec<(RuleSpec, isize)>) {
+        if changes.is_empty() {
+            return;
+        }
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        if self.inputs[0].send(Rows { rules: changes, ..Rows::default() }).is_err() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            tracing::error!("pipeline worker has stopped; alert rules not updated");
             return;
         }
         self.last_push.fetch_max(now_ms(), Ordering::AcqRel);
@@ -248,7 +288,8 @@ mod tests {
     use sightline_operators::Interval;
 
     use super::*;
-    use crate::views::PageviewsQuery;
+    use crate::views::{PageviewsQuery, RuleWindow};
+    use sightline_operators::Watch;
 
     /// Waits until the views reflect every batch handed over.
     fn wait_caught_up(pipeline: &Pipeline, within: Duration) {
@@ -307,6 +348,58 @@ mod tests {
             assert_eq!((answer.total.pageviews, answer.total.visitors), (1000, 7), "{workers} workers");
             pipeline.shutdown();
         }
+    }
+
+    #[test]
+    fn alert_rules_see_the_signals_of_their_window_including_those_before_them() {
+        let views = Arc::new(ViewStore::default());
+        let pipeline =
+            Pipeline::start(PipelineConfig { workers: 2, retention_ms: 30 * 86_400_000 }, views.clone()).unwrap();
+        let now = now_ms() as i64;
+        let mut events: Vec<Event> =
+            (0..4).map(|i| pageview("p", now, if i < 3 { "/cart" } else { "/" }, "v")).collect();
+        let mut lcp = pageview("p", now, "/cart", "v");
+        lcp.kind = EventKind::Vital { name: sightline_model::VitalName::Lcp, value: 2400.0 };
+        events.push(lcp);
+        let mut old = pageview("p", now, "/cart", "v");
+        old.received_at = now - 120_000;
+        events.push(old);
+        pipeline.push(Envelope { batch_id: uuid::Uuid::now_v7(), project_id: "p".into(), received_at: now, events });
+        wait_caught_up(&pipeline, Duration::from_secs(10));
+        // Rules made after the events see them at once.
+        let names = views.names();
+        let rule = |id: &str, watch, path: Option<&str>, window_s| RuleSpec {
+            rule: names.intern(id),
+            project: names.intern("p"),
+            watch,
+            path: path.map(|p| names.intern(p)),
+            release: None,
+            device: None,
+            window_s,
+        };
+        let cart = rule("cart", Watch::Pageviews, Some("/cart"), 60);
+        let all = rule("all", Watch::Pageviews, None, 300);
+        let short = rule("short", Watch::Pageviews, None, 2);
+        let vital = rule("lcp", Watch::Vital(sightline_model::VitalName::Lcp), None, 60);
+        pipeline.update_rules(vec![(cart, 1), (all, 1), (short, 1), (vital, 1)]);
+        wait_caught_up(&pipeline, Duration::from_secs(10));
+        assert_eq!(views.rule_window("cart").pageviews, 3, "the path filter, and the 2-minute-old one is out");
+        assert_eq!(views.rule_window("all").pageviews, 5, "the old one is within 5 minutes");
+        assert_eq!(views.rule_window("short").pageviews, 4);
+        let p75 = views.rule_window("lcp").vital_quantile(0.75).unwrap();
+        assert!((2_390.0..=2_410.0).contains(&p75), "{p75}");
+        // Time passing empties the short window without any new event.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while views.rule_window("short").pageviews != 0 {
+            assert!(std::time::Instant::now() < deadline, "the 2 s window never emptied");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(views.rule_window("all").pageviews, 5);
+        // A removed rule's window goes with it.
+        pipeline.update_rules(vec![(all, -1)]);
+        wait_caught_up(&pipeline, Duration::from_secs(10));
+        assert_eq!(views.rule_window("all"), RuleWindow::default());
+        pipeline.shutdown();
     }
 
     #[test]

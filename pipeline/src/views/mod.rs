@@ -2,6 +2,7 @@
 //! workers, updated once per finished tick from consolidated dataflow output,
 //! and the change feed of those updates.
 
+pub mod alerts;
 pub mod errors;
 pub mod events;
 pub mod pageviews;
@@ -14,9 +15,12 @@ use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 use sightline_model::Event;
-use sightline_operators::{ErrorUpdate, EventCell, Interval, PageviewUpdate, SessionUpdate, Symbol, Time, VitalUpdate};
-use tokio::sync::broadcast;
+use sightline_operators::{
+    ErrorUpdate, EventCell, Interval, PageviewUpdate, RuleSample, SessionUpdate, Symbol, Time, VitalUpdate,
+};
+use tokio::sync::{broadcast, watch};
 
+pub use alerts::RuleWindow;
 pub use errors::{
     ErrorCountPoint, ErrorEventView, ErrorGroupDetail, ErrorGroupSummary, ErrorRatePoint, ErrorsAnswer, ErrorsQuery,
     EventFrame, LATEST_EVENTS, NewErrorGroup, interval_for,
@@ -56,6 +60,7 @@ pub enum ViewUpdate {
     Vital(VitalUpdate),
     Event(EventCell),
     Session(SessionUpdate),
+    Rule(RuleSample),
 }
 
 impl ViewUpdate {
@@ -67,6 +72,7 @@ impl ViewUpdate {
             ViewUpdate::Vital(update) => update.cell.project,
             ViewUpdate::Event(cell) => cell.project,
             ViewUpdate::Session(update) => update.project,
+            ViewUpdate::Rule(sample) => sample.project,
         }
     }
 }
@@ -111,6 +117,9 @@ pub struct ViewStore {
     vitals: RwLock<vitals::VitalViews>,
     events: RwLock<events::EventViews>,
     sessions: RwLock<sessions::SessionViews>,
+    alerts: RwLock<alerts::AlertViews>,
+    /// The last tick that changed an alert rule's window.
+    rules_changed: watch::Sender<Time>,
     /// Deleted projects: their updates are not applied.
     forgotten: RwLock<HashSet<Symbol>>,
     /// Every tick before this one is fully applied.
@@ -128,6 +137,8 @@ impl Default for ViewStore {
             vitals: RwLock::default(),
             events: RwLock::default(),
             sessions: RwLock::default(),
+            alerts: RwLock::default(),
+            rules_changed: watch::channel(0).0,
             forgotten: RwLock::default(),
             applied_through: AtomicU64::new(0),
             changes: broadcast::channel(4096).0,
@@ -164,12 +175,14 @@ impl ViewStore {
             let mut page_moves = pageviews::PageviewMoves::new();
             let mut new_groups = errors::NewGroups::new();
             let mut retracted = HashSet::new();
+            let mut rules_changed = false;
             {
                 let mut pageviews = self.pageviews.write().unwrap_or_else(|e| e.into_inner());
                 let mut errors = self.errors.write().unwrap_or_else(|e| e.into_inner());
                 let mut vitals = self.vitals.write().unwrap_or_else(|e| e.into_inner());
                 let mut events = self.events.write().unwrap_or_else(|e| e.into_inner());
                 let mut sessions = self.sessions.write().unwrap_or_else(|e| e.into_inner());
+                let mut alerts = self.alerts.write().unwrap_or_else(|e| e.into_inner());
                 let forgotten = self.forgotten.read().unwrap_or_else(|e| e.into_inner());
                 let kept =
                     |(update, _): &&(ViewUpdate, isize)| forgotten.is_empty() || !forgotten.contains(&update.project());
@@ -182,10 +195,17 @@ impl ViewStore {
                         ViewUpdate::Vital(u) => vitals.apply(u, *diff as i64),
                         ViewUpdate::Event(cell) => events.apply(cell, *diff as i64),
                         ViewUpdate::Session(u) => sessions.apply(u, *diff as i64),
+                        ViewUpdate::Rule(sample) => {
+                            alerts.apply(sample, *diff as i64);
+                            rules_changed = true;
+                        }
                     }
                 }
             }
             self.publish(through, page_moves, new_groups);
+            if rules_changed {
+                self.rules_changed.send_replace(through);
+            }
         }
         self.applied_through.fetch_max(through, Ordering::AcqRel);
     }
@@ -219,6 +239,19 @@ impl ViewStore {
         }
     }
 
+    /// Wakes on every tick that changed an alert rule's window.
+    pub fn watch_rules(&self) -> watch::Receiver<Time> {
+        self.rules_changed.subscribe()
+    }
+
+    /// What an alert rule's window holds now (empty for an unknown rule).
+    pub fn rule_window(&self, rule_id: &str) -> RuleWindow {
+        match self.names.lookup(rule_id) {
+            Some(rule) => self.alerts.read().unwrap_or_else(|e| e.into_inner()).window(rule),
+            None => RuleWindow::default(),
+        }
+    }
+
     /// Drops a deleted project from every view; what the dataflow still
     /// holds of it (until its buckets expire, or the next start, which does
     /// not replay it) is never applied again.
@@ -232,6 +265,7 @@ impl ViewStore {
         self.vitals.write().unwrap_or_else(|e| e.into_inner()).forget(project);
         self.events.write().unwrap_or_else(|e| e.into_inner()).forget(project);
         self.sessions.write().unwrap_or_else(|e| e.into_inner()).forget(project);
+        self.alerts.write().unwrap_or_else(|e| e.into_inner()).forget(project);
     }
 
     /// Keeps each (project, group)'s newest events of a batch among the
