@@ -16,6 +16,7 @@
 //! [`Store::create_secret_key`].
 
 pub mod accounts;
+pub mod alerts;
 pub mod audit;
 pub mod dashboards;
 pub mod keys;
@@ -35,6 +36,7 @@ pub use accounts::{
     DEFAULT_ORGANIZATION, NewUser, OpenedSession, SESSION_LIFETIME_MS, SessionUser, User, hash_password,
     one_time_password, verify_password,
 };
+pub use alerts::{Channel, Delivery, DeliveryStatus, Incident, NewDelivery, Rule};
 pub use audit::{AuditEntry, ChainCheck, NewAuditEntry};
 pub use dashboards::Dashboard;
 pub use keys::{IngestGrant, IngestKey, SecretKeyInfo};

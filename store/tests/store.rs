@@ -71,6 +71,7 @@ backend_tests!(
     deleted_projects_take_their_keys_and_members_and_are_remembered,
     segments_are_saved_listed_and_deleted_per_project,
     dashboards_are_made_changed_and_deleted_per_project,
+    alert_incidents_queue_their_deliveries_which_are_attempted_until_done,
 );
 
 async fn run_sqlite<F, Fut>(body: F)
@@ -807,4 +808,74 @@ async fn dashboards_are_made_changed_and_deleted_per_project(ctx: Ctx) {
     assert!(!store.delete_dashboard(&q.id, &made.id).await.unwrap());
     assert!(store.delete_dashboard(&p.id, &made.id).await.unwrap());
     assert!(store.dashboards(&p.id).await.unwrap().is_empty());
+}
+
+async fn alert_incidents_queue_their_deliveries_which_are_attempted_until_done(ctx: Ctx) {
+    use sightline_store::{DeliveryStatus, NewDelivery};
+    let store = &ctx.store;
+    let p = store.create_project("P").await.unwrap();
+    let q = store.create_project("Q").await.unwrap();
+    let config = serde_json::json!({ "url": "http://127.0.0.1:9/hook", "secret": "s3cret" });
+    let hook = store.create_channel(&p.id, "Ops hook", "webhook", &config, 30, "usr_1").await.unwrap();
+    assert_token(&hook.id, "ch_", 16);
+    assert_eq!(store.channels(&p.id).await.unwrap(), vec![hook.clone()]);
+    assert_eq!(store.channel(&q.id, &hook.id).await.unwrap(), None, "not through another project");
+    let definition = serde_json::json!({ "metric": "error_count", "comparison": "gt", "threshold": 5, "window_s": 60 });
+    let rule = store.create_rule(&p.id, "Errors", &definition, std::slice::from_ref(&hook.id), "usr_1").await.unwrap();
+    assert_token(&rule.id, "al_", 16);
+    assert_eq!(store.all_rules().await.unwrap(), vec![rule.clone()]);
+    let muted = store.update_rule(&p.id, &rule.id, "Errors!", &definition, &[], true).await.unwrap().unwrap();
+    assert!(muted.muted && muted.channels.is_empty() && muted.name == "Errors!");
+    assert_eq!(store.update_rule(&q.id, &rule.id, "x", &definition, &[], false).await.unwrap(), None);
+
+    // Firing: the incident and its delivery at once.
+    let firing =
+        NewDelivery { channel_id: hook.id.clone(), state: "firing".into(), payload: serde_json::json!({ "n": 1 }) };
+    let incident = store.open_incident(&rule, 1_000, 7.0, std::slice::from_ref(&firing)).await.unwrap();
+    assert_eq!(store.open_incidents().await.unwrap(), vec![incident.clone()]);
+    let due = store.due_deliveries(i64::MAX, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    let delivery = &due[0];
+    assert_eq!(
+        (delivery.state.as_str(), delivery.status.clone(), delivery.attempts),
+        ("firing", DeliveryStatus::Pending, 0)
+    );
+    assert_eq!(delivery.incident_id.as_deref(), Some(incident.id.as_str()));
+    assert_eq!(store.due_deliveries(delivery.next_attempt_at - 1, 10).await.unwrap(), vec![], "not due yet");
+    // A failed attempt waits; a later one delivers.
+    let retry_at = delivery.next_attempt_at + 5_000;
+    store.record_attempt(&delivery.id, DeliveryStatus::Pending, Some(503), Some("busy"), retry_at).await.unwrap();
+    assert_eq!(store.next_delivery_due().await.unwrap(), Some(retry_at));
+    assert!(store.due_deliveries(retry_at - 1, 10).await.unwrap().is_empty());
+    store.record_attempt(&delivery.id, DeliveryStatus::Delivered, Some(200), None, retry_at).await.unwrap();
+    let done = store.delivery(&p.id, &delivery.id).await.unwrap().unwrap();
+    assert_eq!((done.status, done.attempts, done.last_status), (DeliveryStatus::Delivered, 2, Some(200)));
+    assert!(done.delivered_at.is_some());
+    assert_eq!(store.next_delivery_due().await.unwrap(), None);
+
+    // Resolving: once.
+    let resolved = NewDelivery { state: "resolved".into(), ..firing };
+    assert!(store.resolve_incident(&incident, 2_000, 1.0, std::slice::from_ref(&resolved)).await.unwrap());
+    assert!(!store.resolve_incident(&incident, 3_000, 0.0, std::slice::from_ref(&resolved)).await.unwrap());
+    assert!(store.open_incidents().await.unwrap().is_empty());
+    let history = store.rule_deliveries(&p.id, &rule.id, 10).await.unwrap();
+    assert_eq!(history.iter().map(|d| d.state.as_str()).collect::<Vec<_>>(), ["resolved", "firing"]);
+    let incidents = store.incidents(&rule.id, 10).await.unwrap();
+    assert_eq!((incidents[0].resolved_at, incidents[0].resolved_value), (Some(2_000), Some(1.0)));
+
+    store.remember_issue_ref(&incident.id, &hook.id, "OPS-1").await.unwrap();
+    store.remember_issue_ref(&incident.id, &hook.id, "OPS-2").await.unwrap();
+    assert_eq!(store.issue_ref(&incident.id, &hook.id).await.unwrap().as_deref(), Some("OPS-2"));
+    store.set_channel_error(&hook.id, Some("401 from the receiver")).await.unwrap();
+    assert_eq!(
+        store.channel(&p.id, &hook.id).await.unwrap().unwrap().last_error.as_deref(),
+        Some("401 from the receiver")
+    );
+
+    // A deleted rule leaves its deliveries as history; a deleted channel takes its own.
+    assert!(store.delete_rule(&p.id, &rule.id).await.unwrap());
+    assert_eq!(store.rule_deliveries(&p.id, &rule.id, 10).await.unwrap().len(), 2);
+    assert!(!store.delete_channel(&q.id, &hook.id).await.unwrap());
+    assert!(store.delete_channel(&p.id, &hook.id).await.unwrap());
+    assert!(store.rule_deliveries(&p.id, &rule.id, 10).await.unwrap().is_empty());
 }
