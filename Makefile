@@ -12,6 +12,8 @@ test: lint
 	./scripts/services.sh
 	./scripts/chromium.sh
 	npm ci --prefix cli/tests/bundle --no-audit --no-fund --loglevel=error
+	npm ci --prefix alerting/tests/receiver --no-audit --no-fund --loglevel=error
+	./scripts/aiosmtpd.sh >/dev/null
 	npm ci --prefix sdk --no-audit --no-fund --loglevel=error
 	npm run build --prefix sdk --silent
 	npm test --prefix sdk --silent

@@ -1,10 +1,51 @@
-//! Alerting: what a channel is told when an alert rule changes state, how
-//! each kind of channel is told it, and (to come) the rules' states and the
-//! delivery outbox.
+//! Alerting: rules and their states (`rules`, `engine`), what a channel is
+//! told when a rule changes state and how each kind of channel is told it
+//! (`channels`, `channel_config`), and the delivery outbox (`outbox`).
 
+pub mod channel_config;
 pub mod channels;
+pub mod engine;
+pub mod outbox;
+pub mod rules;
+
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use sightline_pipeline::Pipeline;
+use sightline_store::{Store, StoreError};
+
+use crate::engine::AlertEngine;
+use crate::outbox::{Outbox, OutboxSettings};
+
+/// Alerting as the server runs it: the engine evaluating the rules and the
+/// outbox delivering what they queue.
+pub struct Alerting {
+    pub engine: Arc<AlertEngine>,
+    pub outbox: Arc<Outbox>,
+    /// Refuse channel destinations on private networks.
+    pub deny_private_egress: bool,
+    /// The dashboard's address, for links in messages.
+    pub public_url: String,
+}
+
+impl Alerting {
+    /// Starts the outbox (sending what a previous run left pending) and the
+    /// engine (with every stored rule in the dataflow).
+    pub async fn start(
+        store: Store,
+        pipeline: Arc<Pipeline>,
+        settings: OutboxSettings,
+        public_url: String,
+    ) -> Result<Alerting, StoreError> {
+        let deny_private_egress = settings.deny_private_egress;
+        let outbox = Arc::new(Outbox::new(store.clone(), settings));
+        let running = outbox.clone();
+        tokio::spawn(async move { running.run().await });
+        let public_url = public_url.trim_end_matches('/').to_owned();
+        let engine = AlertEngine::start(store, pipeline, outbox.clone(), public_url.clone()).await?;
+        Ok(Alerting { engine, outbox, deny_private_egress, public_url })
+    }
+}
 
 /// An alert rule's state, as deliveries name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +115,11 @@ impl Notification {
             self.project.name
         )
     }
+}
+
+/// The wall clock in ms since the epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// A number as people read it: integers without a fraction, others with up

@@ -9,10 +9,12 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, bail};
 use clap::Args;
 use metrics_exporter_prometheus::PrometheusBuilder;
+use sightline_alerting::Alerting;
+use sightline_alerting::outbox::{OutboxSettings, SmtpSettings};
 use sightline_connectors::{Archive, Bus, Deliver, EmbeddedBus, NatsBus, NatsConfig, SourceMapStore};
 use sightline_model::Envelope;
 use sightline_pipeline::{Pipeline, PipelineConfig, ViewStore};
-use sightline_query_api::{AdminToken, AppState, router};
+use sightline_query_api::{Access, AdminToken, AppState, router};
 use sightline_store::{NewUser, Store, StoreError, hash_password, one_time_password};
 
 /// Flags of `sightline serve`; each has an environment twin.
@@ -50,6 +52,21 @@ pub struct ServeArgs {
     /// Views forget event-time buckets this many days after they end.
     #[arg(long, env = "SIGHTLINE_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
     retention_days: u32,
+    /// The dashboard's address as users reach it, for links in alert
+    /// messages; default: `http://<listen>`.
+    #[arg(long, env = "SIGHTLINE_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// SMTP server for email alert channels: `smtp://host:25`,
+    /// `smtp://user:pass@host:587?tls=required`, `smtps://host:465`.
+    #[arg(long, env = "SIGHTLINE_SMTP_URL", hide_env_values = true)]
+    smtp_url: Option<String>,
+    /// The sender of alert emails.
+    #[arg(long, env = "SIGHTLINE_SMTP_FROM", default_value = "Sightline <sightline@localhost>")]
+    smtp_from: String,
+    /// Refuse alert channel destinations on loopback, private, link-local
+    /// and unique-local addresses (allowed by default, for self-hosting).
+    #[arg(long, env = "SIGHTLINE_DENY_PRIVATE_EGRESS")]
+    deny_private_egress: bool,
 }
 
 fn archive_dir(object_store: Option<&str>, data_dir: &Path) -> anyhow::Result<PathBuf> {
@@ -109,7 +126,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if admin_token.is_none() {
         create_first_owner(&store).await?;
     }
-    let state = AppState::new(store, bus, pipeline, admin_token, metrics, sourcemaps, args.trusted_proxies.clone());
+    let outbox = OutboxSettings {
+        smtp: args.smtp_url.clone().map(|url| SmtpSettings { url, from: args.smtp_from.clone() }),
+        deny_private_egress: args.deny_private_egress,
+    };
+    let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{}", args.listen));
+    let alerting = Alerting::start(store.clone(), pipeline.clone(), outbox, public_url).await?;
+    let access = Access { admin_token, trusted_proxies: args.trusted_proxies.clone() };
+    let state = AppState::new(store, bus, pipeline, access, metrics, sourcemaps, alerting);
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     state.mark_ready();

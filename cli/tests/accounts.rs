@@ -233,6 +233,58 @@ async fn every_route_answers_every_caller_exactly(server: &Server) {
             None,
             [401, 401, 401, 403, 403, 404, 404],
         ),
+        (Method::GET, format!("/api/v1/projects/{a}/channels"), None, [401, 401, 401, 200, 403, 200, 200]),
+        (
+            Method::POST,
+            format!("/api/v1/projects/{a}/channels"),
+            Some(
+                json!({ "name": "hook", "kind": "webhook", "config": { "url": "http://127.0.0.1:9/h", "secret": "sixteen chars at least" } }),
+            ),
+            [401, 401, 401, 403, 403, 201, 201],
+        ),
+        (
+            Method::PUT,
+            format!("/api/v1/projects/{a}/channels/ch_missing"),
+            Some(json!({ "name": "hook", "kind": "webhook", "config": {} })),
+            [401, 401, 401, 403, 403, 404, 404],
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/projects/{a}/channels/ch_missing"),
+            None,
+            [401, 401, 401, 403, 403, 404, 404],
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/projects/{a}/channels/ch_missing/test"),
+            None,
+            [401, 401, 401, 403, 403, 404, 404],
+        ),
+        (Method::GET, format!("/api/v1/projects/{a}/alerts"), None, [401, 401, 401, 200, 403, 200, 200]),
+        (
+            Method::POST,
+            format!("/api/v1/projects/{a}/alerts"),
+            Some(
+                json!({ "name": "e", "metric": "error_count", "comparison": "gt", "threshold": 1, "window_s": 60, "channels": [] }),
+            ),
+            [401, 401, 401, 403, 403, 201, 201],
+        ),
+        (Method::GET, format!("/api/v1/projects/{a}/alerts/al_missing"), None, [401, 401, 401, 404, 403, 404, 404]),
+        (
+            Method::PUT,
+            format!("/api/v1/projects/{a}/alerts/al_missing"),
+            Some(
+                json!({ "name": "e", "metric": "error_count", "comparison": "gt", "threshold": 1, "window_s": 60, "channels": [] }),
+            ),
+            [401, 401, 401, 403, 403, 404, 404],
+        ),
+        (Method::DELETE, format!("/api/v1/projects/{a}/alerts/al_missing"), None, [401, 401, 401, 403, 403, 404, 404]),
+        (
+            Method::GET,
+            format!("/api/v1/projects/{a}/alerts/al_missing/history"),
+            None,
+            [401, 401, 401, 404, 403, 404, 404],
+        ),
         (Method::GET, format!("/api/v1/projects/{a}/dashboards"), None, [401, 401, 401, 200, 403, 200, 200]),
         (
             Method::POST,

@@ -5,6 +5,7 @@
 //! validates, the bus makes batches durable, the view store answers.
 
 pub mod accounts;
+pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod dashboards;
@@ -38,6 +39,13 @@ const RECENT_STACKS_BYTES: usize = 8 * 1024 * 1024;
 pub use auth::AdminToken;
 pub use ops::ApiDoc;
 
+/// Who may call besides users: the bootstrap admin token, and the proxies
+/// whose `X-Forwarded-For` names the client.
+pub struct Access {
+    pub admin_token: Option<AdminToken>,
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
 /// Everything a handler may use.
 pub struct AppState {
     pub store: Store,
@@ -54,6 +62,8 @@ pub struct AppState {
     pub login_throttle: throttle::LoginThrottle,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Alert rules' engine and the delivery outbox.
+    pub alerting: sightline_alerting::Alerting,
     ready: AtomicBool,
     /// Flips to `true` when the server shuts down; long-lived responses end.
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -64,11 +74,12 @@ impl AppState {
         store: Store,
         bus: Bus,
         pipeline: Arc<Pipeline>,
-        admin_token: Option<AdminToken>,
+        access: Access,
         metrics: PrometheusHandle,
         sourcemaps: SourceMapStore,
-        trusted_proxies: Vec<std::net::IpAddr>,
+        alerting: sightline_alerting::Alerting,
     ) -> Arc<AppState> {
+        let Access { admin_token, trusted_proxies } = access;
         Arc::new(AppState {
             views: pipeline.views().clone(),
             store,
@@ -81,6 +92,7 @@ impl AppState {
             recent_stacks: RecentStacks::new(RECENT_STACKS_BYTES),
             login_throttle: Default::default(),
             trusted_proxies,
+            alerting,
             ready: AtomicBool::new(false),
             shutdown: tokio::sync::watch::channel(false).0,
         })
@@ -139,6 +151,18 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/audit/verify", get(audit::verify_audit))
         .route("/api/v1/projects/{id}/segments", get(segments::list_segments).post(segments::create_segment))
         .route("/api/v1/projects/{id}/segments/{segment_id}", delete(segments::delete_segment))
+        .route("/api/v1/projects/{id}/channels", get(alerts::list_channels).post(alerts::create_channel))
+        .route(
+            "/api/v1/projects/{id}/channels/{channel_id}",
+            put(alerts::update_channel).delete(alerts::delete_channel),
+        )
+        .route("/api/v1/projects/{id}/channels/{channel_id}/test", post(alerts::test_channel))
+        .route("/api/v1/projects/{id}/alerts", get(alerts::list_alerts).post(alerts::create_alert))
+        .route(
+            "/api/v1/projects/{id}/alerts/{alert_id}",
+            get(alerts::get_alert).put(alerts::update_alert).delete(alerts::delete_alert),
+        )
+        .route("/api/v1/projects/{id}/alerts/{alert_id}/history", get(alerts::alert_history))
         .route("/api/v1/projects/{id}/dashboards", get(dashboards::list_dashboards).post(dashboards::create_dashboard))
         .route(
             "/api/v1/projects/{id}/dashboards/{dashboard_id}",

@@ -428,16 +428,23 @@ impl Store {
         Ok(deleted.rows_affected() > 0)
     }
 
-    /// Opens an incident of a rule and queues its deliveries, at once.
+    /// A new incident's id (`inc_` + 16 hex characters), made before the
+    /// incident so its deliveries can name it.
+    pub fn new_incident_id() -> String {
+        random_token("inc_", 8)
+    }
+
+    /// Opens incident `id` of a rule and queues its deliveries, at once.
     pub async fn open_incident(
         &self,
         rule: &Rule,
+        id: &str,
         at: i64,
         value: f64,
         deliveries: &[NewDelivery],
     ) -> Result<Incident, StoreError> {
         let incident = Incident {
-            id: random_token("inc_", 8),
+            id: id.to_owned(),
             rule_id: rule.id.clone(),
             project_id: rule.project_id.clone(),
             opened_at: at,

@@ -831,7 +831,9 @@ async fn alert_incidents_queue_their_deliveries_which_are_attempted_until_done(c
     // Firing: the incident and its delivery at once.
     let firing =
         NewDelivery { channel_id: hook.id.clone(), state: "firing".into(), payload: serde_json::json!({ "n": 1 }) };
-    let incident = store.open_incident(&rule, 1_000, 7.0, std::slice::from_ref(&firing)).await.unwrap();
+    let incident_id = Store::new_incident_id();
+    let incident = store.open_incident(&rule, &incident_id, 1_000, 7.0, std::slice::from_ref(&firing)).await.unwrap();
+    assert_token(&incident.id, "inc_", 16);
     assert_eq!(store.open_incidents().await.unwrap(), vec![incident.clone()]);
     let due = store.due_deliveries(i64::MAX, 10).await.unwrap();
     assert_eq!(due.len(), 1);

@@ -14,8 +14,9 @@ pub struct RuleWindow {
     pub errors: i64,
     pub pageviews: i64,
     /// Quantized (scaled) vital value → how many.
-    vitals: BTreeMap<u64, i64>,
-    vital: Option<sightline_model::VitalName>,
+    pub vitals: BTreeMap<u64, i64>,
+    /// The vital those values measure.
+    pub vital: Option<sightline_model::VitalName>,
 }
 
 impl RuleWindow {

@@ -1,0 +1,269 @@
+//! Alerts end to end: channels and rules through the API, a rule that
+//! fires within a second of the event that crosses it and resolves when its
+//! window empties, each once, signed webhook deliveries to a local
+//! receiver, retries across a restart, the test endpoint, and the refusals.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::post;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+mod common;
+
+use common::*;
+
+const SECRET: &str = "a webhook secret of some length";
+
+/// What the receiver saw, and the statuses it answers with before 200s.
+#[derive(Default)]
+struct Receiver {
+    requests: Mutex<Vec<(HeaderMap, Value, Instant)>>,
+    fail_first: Mutex<Vec<u16>>,
+}
+
+async fn receive(State(r): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) -> impl IntoResponse {
+    let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let signature = headers.get("x-sightline-signature").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let signed = signature == format!("sha256={}", hmac_sha256_hex(SECRET.as_bytes(), &body));
+    r.requests.lock().unwrap().push((headers, json, Instant::now()));
+    if !signed {
+        return (StatusCode::UNAUTHORIZED, [("Retry-After", "0")], "bad signature");
+    }
+    let status = { r.fail_first.lock().unwrap().pop() };
+    match status {
+        Some(status) => (StatusCode::from_u16(status).unwrap(), [("Retry-After", "1")], "not now"),
+        None => (StatusCode::OK, [("Retry-After", "0")], "ok"),
+    }
+}
+
+/// HMAC-SHA256 (RFC 2104), written out so the test does not trust the
+/// server's own signing code.
+fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
+    let mut block = [0u8; 64];
+    block[..key.len()].copy_from_slice(key);
+    let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
+    let inner = Sha256::new().chain_update(pad(0x36)).chain_update(message).finalize();
+    let outer = Sha256::new().chain_update(pad(0x5c)).chain_update(inner).finalize();
+    outer.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn start_receiver() -> (String, Arc<Receiver>) {
+    let receiver = Arc::new(Receiver::default());
+    let app = Router::new().route("/hook", post(receive)).route("/gone", post(gone)).with_state(receiver.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, receiver)
+}
+
+async fn gone() -> impl IntoResponse {
+    (StatusCode::UNAUTHORIZED, "token revoked")
+}
+
+async fn send(server: &Server, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut request = server.http.request(method, server.url(path)).bearer_auth(ADMIN);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let r = request.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn wait_for<T>(within: Duration, what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn error_event(i: usize) -> Value {
+    json!({ "type": "error", "url": "https://shop.example/cart", "anonymous_id": format!("u{i}"),
+            "error_type": "TypeError", "message": "boom", "stack": "TypeError: boom\n    at f (https://shop.example/a.js:1:1)" })
+}
+
+fn states(receiver: &Receiver) -> Vec<String> {
+    let requests = receiver.requests.lock().unwrap();
+    requests.iter().map(|(_, body, _)| body["state"].as_str().unwrap_or("?").to_owned()).collect()
+}
+
+#[tokio::test]
+async fn a_rule_fires_within_a_second_and_resolves_once_with_signed_webhooks() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(Mode::Embedded, dir.path(), "").await;
+    let (project, key) = server.create_project("shop").await;
+    let (receiver_url, receiver) = start_receiver().await;
+
+    let channels = format!("/api/v1/projects/{project}/channels");
+    let hook = json!({ "name": "Ops hook", "kind": "webhook", "config": { "url": format!("{receiver_url}/hook"), "secret": SECRET } });
+    let (status, channel) = send(&server, reqwest::Method::POST, &channels, Some(hook)).await;
+    assert_eq!(status, 201, "{channel}");
+    let channel_id = channel["id"].as_str().unwrap().to_owned();
+    assert!(!channel.to_string().contains(SECRET), "the secret never comes back: {channel}");
+    assert_eq!(channel["secrets"], json!(["secret"]));
+    let (_, listed) = send(&server, reqwest::Method::GET, &channels, None).await;
+    assert!(!listed.to_string().contains(SECRET), "{listed}");
+
+    // Refused, naming the field.
+    let alerts = format!("/api/v1/projects/{project}/alerts");
+    let rule = |window_s: i64, channels: Value| {
+        json!({ "name": "Cart errors", "metric": "error_count", "comparison": "gt", "threshold": 2,
+                "window_s": window_s, "channels": channels, "filters": { "path": "/cart" } })
+    };
+    let bad = [
+        (rule(0, json!([channel_id])), "window_s"),
+        (rule(4, json!(["ch_nothing"])), "channels[0]"),
+        (
+            json!({ "name": "LCP", "metric": "vital_p75", "comparison": "gt", "threshold": 2500, "window_s": 60, "channels": [] }),
+            "vital",
+        ),
+        (
+            json!({ "name": "x", "metric": "error_count", "comparison": "gte", "threshold": 1, "window_s": 60, "channels": [] }),
+            "body",
+        ),
+    ];
+    for (body, field) in bad {
+        let (status, answer) = send(&server, reqwest::Method::POST, &alerts, Some(body)).await;
+        assert_eq!((status, answer["error"]["field"].as_str()), (400, Some(field)), "{answer}");
+    }
+    let bad_hook = json!({ "name": "x", "kind": "webhook", "config": { "url": "ftp://x/", "secret": SECRET } });
+    let (status, answer) = send(&server, reqwest::Method::POST, &channels, Some(bad_hook)).await;
+    assert_eq!((status, answer["error"]["field"].as_str()), (400, Some("config.url")), "{answer}");
+
+    let (status, made) = send(&server, reqwest::Method::POST, &alerts, Some(rule(4, json!([channel_id])))).await;
+    assert_eq!(status, 201, "{made}");
+    let alert_id = made["id"].as_str().unwrap().to_owned();
+
+    // Two errors: not over 2. One on another path: filtered out.
+    let mut other = error_event(9);
+    other["url"] = json!("https://shop.example/home");
+    server.ingest(&key, json!([error_event(0), error_event(1), other])).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(receiver.requests.lock().unwrap().is_empty(), "2 is not over 2");
+    // The third crosses it: delivered within a second of the 202.
+    server.ingest(&key, json!([error_event(2)])).await;
+    let accepted = Instant::now();
+    let fired_at = wait_for(Duration::from_secs(5), "the firing", async || {
+        receiver.requests.lock().unwrap().first().map(|(_, _, at)| *at)
+    })
+    .await;
+    let latency = fired_at - accepted;
+    assert!(latency < Duration::from_secs(1), "fired {latency:?} after the 202");
+
+    let (headers, firing, _) = receiver.requests.lock().unwrap()[0].clone();
+    assert_eq!(firing["state"], "firing");
+    assert_eq!(firing["alert"], json!({ "id": alert_id, "name": "Cart errors", "metric": "error_count" }));
+    assert_eq!(firing["project"], json!({ "id": project, "name": "shop" }));
+    assert_eq!((firing["value"].as_f64(), firing["threshold"].as_f64()), (Some(3.0), Some(2.0)));
+    assert!(firing["at"].as_i64().unwrap() > 0 && firing["link"].as_str().unwrap().ends_with("/errors"), "{firing}");
+    assert!(headers.contains_key("x-sightline-delivery"));
+    let (_, shown) = send(&server, reqwest::Method::GET, &format!("{alerts}/{alert_id}"), None).await;
+    assert_eq!((shown["status"].as_str(), shown["value"].as_f64()), (Some("firing"), Some(3.0)), "{shown}");
+
+    // The 4 s window empties by itself: resolved, once.
+    let resolved = wait_for(Duration::from_secs(10), "the resolve", async || {
+        let requests = receiver.requests.lock().unwrap();
+        requests.get(1).map(|(_, body, _)| body.clone())
+    })
+    .await;
+    // Resolved once the first two leave the window (the third may leave with
+    // them, in the same received second).
+    assert_eq!(resolved["state"], "resolved");
+    assert!(resolved["value"].as_f64().unwrap() <= 1.0, "{resolved}");
+    assert_eq!(resolved["incident_id"], firing["incident_id"], "one incident");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(states(&receiver), ["firing", "resolved"], "each transition delivered once");
+
+    let (_, history) = send(&server, reqwest::Method::GET, &format!("{alerts}/{alert_id}/history"), None).await;
+    let delivered: Vec<(&str, &str)> = history["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["state"].as_str().unwrap(), d["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(delivered, [("resolved", "delivered"), ("firing", "delivered")], "{history}");
+    assert_eq!(history["incidents"][0]["opened_value"], 3.0);
+
+    // The test endpoint sends now and says how it went.
+    let (status, tested) = send(&server, reqwest::Method::POST, &format!("{channels}/{channel_id}/test"), None).await;
+    assert_eq!(
+        (status, tested["status"].as_str(), tested["last_status"].as_i64()),
+        (200, Some("delivered"), Some(200)),
+        "{tested}"
+    );
+    let test_body = receiver.requests.lock().unwrap().last().unwrap().1.clone();
+    assert_eq!((test_body["test"].as_bool(), test_body["state"].as_str()), (Some(true), Some("firing")));
+
+    // A 4xx other than 408/429 stops and shows on the channel.
+    let revoked = json!({ "name": "Revoked", "kind": "webhook", "config": { "url": format!("{receiver_url}/gone"), "secret": SECRET } });
+    let (_, revoked) = send(&server, reqwest::Method::POST, &channels, Some(revoked)).await;
+    let revoked_id = revoked["id"].as_str().unwrap();
+    let (_, tested) = send(&server, reqwest::Method::POST, &format!("{channels}/{revoked_id}/test"), None).await;
+    assert_eq!((tested["status"].as_str(), tested["last_status"].as_i64()), (Some("failed"), Some(401)), "{tested}");
+    let (_, listed) = send(&server, reqwest::Method::GET, &channels, None).await;
+    let shown = listed["channels"].as_array().unwrap().iter().find(|c| c["id"] == revoked_id).unwrap().clone();
+    assert!(shown["last_error"].as_str().unwrap().contains("401"), "{shown}");
+
+    let audit: Value =
+        server.http.get(server.url("/api/v1/audit")).bearer_auth(ADMIN).send().await.unwrap().json().await.unwrap();
+    let actions: Vec<&str> =
+        audit["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    for action in ["channel_created", "alert_created", "channel_tested"] {
+        assert!(actions.contains(&action), "{action} audited: {actions:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_delivery_pending_a_retry_is_delivered_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(Mode::Embedded, dir.path(), "").await;
+    let (project, key) = server.create_project("shop").await;
+    let (receiver_url, receiver) = start_receiver().await;
+    // The receiver is down for the first two attempts.
+    receiver.fail_first.lock().unwrap().extend([503, 503]);
+    let hook = json!({ "name": "Ops hook", "kind": "webhook", "config": { "url": format!("{receiver_url}/hook"), "secret": SECRET } });
+    let (_, channel) =
+        send(&server, reqwest::Method::POST, &format!("/api/v1/projects/{project}/channels"), Some(hook)).await;
+    let rule = json!({ "name": "Any error", "metric": "error_count", "comparison": "gt", "threshold": 0, "window_s": 3600,
+                       "channels": [channel["id"]] });
+    let (status, made) =
+        send(&server, reqwest::Method::POST, &format!("/api/v1/projects/{project}/alerts"), Some(rule)).await;
+    assert_eq!(status, 201, "{made}");
+    server.ingest(&key, json!([error_event(0)])).await;
+    wait_for(Duration::from_secs(5), "the first attempt", async || {
+        (!receiver.requests.lock().unwrap().is_empty()).then_some(())
+    })
+    .await;
+    // Stopped hard while the delivery waits for its retry.
+    server.kill9();
+    let seen_before_restart = receiver.requests.lock().unwrap().len();
+    let server = Server::start(Mode::Embedded, dir.path(), "").await;
+    let delivered = wait_for(Duration::from_secs(15), "the delivery after the restart", async || {
+        let requests = receiver.requests.lock().unwrap();
+        (requests.len() >= 3).then(|| requests[2].1.clone())
+    })
+    .await;
+    assert_eq!(delivered["state"], "firing");
+    assert!(seen_before_restart < 3, "the delivery was still pending at the restart");
+    // The restart did not fire the open incident again.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(states(&receiver), ["firing", "firing", "firing"], "three attempts at one delivery, no new one");
+    let history = format!("/api/v1/projects/{project}/alerts/{}/history", made["id"].as_str().unwrap());
+    let (_, history) = send(&server, reqwest::Method::GET, &history, None).await;
+    assert_eq!(history["deliveries"].as_array().unwrap().len(), 1, "{history}");
+    assert_eq!(
+        (history["deliveries"][0]["status"].as_str(), history["deliveries"][0]["attempts"].as_i64()),
+        (Some("delivered"), Some(3))
+    );
+}
