@@ -180,6 +180,54 @@ export interface paths {
         patch: operations["update_project"];
         trace?: never;
     };
+    "/api/v1/projects/{id}/alerts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_alerts"];
+        put?: never;
+        post: operations["create_alert"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{id}/alerts/{alert_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["get_alert"];
+        put: operations["update_alert"];
+        post?: never;
+        delete: operations["delete_alert"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{id}/alerts/{alert_id}/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["alert_history"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/projects/{id}/breakdown": {
         parameters: {
             query?: never;
@@ -190,6 +238,54 @@ export interface paths {
         get: operations["breakdown"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{id}/channels": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["list_channels"];
+        put?: never;
+        post: operations["create_channel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{id}/channels/{channel_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put: operations["update_channel"];
+        post?: never;
+        delete: operations["delete_channel"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{id}/channels/{channel_id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["test_channel"];
         delete?: never;
         options?: never;
         head?: never;
@@ -568,6 +664,72 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        AlertBody: {
+            /** @description The channels told of each state change. */
+            channels: string[];
+            comparison: components["schemas"]["Comparison"];
+            /**
+             * Format: int64
+             * @description After a resolve, stay quiet this long (seconds).
+             */
+            cooldown_s?: number;
+            filters?: components["schemas"]["RuleFilters"];
+            /**
+             * Format: int64
+             * @description Fire only once the condition held this long (seconds).
+             */
+            for_s?: number;
+            metric: components["schemas"]["Metric"];
+            /** @description A muted rule does not fire (an open incident still resolves). */
+            muted?: boolean;
+            name: string;
+            /** Format: double */
+            threshold: number;
+            vital?: components["schemas"]["VitalMetric"] | null;
+            /**
+             * Format: int64
+             * @description The trailing window the value is computed over, in seconds (1 to 86400).
+             */
+            window_s: number;
+        };
+        AlertHistory: {
+            /** @description Newest first. */
+            deliveries: components["schemas"]["DeliveryView"][];
+            /** @description Newest first. */
+            incidents: components["schemas"]["IncidentView"][];
+        };
+        AlertList: {
+            alerts: components["schemas"]["AlertView"][];
+        };
+        AlertView: {
+            channels: string[];
+            comparison: components["schemas"]["Comparison"];
+            /** Format: int64 */
+            cooldown_s: number;
+            /** Format: int64 */
+            created_at: number;
+            created_by: string;
+            filters: components["schemas"]["RuleFilters"];
+            /** Format: int64 */
+            for_s: number;
+            id: string;
+            metric: components["schemas"]["Metric"];
+            muted: boolean;
+            name: string;
+            status: components["schemas"]["RuleStatus"];
+            /** Format: double */
+            threshold: number;
+            /** Format: int64 */
+            updated_at: number;
+            /**
+             * Format: double
+             * @description The value now, when there is one.
+             */
+            value?: number | null;
+            vital?: string | null;
+            /** Format: int64 */
+            window_s: number;
+        };
         AuditPage: {
             /** @description Newest first. */
             entries: Record<string, never>[];
@@ -617,6 +779,45 @@ export interface components {
             /** @description 12 to 128 characters. */
             new_password: string;
         };
+        ChannelBody: {
+            /**
+             * @description By kind: webhook `{url, secret}`, slack and teams `{webhook_url}`,
+             *     jira `{base_url, email, api_token, project_key, issue_type?}`, github
+             *     `{repo, token, api_url?}`, email `{to: [..]}`. On a change, secrets
+             *     left out are kept.
+             */
+            config: Record<string, never>;
+            kind: components["schemas"]["ChannelKind"];
+            name: string;
+            /**
+             * Format: int64
+             * @description Deliveries per minute at most (default 30); more wait for the next minute.
+             */
+            rate_limit_per_min?: number | null;
+        };
+        /** @enum {string} */
+        ChannelKind: "webhook" | "slack" | "teams" | "jira" | "github" | "email";
+        ChannelList: {
+            channels: components["schemas"]["ChannelView"][];
+        };
+        ChannelView: {
+            /** @description The config without its secrets. */
+            config: Record<string, never>;
+            /** Format: int64 */
+            created_at: number;
+            created_by: string;
+            id: string;
+            kind: string;
+            /** @description Why deliveries stopped (a 4xx other than 408/429), until one succeeds. */
+            last_error?: string | null;
+            /** Format: int64 */
+            last_error_at?: number | null;
+            name: string;
+            /** Format: int64 */
+            rate_limit_per_min: number;
+            /** @description The secret fields the config holds (never shown). */
+            secrets: string[];
+        };
         /** @enum {string} */
         ChartSeries: "pageviews" | "visitors" | "errors" | "error_rate" | "events" | "live_pageviews";
         /** @description A stack frame a client parsed itself. */
@@ -628,6 +829,8 @@ export interface components {
             /** Format: int32 */
             line?: number | null;
         };
+        /** @enum {string} */
+        Comparison: "gt" | "lt";
         CreateIngestKey: {
             name: string;
             /**
@@ -698,6 +901,27 @@ export interface components {
             updated_at: number;
             updated_by: string;
             widgets: components["schemas"]["Widget"][];
+        };
+        DeliveryView: {
+            /** Format: int64 */
+            attempts: number;
+            channel_id: string;
+            /** Format: int64 */
+            created_at: number;
+            /** Format: int64 */
+            delivered_at?: number | null;
+            id: string;
+            incident_id?: string | null;
+            last_error?: string | null;
+            /** Format: int64 */
+            last_status?: number | null;
+            /** Format: int64 */
+            next_attempt_at: number;
+            rule_id?: string | null;
+            /** @description `firing`, `resolved` or `test`. */
+            state: string;
+            /** @description `pending`, `delivered` or `failed`. */
+            status: string;
         };
         ErrorBody: {
             error: components["schemas"]["ErrorDetail"];
@@ -876,6 +1100,17 @@ export interface components {
             /** @description `ok` once the pipeline accepts events, `starting` before. */
             status: string;
         };
+        IncidentView: {
+            id: string;
+            /** Format: int64 */
+            opened_at: number;
+            /** Format: double */
+            opened_value: number;
+            /** Format: int64 */
+            resolved_at?: number | null;
+            /** Format: double */
+            resolved_value?: number | null;
+        };
         /** @description The answer to an ingest request. */
         IngestAnswer: {
             accepted: number;
@@ -962,6 +1197,8 @@ export interface components {
         MemberList: {
             members: components["schemas"]["Member"][];
         };
+        /** @enum {string} */
+        Metric: "error_count" | "error_rate" | "new_error_group" | "vital_p75" | "pageviews" | "anomaly";
         /** @description A frame's location in the built (minified) file. */
         MinifiedLocation: {
             /** Format: int32 */
@@ -1040,6 +1277,17 @@ export interface components {
             /** @description The session to end; absent: every session but this one. */
             session_id?: string | null;
         };
+        /** @description Which events count for a rule. */
+        RuleFilters: {
+            device?: string | null;
+            path?: string | null;
+            release?: string | null;
+        };
+        /**
+         * @description Where a rule stands, for the API.
+         * @enum {string}
+         */
+        RuleStatus: "ok" | "pending" | "firing" | "unknown";
         SecretKeyList: {
             /** @description Oldest first, revoked ones included; never a secret. */
             keys: components["schemas"]["SecretKeyView"][];
@@ -1826,6 +2074,238 @@ export interface operations {
             };
         };
     };
+    list_alerts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertList"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_alert: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AlertBody"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertView"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_alert: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                alert_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_alert: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                alert_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AlertBody"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertView"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_alert: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                alert_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    alert_history: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                alert_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertHistory"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     breakdown: {
         parameters: {
             query?: never;
@@ -1874,6 +2354,201 @@ export interface operations {
                 };
             };
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_channels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChannelList"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_channel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChannelBody"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChannelView"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    update_channel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                channel_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChannelBody"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChannelView"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_channel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                channel_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    test_channel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                channel_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The first attempt's outcome; a retryable failure keeps being retried. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryView"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
