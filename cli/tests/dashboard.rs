@@ -105,6 +105,7 @@ async fn the_dashboard_logs_in_and_its_overview_moves_with_the_live_feed() {
         let request = server.http.get(server.url(&path)).bearer_auth(ADMIN).send();
         async move { request.await.unwrap().json::<Value>().await.unwrap() }
     };
+    server.totals_reaching(&project, 1, std::time::Duration::from_secs(5)).await;
     let day = format!("from={}&to={}", now_ms() - 86_400_000, now_ms());
     let pageviews = api(format!("/api/v1/projects/{project}/pageviews?{day}&interval=hour")).await;
     let summary = api(format!("/api/v1/projects/{project}/sessions/summary?{day}")).await;
