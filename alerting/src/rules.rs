@@ -14,7 +14,7 @@ pub enum Metric {
     ErrorCount,
     /// Error events per page view in the window (none without page views).
     ErrorRate,
-    /// Error groups first seen in the window.
+    /// Error groups first seen in the window (by their first event's time).
     NewErrorGroup,
     /// The window's p75 of one vital (ms; CLS unitless).
     VitalP75,
@@ -99,6 +99,9 @@ impl RuleDefinition {
             (Metric::VitalP75, Some(_)) | (_, None) => {}
             (_, Some(_)) => return Err(("vital", "only `vital_p75` takes `vital`".into())),
         }
+        if self.metric == Metric::NewErrorGroup && self.filters != RuleFilters::default() {
+            return Err(("filters", "`new_error_group` rules watch the whole project".into()));
+        }
         if let Some(unsupported) = self.watch().err() {
             return Err(("metric", unsupported));
         }
@@ -112,7 +115,8 @@ impl RuleDefinition {
             Metric::Pageviews => Ok(Watch::Pageviews),
             Metric::ErrorRate => Ok(Watch::ErrorsAndPageviews),
             Metric::VitalP75 => Ok(Watch::Vital(self.vital.unwrap_or(VitalName::Lcp))),
-            other => Err(format!("`{}` rules are not evaluated yet", other.as_str())),
+            Metric::NewErrorGroup => Ok(Watch::NewGroups),
+            Metric::Anomaly => Err("`anomaly` rules are not evaluated yet".into()),
         }
     }
 
@@ -124,7 +128,8 @@ impl RuleDefinition {
             Metric::Pageviews => Some(window.pageviews as f64),
             Metric::ErrorRate => (window.pageviews > 0).then(|| window.errors as f64 / window.pageviews as f64),
             Metric::VitalP75 => window.vital_quantile(0.75),
-            Metric::NewErrorGroup | Metric::Anomaly => None,
+            Metric::NewErrorGroup => Some(window.new_groups as f64),
+            Metric::Anomaly => None,
         }
     }
 

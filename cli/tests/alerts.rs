@@ -267,3 +267,42 @@ async fn a_delivery_pending_a_retry_is_delivered_after_a_restart() {
         (Some("delivered"), Some(3))
     );
 }
+
+#[tokio::test]
+async fn a_new_error_group_fires_a_rule_and_a_repeat_of_it_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(Mode::Embedded, dir.path(), "").await;
+    let (project, key) = server.create_project("shop").await;
+    let (receiver_url, receiver) = start_receiver().await;
+    let hook = json!({ "name": "Ops hook", "kind": "webhook", "config": { "url": format!("{receiver_url}/hook"), "secret": SECRET } });
+    let (_, channel) =
+        send(&server, reqwest::Method::POST, &format!("/api/v1/projects/{project}/channels"), Some(hook)).await;
+    let alerts = format!("/api/v1/projects/{project}/alerts");
+    let filtered = json!({ "name": "New", "metric": "new_error_group", "comparison": "gt", "threshold": 1, "window_s": 3600,
+                           "channels": [channel["id"]], "filters": { "path": "/x" } });
+    let (status, answer) = send(&server, reqwest::Method::POST, &alerts, Some(filtered)).await;
+    assert_eq!((status, answer["error"]["field"].as_str()), (400, Some("filters")), "{answer}");
+    // More than one new group within the hour.
+    let rule = json!({ "name": "New groups", "metric": "new_error_group", "comparison": "gt", "threshold": 1,
+                       "window_s": 3600, "channels": [channel["id"]] });
+    let (status, made) = send(&server, reqwest::Method::POST, &alerts, Some(rule)).await;
+    assert_eq!(status, 201, "{made}");
+    // One group, many times: one new group.
+    server.ingest(&key, json!([error_event(0), error_event(1), error_event(2)])).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (_, shown) =
+        send(&server, reqwest::Method::GET, &format!("{alerts}/{}", made["id"].as_str().unwrap()), None).await;
+    assert_eq!((shown["value"].as_f64(), shown["status"].as_str()), (Some(1.0), Some("ok")), "{shown}");
+    assert!(receiver.requests.lock().unwrap().is_empty());
+    // A second group: fires.
+    let mut other = error_event(3);
+    other["error_type"] = json!("RangeError");
+    other["stack"] = json!("RangeError: far\n    at g (https://shop.example/b.js:2:2)");
+    server.ingest(&key, json!([other])).await;
+    let firing = wait_for(Duration::from_secs(5), "the firing", async || {
+        receiver.requests.lock().unwrap().first().map(|(_, body, _)| body.clone())
+    })
+    .await;
+    assert_eq!((firing["state"].as_str(), firing["value"].as_f64()), (Some("firing"), Some(2.0)), "{firing}");
+    assert_eq!(firing["alert"]["metric"], "new_error_group");
+}

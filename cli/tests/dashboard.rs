@@ -43,6 +43,23 @@ async fn add_users(server: &Server, project: &str) {
     }
 }
 
+/// A webhook receiver on a free port, and the bodies it received.
+async fn webhook_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    let received: std::sync::Arc<std::sync::Mutex<Vec<Value>>> = Default::default();
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+            let sink = sink.clone();
+            async move { sink.lock().unwrap().push(body) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, received)
+}
+
 /// Runs a script of `dashboard/e2e` in Node with the server, Ada, the
 /// ingest key and Vic, and returns the JSON it printed.
 async fn run_script(script: &str, server: &Server, key: &str, extra: &[&str]) -> Value {
@@ -109,7 +126,8 @@ async fn the_dashboard_logs_in_and_its_overview_moves_with_the_live_feed() {
     let day = format!("from={}&to={}", now_ms() - 86_400_000, now_ms());
     let pageviews = api(format!("/api/v1/projects/{project}/pageviews?{day}&interval=hour")).await;
     let summary = api(format!("/api/v1/projects/{project}/sessions/summary?{day}")).await;
-    let result = run_script("e2e/chromium.mjs", &server, &key, &[]).await;
+    let (hook_url, hook) = webhook_receiver().await;
+    let result = run_script("e2e/chromium.mjs", &server, &key, &[&hook_url]).await;
     assert_eq!((result["before"].as_i64(), result["after"].as_i64()), (Some(1), Some(2)), "{result}");
     let shown = &result["cards"];
     assert_eq!(shown["visitors"], pageviews["total"]["visitors"].to_string(), "{result}");
@@ -147,6 +165,16 @@ async fn the_dashboard_logs_in_and_its_overview_moves_with_the_live_feed() {
     assert_eq!(result["viewerControls"], 0, "a viewer gets no control to change settings: {result}");
     let shown = api(format!("/api/v1/projects/{project}")).await;
     assert_eq!(shown["allowed_origins"], json!(["https://shop.example"]));
+    // Alerting through the page: the channel shows no secret, its test and
+    // the rule's firing reached the receiver.
+    let channel_row = result["channelRow"].as_str().unwrap();
+    assert!(channel_row.contains("Ops hook") && !channel_row.contains("some length"), "{result}");
+    assert!(result["alertRow"].as_str().unwrap().contains("firing"), "{result}");
+    assert_eq!(result["viewerAlerts"], 1, "a viewer sees the rules: {result}");
+    let received = hook.lock().unwrap().clone();
+    let tests: Vec<bool> = received.iter().map(|body| body["test"].as_bool().unwrap()).collect();
+    assert_eq!(tests, [true, false], "the test message, then the firing: {received:?}");
+    assert_eq!(received[1]["alert"]["name"], "Any error");
     let keys = api(format!("/api/v1/projects/{project}/ingest-keys")).await;
     assert_eq!(keys["keys"][1]["name"], "landing");
 }

@@ -6,10 +6,11 @@
 // any console error but the 401 of asking for a session before logging in
 // (a Content-Security-Policy violation is one).
 // Then settings: as an admin it changes them, as a viewer it only sees them.
-// Usage: node chromium.mjs <base URL> <admin email> <password> <ingest key> <viewer email> <password>.
+// Alerting in settings: a webhook channel tested, a rule on it added.
+// Usage: node chromium.mjs <base URL> <admin email> <password> <ingest key> <viewer email> <password> <webhook URL>.
 import { chromium } from "playwright-core";
 
-const [base, email, password, key, viewerEmail, viewerPassword] = process.argv.slice(2);
+const [base, email, password, key, viewerEmail, viewerPassword, hookUrl] = process.argv.slice(2);
 const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox", "--disable-gpu"] });
 try {
   const page = await browser.newPage();
@@ -138,6 +139,28 @@ try {
   await page.locator("#new-secret code").waitFor({ timeout: 5_000 });
   const secret = await page.locator("#new-secret code").textContent();
 
+  // Alerting: a webhook channel, its test message, and a rule sending to it.
+  await page.fill("#channel-name", "Ops hook");
+  await page.selectOption("#channel-kind", "webhook");
+  await page.fill("#channel-url", hookUrl);
+  await page.fill("#channel-secret", "a webhook secret of some length");
+  await page.click("#save-channel");
+  await page.waitForFunction(() => document.querySelectorAll("#channels tbody tr").length === 1, null, { timeout: 5_000 });
+  const channelRow = await page.locator("#channels tbody tr").first().innerText();
+  await page.getByRole("button", { name: "Send a test to Ops hook" }).click();
+  await page.waitForFunction(() => document.querySelector("#settings-message")?.textContent === "Test message delivered.", null, { timeout: 10_000 });
+  await page.fill("#alert-name", "Any error");
+  await page.fill("#alert-threshold", "0");
+  await page.fill("#alert-window", "3600");
+  await page.getByRole("checkbox", { name: "Ops hook" }).check();
+  await page.click("#save-alert");
+  await page.waitForFunction(() => document.querySelectorAll("#alerts tbody tr").length === 1, null, { timeout: 5_000 });
+  // The error sent above is in the hour: the rule fires, and says so after a reload.
+  await page.waitForTimeout(1_500);
+  await page.reload({ waitUntil: "load" });
+  await page.waitForFunction(() => document.querySelector("#alerts tbody tr .status-firing") !== null, null, { timeout: 5_000 });
+  const alertRow = await page.locator("#alerts tbody tr").first().innerText();
+
   // Settings, as a viewer: everything shown, nothing to change it with.
   const viewer = await browser.newPage();
   viewer.on("pageerror", (e) => problems.push(String(e)));
@@ -148,11 +171,13 @@ try {
   await viewer.locator("#allowed-origins-text").waitFor({ timeout: 5_000 });
   const viewerSees = await viewer.locator("#allowed-origins-text").textContent();
   const viewerControls = await viewer.locator("#settings form, #settings button, #settings select").count();
+  await viewer.locator("#alerts tbody tr").first().waitFor({ timeout: 5_000 });
+  const viewerAlerts = await viewer.locator("#alerts tbody tr").count();
 
   // Before login, asking for the session is answered 401: expected.
   const unexpected = problems.filter((p) => !p.includes("status of 401"));
   if (unexpected.length > 0) throw new Error(`console errors: ${unexpected.join("\n")}`);
-  console.log(JSON.stringify({ eventsChip, cards, frameFile, contextLine, before, after: before + 1, movedMs, chart, chip, errorTitle, frames, url: groupUrl, lcpP75, lcpPages, proSignups, secret, viewerSees, viewerControls, sparkline, segmentChip, theme, latestEvents }));
+  console.log(JSON.stringify({ channelRow, alertRow, viewerAlerts, eventsChip, cards, frameFile, contextLine, before, after: before + 1, movedMs, chart, chip, errorTitle, frames, url: groupUrl, lcpP75, lcpPages, proSignups, secret, viewerSees, viewerControls, sparkline, segmentChip, theme, latestEvents }));
 } finally {
   await browser.close();
 }

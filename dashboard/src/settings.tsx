@@ -1,9 +1,10 @@
 // Settings of a project: its name and allowed origins, ingest keys, secret
-// keys and members. A viewer sees them and no control to change them (the
+// keys, members, and alert channels and rules (alerts.tsx). A viewer sees them and no control to change them (the
 // server refuses the changes anyway).
 
 import { useEffect, useState } from "preact/hooks";
 
+import { AlertSettings } from "./alerts";
 import { api, type Project, type Schemas } from "./api";
 
 type IngestKey = Schemas["IngestKeyView"];
@@ -206,6 +207,8 @@ export function Settings(props: { projectId: string; admin: boolean; onRenamed: 
           />
         )}
       </div>
+
+      <AlertSettings base={base} admin={props.admin} change={change} version={version} />
     </section>
   );
 }

@@ -28,6 +28,8 @@ pub enum Signal {
         metric: VitalName,
         value: u64,
     },
+    /// An error group's first event (at its event time; no dimensions).
+    NewGroup,
 }
 
 /// One signal of an event, with the dimensions rules filter by.
@@ -50,6 +52,8 @@ pub enum Watch {
     /// Both, for an error rate.
     ErrorsAndPageviews,
     Vital(VitalName),
+    /// Error groups first seen.
+    NewGroups,
 }
 
 /// A rule as the dataflow sees it: what it watches, where, over how long.
@@ -72,6 +76,7 @@ impl RuleSpec {
             (Watch::Errors, Signal::Error) | (Watch::Pageviews, Signal::Pageview) => true,
             (Watch::ErrorsAndPageviews, Signal::Error | Signal::Pageview) => true,
             (Watch::Vital(want), Signal::Vital { metric, .. }) => want == metric,
+            (Watch::NewGroups, Signal::NewGroup) => true,
             _ => false,
         };
         watched
@@ -87,6 +92,23 @@ pub struct RuleSample {
     pub project: Symbol,
     pub rule: Symbol,
     pub signal: Signal,
+}
+
+/// An error group's first sighting as a signal, from the error views' `Seen`
+/// updates (which move with the group's last event; the first stays, so
+/// those moves cancel).
+pub fn new_group_signal(update: &crate::ErrorUpdate) -> Option<SignalRow> {
+    match update {
+        crate::ErrorUpdate::Seen { project, first, .. } => Some(SignalRow {
+            project: *project,
+            received_s: first.div_euclid(1000),
+            signal: Signal::NewGroup,
+            path: 0,
+            release: 0,
+            device: 0,
+        }),
+        _ => None,
+    }
 }
 
 /// The signals in each rule's trailing window. A rule's value (a count, a

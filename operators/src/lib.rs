@@ -15,7 +15,7 @@ pub mod sessions;
 mod testing;
 pub mod vitals;
 
-pub use alerts::{MAX_WINDOW_S, RuleSample, RuleSpec, Signal, SignalRow, Watch, rule_windows};
+pub use alerts::{MAX_WINDOW_S, RuleSample, RuleSpec, Signal, SignalRow, Watch, new_group_signal, rule_windows};
 pub use buckets::Interval;
 pub use errors::{ErrorCell, ErrorRow, ErrorUpdate, error_group_views};
 pub use events::{EventCell, EventDims, EventRow, event_views};

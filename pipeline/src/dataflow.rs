@@ -13,7 +13,7 @@ use timely::worker::Worker;
 
 use sightline_operators::{
     ErrorRow, EventRow, PageviewRow, RuleSpec, SessionHit, SignalRow, Time, VitalRow, error_group_views, event_views,
-    pageview_views, rule_windows, session_views, vital_views,
+    new_group_signal, pageview_views, rule_windows, session_views, vital_views,
 };
 
 use crate::views::{Pending, ViewStore, ViewUpdate};
@@ -70,11 +70,14 @@ pub fn build(worker: &mut Worker, retention_ms: i64, views: Arc<ViewStore>) -> (
     let index = worker.index();
     let probe = worker.dataflow::<Time, _, _>(|scope| {
         let page_updates = pageview_views(pageviews.to_collection(scope), retention_ms).map(ViewUpdate::Pageview);
-        let error_updates = error_group_views(errors.to_collection(scope), retention_ms).map(ViewUpdate::Error);
+        let error_views = error_group_views(errors.to_collection(scope), retention_ms);
+        let new_groups = error_views.clone().flat_map(|u| new_group_signal(&u));
+        let error_updates = error_views.map(ViewUpdate::Error);
         let vital_updates = vital_views(vitals.to_collection(scope), retention_ms).map(ViewUpdate::Vital);
         let event_updates = event_views(events.to_collection(scope), retention_ms).map(ViewUpdate::Event);
         let session_updates = session_views(sessions.to_collection(scope), retention_ms).map(ViewUpdate::Session);
-        let rule_updates = rule_windows(signals.to_collection(scope), rules.to_collection(scope)).map(ViewUpdate::Rule);
+        let signals = signals.to_collection(scope).concat(new_groups);
+        let rule_updates = rule_windows(signals, rules.to_collection(scope)).map(ViewUpdate::Rule);
         let updates = page_updates
             .concat(error_updates)
             .concat(vital_updates)

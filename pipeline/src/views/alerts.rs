@@ -13,6 +13,8 @@ use sightline_operators::{RuleSample, Signal, Symbol};
 pub struct RuleWindow {
     pub errors: i64,
     pub pageviews: i64,
+    /// Error groups first seen within the window.
+    pub new_groups: i64,
     /// Quantized (scaled) vital value → how many.
     pub vitals: BTreeMap<u64, i64>,
     /// The vital those values measure.
@@ -41,6 +43,7 @@ impl RuleWindow {
         match signal {
             Signal::Error => self.errors += diff,
             Signal::Pageview => self.pageviews += diff,
+            Signal::NewGroup => self.new_groups += diff,
             Signal::Vital { metric, value } => {
                 self.vital = Some(metric);
                 let n = self.vitals.entry(value).or_insert(0);
@@ -64,7 +67,7 @@ impl AlertViews {
     pub(crate) fn apply(&mut self, sample: &RuleSample, diff: i64) {
         let window = self.rules.entry(sample.rule).or_default();
         window.apply(sample.signal, diff);
-        if window.errors == 0 && window.pageviews == 0 && window.vitals.is_empty() {
+        if window.errors == 0 && window.pageviews == 0 && window.new_groups == 0 && window.vitals.is_empty() {
             self.rules.remove(&sample.rule);
             self.projects.remove(&sample.rule);
         } else {
