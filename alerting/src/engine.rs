@@ -22,7 +22,9 @@ struct Running {
     rule: Rule,
     definition: RuleDefinition,
     project_name: String,
-    spec: RuleSpec,
+    /// The rule in the dataflow; `None` for an anomaly rule, which reads
+    /// its series' score.
+    spec: Option<RuleSpec>,
     state: RuleState,
     /// The open incident, while firing.
     incident: Option<Incident>,
@@ -74,7 +76,7 @@ impl AlertEngine {
                 if let Some(mut running) = engine.running(rule).await? {
                     running.incident = open.get(&running.rule.id).cloned();
                     running.state.open_incident = running.incident.as_ref().map(|i| i.id.clone());
-                    added.push((running.spec, 1));
+                    added.extend(running.spec.map(|spec| (spec, 1)));
                     rules.insert(running.rule.id.clone(), running);
                 }
             }
@@ -93,12 +95,9 @@ impl AlertEngine {
                 return Ok(None);
             }
         };
-        let Ok(watch) = definition.watch() else {
-            return Ok(None);
-        };
         let names = self.pipeline.views().names();
         let filter = |value: &Option<String>| value.as_deref().map(|v| names.intern(v));
-        let spec = RuleSpec {
+        let spec = definition.watch().map(|watch| RuleSpec {
             rule: names.intern(&rule.id),
             project: names.intern(&rule.project_id),
             watch,
@@ -106,7 +105,7 @@ impl AlertEngine {
             release: filter(&definition.filters.release),
             device: filter(&definition.filters.device),
             window_s: definition.window_s,
-        };
+        });
         let project_name =
             self.store.get_project(&rule.project_id).await?.map_or_else(|| rule.project_id.clone(), |p| p.name);
         let ready_after = crate::now_ms() as u64;
@@ -130,8 +129,8 @@ impl AlertEngine {
         let mut rules = self.rules.lock().await;
         let old = rules.remove(rule_id);
         let mut changes = Vec::new();
-        if let Some(old) = &old {
-            changes.push((old.spec, -1));
+        if let Some(spec) = old.as_ref().and_then(|old| old.spec) {
+            changes.push((spec, -1));
         }
         if let Some(rule) = stored
             && let Some(mut running) = self.running(rule).await?
@@ -139,7 +138,7 @@ impl AlertEngine {
             if let Some(old) = old {
                 (running.state, running.incident) = (old.state, old.incident);
             }
-            changes.push((running.spec, 1));
+            changes.extend(running.spec.map(|spec| (spec, 1)));
             rules.insert(rule_id.to_owned(), running);
         }
         self.pipeline.update_rules(changes);
@@ -162,7 +161,7 @@ impl AlertEngine {
         let views = self.pipeline.views();
         match rules.get(rule_id) {
             Some(r) if views.applied_through() > r.ready_after => {
-                let value = r.definition.value(&views.rule_window(rule_id));
+                let value = Self::value(views, r);
                 let status = if r.incident.is_some() {
                     RuleStatus::Firing
                 } else if r.state.crossed_since.is_some() {
@@ -176,13 +175,18 @@ impl AlertEngine {
         }
     }
 
+    fn value(views: &sightline_pipeline::ViewStore, r: &Running) -> Option<f64> {
+        let score = r.definition.anomaly_series().and_then(|series| views.anomaly_score(&r.rule.project_id, series));
+        r.definition.value(&views.rule_window(&r.rule.id), score)
+    }
+
     /// Steps every rule with its current value.
     pub async fn evaluate(&self, now: i64) -> Result<(), StoreError> {
         let mut queued = false;
         let mut rules = self.rules.lock().await;
         let views = self.pipeline.views();
         for running in rules.values_mut().filter(|r| views.applied_through() > r.ready_after) {
-            let value = running.definition.value(&views.rule_window(&running.rule.id));
+            let value = Self::value(views, running);
             let Some(transition) = step(&running.definition, running.rule.muted, &mut running.state, value, now) else {
                 continue;
             };

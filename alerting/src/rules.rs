@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use sightline_model::VitalName;
-use sightline_operators::{MAX_WINDOW_S, Watch};
+use sightline_operators::{MAX_WINDOW_S, Series, Watch};
 use sightline_pipeline::views::RuleWindow;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -20,8 +20,20 @@ pub enum Metric {
     VitalP75,
     /// Page views in the window.
     Pageviews,
-    /// The anomaly score of a series.
+    /// The anomaly score of a project series (`series`).
     Anomaly,
+}
+
+/// The series an `anomaly` rule watches the score of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AnomalySeries {
+    /// Page views per hour.
+    Pageviews,
+    /// Errors per page view per hour.
+    ErrorRate,
+    /// A vital's p75 per hour (with `vital`).
+    VitalP75,
 }
 
 impl Metric {
@@ -60,9 +72,12 @@ pub struct RuleFilters {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RuleDefinition {
     pub metric: Metric,
-    /// The vital of `vital_p75`.
+    /// The vital of `vital_p75` (the metric or the anomaly series).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vital: Option<VitalName>,
+    /// The series of an `anomaly` rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<AnomalySeries>,
     pub comparison: Comparison,
     pub threshold: f64,
     /// The trailing window, in seconds.
@@ -94,42 +109,59 @@ impl RuleDefinition {
                 return Err((field, format!("0 to {MAX_WAIT_S} seconds, got {value}")));
             }
         }
-        match (self.metric, self.vital) {
-            (Metric::VitalP75, None) => return Err(("vital", "`vital_p75` needs `vital` (LCP, INP, CLS ...)".into())),
-            (Metric::VitalP75, Some(_)) | (_, None) => {}
-            (_, Some(_)) => return Err(("vital", "only `vital_p75` takes `vital`".into())),
+        let wants_vital = self.metric == Metric::VitalP75 || self.series == Some(AnomalySeries::VitalP75);
+        match (wants_vital, self.vital) {
+            (true, None) => return Err(("vital", "`vital_p75` needs `vital` (LCP, INP, CLS ...)".into())),
+            (false, Some(_)) => return Err(("vital", "only `vital_p75` takes `vital`".into())),
+            _ => {}
+        }
+        match (self.metric, self.series) {
+            (Metric::Anomaly, None) => {
+                return Err(("series", "`anomaly` needs `series`: pageviews, error_rate or vital_p75".into()));
+            }
+            (Metric::Anomaly, Some(_)) | (_, None) => {}
+            (_, Some(_)) => return Err(("series", "only `anomaly` takes `series`".into())),
         }
         if self.metric == Metric::NewErrorGroup && self.filters != RuleFilters::default() {
             return Err(("filters", "`new_error_group` rules watch the whole project".into()));
         }
-        if let Some(unsupported) = self.watch().err() {
-            return Err(("metric", unsupported));
-        }
         Ok(())
     }
 
-    /// The signals the dataflow keeps for the rule.
-    pub fn watch(&self) -> Result<Watch, String> {
+    /// The signals the dataflow keeps in a window for the rule; `None` for
+    /// an anomaly rule, which reads its series' score instead.
+    pub fn watch(&self) -> Option<Watch> {
         match self.metric {
-            Metric::ErrorCount => Ok(Watch::Errors),
-            Metric::Pageviews => Ok(Watch::Pageviews),
-            Metric::ErrorRate => Ok(Watch::ErrorsAndPageviews),
-            Metric::VitalP75 => Ok(Watch::Vital(self.vital.unwrap_or(VitalName::Lcp))),
-            Metric::NewErrorGroup => Ok(Watch::NewGroups),
-            Metric::Anomaly => Err("`anomaly` rules are not evaluated yet".into()),
+            Metric::ErrorCount => Some(Watch::Errors),
+            Metric::Pageviews => Some(Watch::Pageviews),
+            Metric::ErrorRate => Some(Watch::ErrorsAndPageviews),
+            Metric::VitalP75 => Some(Watch::Vital(self.vital.unwrap_or(VitalName::Lcp))),
+            Metric::NewErrorGroup => Some(Watch::NewGroups),
+            Metric::Anomaly => None,
         }
     }
 
-    /// The rule's value from its window; `None` when there is nothing to
-    /// measure (no page views for a rate, no measurement for a p75).
-    pub fn value(&self, window: &RuleWindow) -> Option<f64> {
+    /// The series whose score an anomaly rule compares.
+    pub fn anomaly_series(&self) -> Option<Series> {
+        match (self.metric, self.series?) {
+            (Metric::Anomaly, AnomalySeries::Pageviews) => Some(Series::Pageviews),
+            (Metric::Anomaly, AnomalySeries::ErrorRate) => Some(Series::ErrorRate),
+            (Metric::Anomaly, AnomalySeries::VitalP75) => Some(Series::VitalP75(self.vital?)),
+            _ => None,
+        }
+    }
+
+    /// The rule's value from its window, or for an anomaly rule its series'
+    /// newest score; `None` when there is nothing to measure (no page views
+    /// for a rate, no measurement for a p75, no score yet).
+    pub fn value(&self, window: &RuleWindow, anomaly_score: Option<f64>) -> Option<f64> {
         match self.metric {
             Metric::ErrorCount => Some(window.errors as f64),
             Metric::Pageviews => Some(window.pageviews as f64),
             Metric::ErrorRate => (window.pageviews > 0).then(|| window.errors as f64 / window.pageviews as f64),
             Metric::VitalP75 => window.vital_quantile(0.75),
             Metric::NewErrorGroup => Some(window.new_groups as f64),
-            Metric::Anomaly => None,
+            Metric::Anomaly => anomaly_score,
         }
     }
 
@@ -194,6 +226,7 @@ mod tests {
         RuleDefinition {
             metric: Metric::ErrorCount,
             vital: None,
+            series: None,
             comparison: Comparison::Gt,
             threshold: 5.0,
             window_s: 60,
@@ -253,16 +286,25 @@ mod tests {
     fn values_come_from_the_window_and_definitions_are_checked() {
         let window = RuleWindow { errors: 3, pageviews: 12, ..RuleWindow::default() };
         let mut def = rule(0, 0);
-        assert_eq!(def.value(&window), Some(3.0));
+        assert_eq!(def.value(&window, None), Some(3.0));
         def.metric = Metric::ErrorRate;
-        assert_eq!(def.value(&window), Some(0.25));
-        assert_eq!(def.value(&RuleWindow::default()), None, "no rate without page views");
+        assert_eq!(def.value(&window, None), Some(0.25));
+        assert_eq!(def.value(&RuleWindow::default(), None), None, "no rate without page views");
         assert!(!def.crossed(None));
         def.metric = Metric::VitalP75;
         assert_eq!(def.check().unwrap_err().0, "vital");
         def.vital = Some(VitalName::Lcp);
         def.check().unwrap();
+        def.metric = Metric::Anomaly;
+        assert_eq!(def.check().unwrap_err().0, "series");
+        def.series = Some(AnomalySeries::VitalP75);
+        def.check().unwrap();
+        assert_eq!(def.anomaly_series(), Some(Series::VitalP75(VitalName::Lcp)));
+        assert_eq!(def.value(&window, Some(4.5)), Some(4.5), "an anomaly rule's value is the score");
+        def.vital = None;
+        assert_eq!(def.check().unwrap_err().0, "vital");
         def.window_s = 0;
+        def.vital = Some(VitalName::Lcp);
         assert_eq!(def.check().unwrap_err().0, "window_s");
         def.window_s = 60;
         def.for_s = -1;

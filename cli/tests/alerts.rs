@@ -306,3 +306,71 @@ async fn a_new_error_group_fires_a_rule_and_a_repeat_of_it_does_not() {
     assert_eq!((firing["state"].as_str(), firing["value"].as_f64()), (Some("firing"), Some(2.0)), "{firing}");
     assert_eq!(firing["alert"]["metric"], "new_error_group");
 }
+
+#[tokio::test]
+async fn anomaly_scores_flag_an_injected_spike_and_an_anomaly_rule_fires_on_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(Mode::Embedded, dir.path(), "").await;
+    let (project, key) = server.create_project("shop").await;
+    let (receiver_url, receiver) = start_receiver().await;
+    const HOUR: i64 = 3_600_000;
+    let this_hour = now_ms() / HOUR * HOUR;
+    // Two days of page views, 20 to 26 an hour; five hours ago, 200.
+    let spike = this_hour - 5 * HOUR;
+    let mut pageviews = Vec::new();
+    for back in 1..=48 {
+        let hour = this_hour - back * HOUR;
+        let n = if hour == spike { 200 } else { 20 + (back * 5) % 7 };
+        for i in 0..n {
+            pageviews.push(json!({ "type": "pageview", "url": "https://shop.example/", "anonymous_id": format!("v{i}"), "ts": hour + 60_000 + i }));
+        }
+    }
+    for batch in pageviews.chunks(1000) {
+        server.ingest(&key, Value::Array(batch.to_vec())).await;
+    }
+    let anomalies = format!("/api/v1/projects/{project}/anomalies?series=pageviews");
+    let answer = wait_for(Duration::from_secs(10), "the scored hours", async || {
+        let (_, answer) = send(&server, reqwest::Method::GET, &anomalies, None).await;
+        (answer["points"].as_array().map_or(0, Vec::len) >= 40).then_some(answer)
+    })
+    .await;
+    let points = answer["points"].as_array().unwrap();
+    let at = |t: i64| points.iter().find(|p| p["t"] == t).unwrap().clone();
+    let spiked = at(spike);
+    assert_eq!(spiked["value"], 200.0);
+    assert!(spiked["score"].as_f64().unwrap() > 10.0, "{spiked}");
+    let ordinary =
+        points.iter().filter(|p| p["t"] != spike).map(|p| p["score"].as_f64().unwrap().abs()).fold(0.0, f64::max);
+    assert!(ordinary < 4.0, "no ordinary hour looks anomalous: {ordinary} in {answer}");
+    let (status, bad) =
+        send(&server, reqwest::Method::GET, &format!("/api/v1/projects/{project}/anomalies?series=vital_p75"), None)
+            .await;
+    assert_eq!((status, bad["error"]["field"].as_str()), (400, Some("vital")), "{bad}");
+
+    // An anomaly rule on the error rate: the current hour's half errors fire it.
+    let hook = json!({ "name": "Ops hook", "kind": "webhook", "config": { "url": format!("{receiver_url}/hook"), "secret": SECRET } });
+    let (_, channel) =
+        send(&server, reqwest::Method::POST, &format!("/api/v1/projects/{project}/channels"), Some(hook)).await;
+    let rule = json!({ "name": "Error rate anomaly", "metric": "anomaly", "series": "error_rate", "comparison": "gt", "threshold": 5,
+                       "window_s": 3600, "channels": [channel["id"]] });
+    let (status, made) =
+        send(&server, reqwest::Method::POST, &format!("/api/v1/projects/{project}/alerts"), Some(rule)).await;
+    assert_eq!(status, 201, "{made}");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(receiver.requests.lock().unwrap().is_empty(), "ordinary so far");
+    let now: Vec<Value> = (0..10)
+        .map(|i| json!({ "type": "pageview", "url": "https://shop.example/", "anonymous_id": format!("n{i}") }))
+        .collect();
+    server.ingest(&key, Value::Array(now)).await;
+    server.ingest(&key, Value::Array((0..5).map(error_event).collect())).await;
+    let firing = wait_for(Duration::from_secs(5), "the anomaly firing", async || {
+        receiver.requests.lock().unwrap().first().map(|(_, body, _)| body.clone())
+    })
+    .await;
+    assert_eq!(
+        (firing["state"].as_str(), firing["alert"]["metric"].as_str()),
+        (Some("firing"), Some("anomaly")),
+        "{firing}"
+    );
+    assert!(firing["value"].as_f64().unwrap() > 5.0, "{firing}");
+}

@@ -5,6 +5,7 @@
 //! lives in the data, as buckets.
 
 pub mod alerts;
+pub mod anomalies;
 pub mod buckets;
 pub mod errors;
 pub mod events;
@@ -16,6 +17,7 @@ mod testing;
 pub mod vitals;
 
 pub use alerts::{MAX_WINDOW_S, RuleSample, RuleSpec, Signal, SignalRow, Watch, new_group_signal, rule_windows};
+pub use anomalies::{AnomalyPoint, Series, anomaly_scores};
 pub use buckets::Interval;
 pub use errors::{ErrorCell, ErrorRow, ErrorUpdate, error_group_views};
 pub use events::{EventCell, EventDims, EventRow, event_views};

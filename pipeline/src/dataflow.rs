@@ -12,8 +12,8 @@ use timely::dataflow::operators::generic::operator::Operator;
 use timely::worker::Worker;
 
 use sightline_operators::{
-    ErrorRow, EventRow, PageviewRow, RuleSpec, SessionHit, SignalRow, Time, VitalRow, error_group_views, event_views,
-    new_group_signal, pageview_views, rule_windows, session_views, vital_views,
+    ErrorRow, EventRow, Interval, PageviewRow, RuleSpec, SessionHit, SignalRow, Time, VitalRow, anomaly_scores,
+    error_group_views, event_views, new_group_signal, pageview_views, rule_windows, session_views, vital_views,
 };
 
 use crate::views::{Pending, ViewStore, ViewUpdate};
@@ -28,6 +28,9 @@ pub struct Inputs {
     pub signals: InputSession<Time, SignalRow, isize>,
     /// Alert rules: fed on worker 0 only.
     pub rules: InputSession<Time, RuleSpec, isize>,
+    /// The current (hour start ms, minute of the hour), for anomaly
+    /// scores: one record, kept by worker 0.
+    pub clock: InputSession<Time, (i64, i64), isize>,
 }
 
 impl Inputs {
@@ -46,6 +49,7 @@ impl Inputs {
             self.sessions.advance_to(time);
             self.signals.advance_to(time);
             self.rules.advance_to(time);
+            self.clock.advance_to(time);
         }
         self.pageviews.flush();
         self.errors.flush();
@@ -54,6 +58,7 @@ impl Inputs {
         self.sessions.flush();
         self.signals.flush();
         self.rules.flush();
+        self.clock.flush();
     }
 }
 
@@ -67,13 +72,25 @@ pub fn build(worker: &mut Worker, retention_ms: i64, views: Arc<ViewStore>) -> (
     let mut sessions = InputSession::new();
     let mut signals = InputSession::new();
     let mut rules = InputSession::new();
+    let mut clock = InputSession::new();
     let index = worker.index();
     let probe = worker.dataflow::<Time, _, _>(|scope| {
-        let page_updates = pageview_views(pageviews.to_collection(scope), retention_ms).map(ViewUpdate::Pageview);
-        let error_views = error_group_views(errors.to_collection(scope), retention_ms);
+        let pageview_rows = pageviews.to_collection(scope);
+        let error_rows = errors.to_collection(scope);
+        let vital_rows = vitals.to_collection(scope);
+        let hour = |ts: i64| Interval::Hour.bucket_of(ts);
+        let anomaly_updates = anomaly_scores(
+            pageview_rows.clone().map(move |r: PageviewRow| (r.project, hour(r.ts))),
+            error_rows.clone().map(move |r: ErrorRow| (r.project, hour(r.ts))),
+            vital_rows.clone().map(move |r: VitalRow| (r.project, r.metric, hour(r.ts), r.value)),
+            clock.to_collection(scope),
+        )
+        .map(ViewUpdate::Anomaly);
+        let page_updates = pageview_views(pageview_rows, retention_ms).map(ViewUpdate::Pageview);
+        let error_views = error_group_views(error_rows, retention_ms);
         let new_groups = error_views.clone().flat_map(|u| new_group_signal(&u));
         let error_updates = error_views.map(ViewUpdate::Error);
-        let vital_updates = vital_views(vitals.to_collection(scope), retention_ms).map(ViewUpdate::Vital);
+        let vital_updates = vital_views(vital_rows, retention_ms).map(ViewUpdate::Vital);
         let event_updates = event_views(events.to_collection(scope), retention_ms).map(ViewUpdate::Event);
         let session_updates = session_views(sessions.to_collection(scope), retention_ms).map(ViewUpdate::Session);
         let signals = signals.to_collection(scope).concat(new_groups);
@@ -83,10 +100,11 @@ pub fn build(worker: &mut Worker, retention_ms: i64, views: Arc<ViewStore>) -> (
             .concat(vital_updates)
             .concat(event_updates)
             .concat(session_updates)
-            .concat(rule_updates);
+            .concat(rule_updates)
+            .concat(anomaly_updates);
         apply_to_views(updates, index, views)
     });
-    (Inputs { pageviews, errors, vitals, events, sessions, signals, rules }, probe)
+    (Inputs { pageviews, errors, vitals, events, sessions, signals, rules, clock }, probe)
 }
 
 /// The serving sink: gathers every update on worker 0, holds it until the

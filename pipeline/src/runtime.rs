@@ -93,6 +93,8 @@ impl Pipeline {
         let guards = timely::execute(timely::Config::process(workers), move |worker| {
             let rx = receivers.lock().expect("receivers")[worker.index()].take().expect("one receiver per worker");
             let (mut inputs, probe) = dataflow::build(worker, retention_ms, worker_views.clone());
+            // Worker 0 keeps the dataflow's clock: (hour start, minute of the hour).
+            let mut clock: Option<(i64, i64)> = None;
             loop {
                 // While the dataflow has not finished the last tick, only
                 // work: queued batches wait in the channel, where they are
@@ -144,6 +146,17 @@ impl Pipeline {
                 }
                 // Every worker follows a hand-over to any of them, so the
                 // frontier (and with it the views) moves past it at once.
+                if worker.index() == 0 {
+                    let minute = (now as i64).div_euclid(60_000);
+                    let reading = (minute.div_euclid(60) * 3_600_000, minute.rem_euclid(60));
+                    if clock != Some(reading) {
+                        if let Some(old) = clock.replace(reading) {
+                            inputs.clock.remove(old);
+                        }
+                        inputs.clock.insert(reading);
+                        received = true;
+                    }
+                }
                 let pushed_since = worker_last_push.load(Ordering::Acquire) >= inputs.time();
                 if received || pushed_since || closed || now >= inputs.time() + IDLE_ADVANCE_MS {
                     inputs.advance_to(now);

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sightline_alerting::engine::RuleStatus;
-use sightline_alerting::rules::{Comparison, Metric, RuleDefinition, RuleFilters};
+use sightline_alerting::rules::{AnomalySeries, Comparison, Metric, RuleDefinition, RuleFilters};
 use sightline_alerting::{AlertRef, AlertState, Notification, ProjectRef, channel_config};
 use sightline_store::{Channel, Delivery, Incident, NewDelivery, Rule};
 
@@ -148,9 +148,13 @@ impl From<Delivery> for DeliveryView {
 pub struct AlertBody {
     pub name: String,
     pub metric: Metric,
-    /// The vital of `vital_p75`.
+    /// The vital of `vital_p75` (the metric, or an anomaly rule's series).
     #[serde(default)]
     pub vital: Option<VitalMetric>,
+    /// The series whose anomaly score an `anomaly` rule compares (a score
+    /// of 3 is three robust standard deviations above the expected).
+    #[serde(default)]
+    pub series: Option<AnomalySeries>,
     pub comparison: Comparison,
     pub threshold: f64,
     /// The trailing window the value is computed over, in seconds (1 to 86400).
@@ -177,6 +181,8 @@ pub struct AlertView {
     pub metric: Metric,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vital: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub series: Option<AnomalySeries>,
     pub comparison: Comparison,
     pub threshold: f64,
     pub window_s: i64,
@@ -237,6 +243,7 @@ fn definition(body: &AlertBody) -> Result<RuleDefinition, ApiError> {
     let def = RuleDefinition {
         metric: body.metric,
         vital,
+        series: body.series,
         comparison: body.comparison,
         threshold: body.threshold,
         window_s: body.window_s,
@@ -257,6 +264,7 @@ async fn view(state: &AppState, rule: Rule) -> Result<AlertView, ApiError> {
         id: rule.id,
         name: rule.name,
         metric: def.metric,
+        series: def.series,
         comparison: def.comparison,
         threshold: def.threshold,
         window_s: def.window_s,

@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod alerts;
+pub mod anomalies;
 pub mod audit;
 pub mod auth;
 pub mod dashboards;
@@ -163,6 +164,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(alerts::get_alert).put(alerts::update_alert).delete(alerts::delete_alert),
         )
         .route("/api/v1/projects/{id}/alerts/{alert_id}/history", get(alerts::alert_history))
+        .route("/api/v1/projects/{id}/anomalies", get(anomalies::anomalies))
         .route("/api/v1/projects/{id}/dashboards", get(dashboards::list_dashboards).post(dashboards::create_dashboard))
         .route(
             "/api/v1/projects/{id}/dashboards/{dashboard_id}",

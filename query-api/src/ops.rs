@@ -91,6 +91,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         crate::alerts::update_alert,
         crate::alerts::delete_alert,
         crate::alerts::alert_history,
+        crate::anomalies::anomalies,
         crate::dashboards::list_dashboards,
         crate::dashboards::get_dashboard,
         crate::dashboards::create_dashboard,

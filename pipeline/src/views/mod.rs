@@ -3,6 +3,7 @@
 //! and the change feed of those updates.
 
 pub mod alerts;
+pub mod anomalies;
 pub mod errors;
 pub mod events;
 pub mod pageviews;
@@ -16,7 +17,8 @@ use std::sync::{Arc, RwLock};
 use serde::Serialize;
 use sightline_model::Event;
 use sightline_operators::{
-    ErrorUpdate, EventCell, Interval, PageviewUpdate, RuleSample, SessionUpdate, Symbol, Time, VitalUpdate,
+    AnomalyPoint, ErrorUpdate, EventCell, Interval, PageviewUpdate, RuleSample, Series, SessionUpdate, Symbol, Time,
+    VitalUpdate,
 };
 use tokio::sync::{broadcast, watch};
 
@@ -61,6 +63,7 @@ pub enum ViewUpdate {
     Event(EventCell),
     Session(SessionUpdate),
     Rule(RuleSample),
+    Anomaly(AnomalyPoint),
 }
 
 impl ViewUpdate {
@@ -73,6 +76,7 @@ impl ViewUpdate {
             ViewUpdate::Event(cell) => cell.project,
             ViewUpdate::Session(update) => update.project,
             ViewUpdate::Rule(sample) => sample.project,
+            ViewUpdate::Anomaly(point) => point.project,
         }
     }
 }
@@ -118,6 +122,7 @@ pub struct ViewStore {
     events: RwLock<events::EventViews>,
     sessions: RwLock<sessions::SessionViews>,
     alerts: RwLock<alerts::AlertViews>,
+    anomalies: RwLock<anomalies::AnomalyViews>,
     /// The last tick that changed an alert rule's window.
     rules_changed: watch::Sender<Time>,
     /// Deleted projects: their updates are not applied.
@@ -138,6 +143,7 @@ impl Default for ViewStore {
             events: RwLock::default(),
             sessions: RwLock::default(),
             alerts: RwLock::default(),
+            anomalies: RwLock::default(),
             rules_changed: watch::channel(0).0,
             forgotten: RwLock::default(),
             applied_through: AtomicU64::new(0),
@@ -183,6 +189,7 @@ impl ViewStore {
                 let mut events = self.events.write().unwrap_or_else(|e| e.into_inner());
                 let mut sessions = self.sessions.write().unwrap_or_else(|e| e.into_inner());
                 let mut alerts = self.alerts.write().unwrap_or_else(|e| e.into_inner());
+                let mut anomalies = self.anomalies.write().unwrap_or_else(|e| e.into_inner());
                 let forgotten = self.forgotten.read().unwrap_or_else(|e| e.into_inner());
                 let kept =
                     |(update, _): &&(ViewUpdate, isize)| forgotten.is_empty() || !forgotten.contains(&update.project());
@@ -197,6 +204,10 @@ impl ViewStore {
                         ViewUpdate::Session(u) => sessions.apply(u, *diff as i64),
                         ViewUpdate::Rule(sample) => {
                             alerts.apply(sample, *diff as i64);
+                            rules_changed = true;
+                        }
+                        ViewUpdate::Anomaly(point) => {
+                            anomalies.apply(point, *diff);
                             rules_changed = true;
                         }
                     }
@@ -266,6 +277,21 @@ impl ViewStore {
         self.events.write().unwrap_or_else(|e| e.into_inner()).forget(project);
         self.sessions.write().unwrap_or_else(|e| e.into_inner()).forget(project);
         self.alerts.write().unwrap_or_else(|e| e.into_inner()).forget(project);
+        self.anomalies.write().unwrap_or_else(|e| e.into_inner()).forget(project);
+    }
+
+    /// A project series' scored hours, oldest first (the current hour last,
+    /// `partial`, once it is scored).
+    pub fn anomalies(&self, project_id: &str, series: Series) -> Vec<AnomalyPoint> {
+        let Some(project) = self.names.lookup(project_id) else {
+            return Vec::new();
+        };
+        self.anomalies.read().unwrap_or_else(|e| e.into_inner()).points(project, series)
+    }
+
+    /// A project series' newest score, if it has one.
+    pub fn anomaly_score(&self, project_id: &str, series: Series) -> Option<f64> {
+        self.anomalies(project_id, series).last().map(|p| p.score_milli as f64 / 1000.0)
     }
 
     /// Keeps each (project, group)'s newest events of a batch among the

@@ -228,6 +228,22 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/projects/{id}/anomalies": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["anomalies"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/projects/{id}/breakdown": {
         parameters: {
             query?: never;
@@ -683,6 +699,7 @@ export interface components {
             /** @description A muted rule does not fire (an open incident still resolves). */
             muted?: boolean;
             name: string;
+            series?: components["schemas"]["AnomalySeries"] | null;
             /** Format: double */
             threshold: number;
             vital?: components["schemas"]["VitalMetric"] | null;
@@ -716,6 +733,7 @@ export interface components {
             metric: components["schemas"]["Metric"];
             muted: boolean;
             name: string;
+            series?: components["schemas"]["AnomalySeries"] | null;
             status: components["schemas"]["RuleStatus"];
             /** Format: double */
             threshold: number;
@@ -730,6 +748,46 @@ export interface components {
             /** Format: int64 */
             window_s: number;
         };
+        AnomaliesAnswer: {
+            /**
+             * Format: double
+             * @description The newest point's score.
+             */
+            latest_score?: number | null;
+            /** @description Oldest first. */
+            points: components["schemas"]["AnomalyPointView"][];
+        };
+        AnomalyPointView: {
+            /**
+             * Format: double
+             * @description What the whole hour was expected to hold.
+             */
+            baseline: number;
+            /** @description The current hour, scored on its minutes so far. */
+            partial: boolean;
+            /**
+             * Format: double
+             * @description (value − baseline) in robust standard deviations; for the current
+             *     hour of page views, the value is projected to the whole hour first.
+             */
+            score: number;
+            /**
+             * Format: int64
+             * @description The hour's start, ms.
+             */
+            t: number;
+            /**
+             * Format: double
+             * @description The hour's value so far: page views, errors per page view, or the
+             *     vital's p75 (ms; CLS unitless).
+             */
+            value: number;
+        };
+        /**
+         * @description The series an `anomaly` rule watches the score of.
+         * @enum {string}
+         */
+        AnomalySeries: "pageviews" | "error_rate" | "vital_p75";
         AuditPage: {
             /** @description Newest first. */
             entries: Record<string, never>[];
@@ -2297,6 +2355,48 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    anomalies: {
+        parameters: {
+            query: {
+                /** @description `pageviews`, `error_rate` or `vital_p75`. */
+                series: components["schemas"]["AnomalySeries"];
+                /** @description The vital of `vital_p75`. */
+                vital?: components["schemas"]["VitalMetric"];
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AnomaliesAnswer"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
