@@ -55,18 +55,22 @@ pub struct AlertEngine {
     /// The dashboard's address, for links in messages.
     public_url: String,
     rules: Mutex<HashMap<String, Running>>,
+    /// Set once the archive is replayed: before, windows are half full.
+    evaluating: tokio::sync::watch::Sender<bool>,
 }
 
 impl AlertEngine {
-    /// Loads every rule and open incident, puts the rules into the dataflow
-    /// and starts evaluating.
+    /// Loads every rule and open incident and puts the rules into the
+    /// dataflow (before the archive is replayed, so the replay fills their
+    /// windows); evaluation waits for [`AlertEngine::start_evaluating`].
     pub async fn start(
         store: Store,
         pipeline: Arc<Pipeline>,
         outbox: Arc<Outbox>,
         public_url: String,
     ) -> Result<Arc<AlertEngine>, StoreError> {
-        let engine = Arc::new(AlertEngine { store, pipeline, outbox, public_url, rules: Mutex::default() });
+        let evaluating = tokio::sync::watch::channel(false).0;
+        let engine = Arc::new(AlertEngine { store, pipeline, outbox, public_url, rules: Mutex::default(), evaluating });
         let open: HashMap<String, Incident> =
             engine.store.open_incidents().await?.into_iter().map(|i| (i.rule_id.clone(), i)).collect();
         let mut added = Vec::new();
@@ -145,7 +149,17 @@ impl AlertEngine {
         Ok(())
     }
 
+    /// Starts evaluating the rules: once the archive is replayed.
+    pub fn start_evaluating(&self) {
+        self.evaluating.send_replace(true);
+    }
+
     async fn evaluate_for_ever(self: Arc<Self>) {
+        let _ = self.evaluating.subscribe().wait_for(|ready| *ready).await;
+        // The replayed batches reach the views after the replay hands them over.
+        while !self.pipeline.caught_up() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let mut ticks = self.pipeline.views().watch_rules();
         loop {
             if let Err(e) = self.evaluate(crate::now_ms()).await {

@@ -30,7 +30,8 @@ pub struct Alerting {
 
 impl Alerting {
     /// Starts the outbox (sending what a previous run left pending) and the
-    /// engine (with every stored rule in the dataflow).
+    /// engine (with every stored rule in the dataflow; call
+    /// `engine.start_evaluating()` once the archive is replayed).
     pub async fn start(
         store: Store,
         pipeline: Arc<Pipeline>,

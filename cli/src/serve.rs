@@ -105,7 +105,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     for project in store.deleted_projects().await? {
         pipeline.forget_project(&project);
     }
+    let outbox = OutboxSettings {
+        smtp: args.smtp_url.clone().map(|url| SmtpSettings { url, from: args.smtp_from.clone() }),
+        deny_private_egress: args.deny_private_egress,
+    };
+    let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{}", args.listen));
+    let alerting = Alerting::start(store.clone(), pipeline.clone(), outbox, public_url).await?;
     let (replayed, archived_seqs) = replay(&archive, pipeline.clone()).await?;
+    alerting.engine.start_evaluating();
     tracing::info!(batches = replayed, "archive replayed into the pipeline");
 
     let expiring = archive.clone();
@@ -126,12 +133,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if admin_token.is_none() {
         create_first_owner(&store).await?;
     }
-    let outbox = OutboxSettings {
-        smtp: args.smtp_url.clone().map(|url| SmtpSettings { url, from: args.smtp_from.clone() }),
-        deny_private_egress: args.deny_private_egress,
-    };
-    let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{}", args.listen));
-    let alerting = Alerting::start(store.clone(), pipeline.clone(), outbox, public_url).await?;
     let access = Access { admin_token, trusted_proxies: args.trusted_proxies.clone() };
     let state = AppState::new(store, bus, pipeline, access, metrics, sourcemaps, alerting);
     let listener =

@@ -374,3 +374,102 @@ async fn anomaly_scores_flag_an_injected_spike_and_an_anomaly_rule_fires_on_one(
     );
     assert!(firing["value"].as_f64().unwrap() > 5.0, "{firing}");
 }
+
+/// The contract receiver standing in for Slack, Teams, Jira and GitHub
+/// (`alerting/tests/receiver`), on a free port; it exits when dropped.
+struct ContractReceiver {
+    child: std::process::Child,
+    url: String,
+}
+
+impl ContractReceiver {
+    fn start() -> ContractReceiver {
+        use std::io::BufRead;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../alerting/tests/receiver");
+        assert!(dir.join("node_modules").exists(), "run `npm ci --prefix alerting/tests/receiver` (make test does)");
+        let mut child = std::process::Command::new("node")
+            .arg(dir.join("receiver.mjs"))
+            .arg("0")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("node runs");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let port = serde_json::from_str::<Value>(&line).unwrap()["port"].as_u64().unwrap();
+        ContractReceiver { child, url: format!("http://127.0.0.1:{port}") }
+    }
+
+    async fn requests(&self) -> Vec<Value> {
+        let answer: Value = reqwest::get(format!("{}/_requests", self.url)).await.unwrap().json().await.unwrap();
+        answer.as_array().unwrap().clone()
+    }
+}
+
+impl Drop for ContractReceiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn jira_and_github_get_one_issue_per_incident_through_the_outbox_and_a_comment_when_it_resolves() {
+    let receiver = ContractReceiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(Mode::Embedded, dir.path(), "").await;
+    let (project, key) = server.create_project("shop").await;
+    let channels = format!("/api/v1/projects/{project}/channels");
+    let jira = json!({ "name": "Jira", "kind": "jira", "config": { "base_url": format!("{}/jira", receiver.url),
+        "email": "bot@shop.example", "api_token": "jira-token-1", "project_key": "OPS" } });
+    let github = json!({ "name": "GitHub", "kind": "github", "config": { "repo": "shop/web", "token": "ghp-token-1",
+        "api_url": format!("{}/github", receiver.url) } });
+    let mut ids = Vec::new();
+    for body in [jira, github] {
+        let (status, channel) = send(&server, reqwest::Method::POST, &channels, Some(body)).await;
+        assert_eq!(status, 201, "{channel}");
+        assert!(!channel.to_string().contains("token-1"), "{channel}");
+        ids.push(channel["id"].clone());
+    }
+    // The first Jira attempt is refused with a 503: retried.
+    let fail = json!({ "path_prefix": "/jira/rest/api/3/issue", "status": 503, "times": 1, "retry_after": 1 });
+    reqwest::Client::new().post(format!("{}/_fail", receiver.url)).json(&fail).send().await.unwrap();
+    let rule = json!({ "name": "Cart errors", "metric": "error_count", "comparison": "gt", "threshold": 0, "window_s": 3,
+                       "channels": ids });
+    let (status, made) =
+        send(&server, reqwest::Method::POST, &format!("/api/v1/projects/{project}/alerts"), Some(rule)).await;
+    assert_eq!(status, 201, "{made}");
+    server.ingest(&key, json!([error_event(0)])).await;
+
+    // Fired, then resolved when the 3 s window empties: per service, an
+    // issue and a comment on that issue.
+    let requests = wait_for(Duration::from_secs(20), "issues and comments", async || {
+        let requests = receiver.requests().await;
+        let comments = requests
+            .iter()
+            .filter(|r| {
+                r["path"].as_str().unwrap().ends_with("comments") || r["path"].as_str().unwrap().ends_with("/comment")
+            })
+            .count();
+        (comments == 2).then_some(requests)
+    })
+    .await;
+    assert!(requests.iter().all(|r| r["valid"] == true), "every request is what the service documents: {requests:?}");
+    let paths: Vec<&str> =
+        requests.iter().filter(|r| r["injected"] != true).map(|r| r["path"].as_str().unwrap()).collect();
+    let jira_issue = paths.iter().position(|p| *p == "/jira/rest/api/3/issue").expect("a Jira issue");
+    assert_eq!(
+        paths.iter().filter(|p| **p == "/jira/rest/api/3/issue").count(),
+        1,
+        "one issue per incident: {paths:?}"
+    );
+    assert!(
+        paths[jira_issue + 1..].contains(&"/jira/rest/api/3/issue/OPS-1/comment"),
+        "the resolve comments on it: {paths:?}"
+    );
+    assert_eq!(paths.iter().filter(|p| **p == "/github/repos/shop/web/issues").count(), 1, "{paths:?}");
+    assert!(paths.contains(&"/github/repos/shop/web/issues/1/comments"), "{paths:?}");
+    assert!(requests.iter().any(|r| r["injected"] == true && r["status"] == 503), "the refused attempt was made");
+    let basic = requests.iter().find(|r| r["path"] == "/jira/rest/api/3/issue" && r["injected"] != true).unwrap();
+    assert_eq!(basic["basic_auth"], "bot@shop.example:jira-token-1");
+}

@@ -1,6 +1,6 @@
 //! Runs the timely workers and feeds them.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, TryRecvError};
 use std::sync::{Arc, Mutex, RwLock};
@@ -67,6 +67,9 @@ pub struct Pipeline {
     views: Arc<ViewStore>,
     /// Deleted projects, whose batches are not handed over.
     deleted: RwLock<HashSet<String>>,
+    /// Projects with alert rules, and how many: only their events are
+    /// signals for the rules' windows.
+    alerted: RwLock<HashMap<Symbol, usize>>,
     runner: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -179,6 +182,7 @@ impl Pipeline {
             queued,
             views,
             deleted: RwLock::default(),
+            alerted: RwLock::default(),
             runner: Mutex::new(Some(runner)),
         })
     }
@@ -189,6 +193,8 @@ impl Pipeline {
             return;
         }
         let names = self.views.names();
+        let project = names.intern(&envelope.project_id);
+        let alerted = self.alerted.read().unwrap_or_else(|e| e.into_inner()).contains_key(&project);
         let mut rows = Rows::default();
         // Error events, moved (not copied) to the views under one lock,
         // which keep each group's newest few as its samples.
@@ -196,25 +202,28 @@ impl Pipeline {
         for event in envelope.events {
             let pageview = pageview_row(&event, names);
             rows.sessions.extend(session_hit(&event, names, pageview.as_ref()));
-            // What alert rules watch: when it was received, and where.
-            let signal = |project, signal, path, release, device| SignalRow {
-                project,
-                received_s: event.received_at.div_euclid(1000),
-                signal,
-                path,
-                release,
-                device,
+            // What the project's alert rules watch: when it was received,
+            // and where.
+            let received_s = event.received_at.div_euclid(1000);
+            let mut signal = |signal, path, release, device| {
+                if alerted {
+                    rows.signals.push(SignalRow { project, received_s, signal, path, release, device });
+                }
             };
             if let Some(row) = pageview {
-                rows.signals.push(signal(row.project, Signal::Pageview, row.path, row.dims.release, row.dims.device));
+                signal(Signal::Pageview, row.path, row.dims.release, row.dims.device);
                 rows.pageviews.push(row);
             } else if let Some(row) = error_row(&event, names) {
-                rows.signals.push(signal(row.project, Signal::Error, row.path, row.release, row.device));
+                signal(Signal::Error, row.path, row.release, row.device);
                 rows.errors.push(row);
                 samples.push((row.project, row.group, event));
             } else if let Some(row) = vital_row(&event, names) {
-                let vital = Signal::Vital { metric: row.metric, value: quantize(row.value) };
-                rows.signals.push(signal(row.project, vital, row.path, row.release, row.device));
+                signal(
+                    Signal::Vital { metric: row.metric, value: quantize(row.value) },
+                    row.path,
+                    row.release,
+                    row.device,
+                );
                 rows.vitals.push(row);
             } else if let Some(row) = event_row(&event, names, self.views.prop_sets()) {
                 rows.events.push(row);
@@ -249,11 +258,22 @@ impl Pipeline {
     }
 
     /// Adds (+1) or removes (−1) alert rules in the dataflow. A rule's
-    /// window (`ViewStore::rule_window`) fills from the signals already
-    /// received within it at once.
+    /// window (`ViewStore::rule_window`) fills at once from the signals
+    /// already received within it, which a project's events are once it
+    /// has a rule (a project's first rule starts from its next event).
     pub fn update_rules(&self, changes: Vec<(RuleSpec, isize)>) {
         if changes.is_empty() {
             return;
+        }
+        {
+            let mut alerted = self.alerted.write().unwrap_or_else(|e| e.into_inner());
+            for (rule, diff) in &changes {
+                let count = alerted.entry(rule.project).or_default();
+                *count = count.saturating_add_signed(*diff);
+                if *count == 0 {
+                    alerted.remove(&rule.project);
+                }
+            }
         }
         self.queued.fetch_add(1, Ordering::Relaxed);
         if self.inputs[0].send(Rows { rules: changes, ..Rows::default() }).is_err() {
@@ -368,6 +388,19 @@ mod tests {
         let views = Arc::new(ViewStore::default());
         let pipeline =
             Pipeline::start(PipelineConfig { workers: 2, retention_ms: 30 * 86_400_000 }, views.clone()).unwrap();
+        let names = views.names();
+        let rule = |id: &str, watch, path: Option<&str>, window_s| RuleSpec {
+            rule: names.intern(id),
+            project: names.intern("p"),
+            watch,
+            path: path.map(|p| names.intern(p)),
+            release: None,
+            device: None,
+            window_s,
+        };
+        // The project's first rule: from now on its events are signals.
+        let all = rule("all", Watch::Pageviews, None, 300);
+        pipeline.update_rules(vec![(all, 1)]);
         let now = now_ms() as i64;
         let mut events: Vec<Event> =
             (0..4).map(|i| pageview("p", now, if i < 3 { "/cart" } else { "/" }, "v")).collect();
@@ -380,21 +413,10 @@ mod tests {
         pipeline.push(Envelope { batch_id: uuid::Uuid::now_v7(), project_id: "p".into(), received_at: now, events });
         wait_caught_up(&pipeline, Duration::from_secs(10));
         // Rules made after the events see them at once.
-        let names = views.names();
-        let rule = |id: &str, watch, path: Option<&str>, window_s| RuleSpec {
-            rule: names.intern(id),
-            project: names.intern("p"),
-            watch,
-            path: path.map(|p| names.intern(p)),
-            release: None,
-            device: None,
-            window_s,
-        };
         let cart = rule("cart", Watch::Pageviews, Some("/cart"), 60);
-        let all = rule("all", Watch::Pageviews, None, 300);
         let short = rule("short", Watch::Pageviews, None, 2);
         let vital = rule("lcp", Watch::Vital(sightline_model::VitalName::Lcp), None, 60);
-        pipeline.update_rules(vec![(cart, 1), (all, 1), (short, 1), (vital, 1)]);
+        pipeline.update_rules(vec![(cart, 1), (short, 1), (vital, 1)]);
         wait_caught_up(&pipeline, Duration::from_secs(10));
         assert_eq!(views.rule_window("cart").pageviews, 3, "the path filter, and the 2-minute-old one is out");
         assert_eq!(views.rule_window("all").pageviews, 5, "the old one is within 5 minutes");
