@@ -39,8 +39,16 @@ const FIELDS: Record<Kind, [string, string, boolean, boolean][]> = {
 const METRICS: [AlertBody["metric"], string][] = [
   ["error_count", "Errors"],
   ["error_rate", "Errors per page view"],
+  ["new_error_group", "New error groups"],
   ["pageviews", "Page views"],
   ["vital_p75", "Vital p75"],
+  ["anomaly", "Anomaly score"],
+];
+
+const SERIES: [NonNullable<AlertBody["series"]>, string][] = [
+  ["pageviews", "page views"],
+  ["error_rate", "error rate"],
+  ["vital_p75", "vital p75"],
 ];
 
 function when(ms: number | null | undefined): string {
@@ -136,6 +144,7 @@ export function AlertSettings(props: { base: string; admin: boolean; change: (wo
                 </td>
                 <td>
                   {a.metric}
+                  {a.series ? ` of ${a.series}` : ""}
                   {a.vital ? ` ${a.vital}` : ""} {a.comparison === "gt" ? ">" : "<"} {a.threshold} over {a.window_s}s
                   {a.for_s > 0 && `, for ${a.for_s}s`}
                   {a.filters.path && ` on ${a.filters.path}`}
@@ -274,6 +283,8 @@ function AddAlert(props: { channels: Channel[]; onAdd: (body: AlertBody) => void
   const [name, setName] = useState("");
   const [metric, setMetric] = useState<AlertBody["metric"]>("error_count");
   const [vital, setVital] = useState("LCP");
+  const [series, setSeries] = useState<NonNullable<AlertBody["series"]>>("pageviews");
+  const needsVital = metric === "vital_p75" || (metric === "anomaly" && series === "vital_p75");
   const [comparison, setComparison] = useState<AlertBody["comparison"]>("gt");
   const [threshold, setThreshold] = useState("10");
   const [windowS, setWindowS] = useState("300");
@@ -289,12 +300,13 @@ function AddAlert(props: { channels: Channel[]; onAdd: (body: AlertBody) => void
         props.onAdd({
           name,
           metric,
-          vital: metric === "vital_p75" ? (vital as AlertBody["vital"]) : undefined,
+          vital: needsVital ? (vital as AlertBody["vital"]) : undefined,
+          series: metric === "anomaly" ? series : undefined,
           comparison,
           threshold: Number(threshold),
           window_s: Number(windowS),
           for_s: Number(forS),
-          filters: path ? { path } : {},
+          filters: path && metric !== "new_error_group" && metric !== "anomaly" ? { path } : {},
           channels: chosen,
         });
         setName("");
@@ -314,7 +326,19 @@ function AddAlert(props: { channels: Channel[]; onAdd: (body: AlertBody) => void
           ))}
         </select>
       </label>
-      {metric === "vital_p75" && (
+      {metric === "anomaly" && (
+        <label>
+          Series
+          <select id="alert-series" value={series} onChange={(e) => setSeries(e.currentTarget.value as NonNullable<AlertBody["series"]>)}>
+            {SERIES.map(([s, label]) => (
+              <option key={s} value={s}>
+                {label}
+              </option>
+            ))}
+          </select>
+        </label>
+      )}
+      {needsVital && (
         <label>
           Vital
           <select id="alert-vital" value={vital} onChange={(e) => setVital(e.currentTarget.value)}>

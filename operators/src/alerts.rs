@@ -111,18 +111,25 @@ pub fn new_group_signal(update: &crate::ErrorUpdate) -> Option<SignalRow> {
     }
 }
 
+/// When a signal received in second `received_s` leaves a window of
+/// `window_s` seconds: windows count whole seconds, rounding up, so a signal
+/// received late in a second is never out of a one-second window on arrival.
+fn window_end(received_s: i64, window_s: i64) -> i64 {
+    (received_s + window_s + 1) * 1000
+}
+
 /// The signals in each rule's trailing window. A rule's value (a count, a
 /// rate, a percentile) is read from its samples by the read model.
 pub fn rule_windows<'s>(
     signals: VecCollection<'s, Time, SignalRow>,
     rules: VecCollection<'s, Time, RuleSpec>,
 ) -> VecCollection<'s, Time, RuleSample> {
-    let signals = expire_at(signals, |s| (s.received_s + MAX_WINDOW_S) * 1000);
+    let signals = expire_at(signals, |s| window_end(s.received_s, MAX_WINDOW_S));
     let matched =
         signals.map(|s| (s.project, s)).join_map(rules.map(|r| (r.project, r)), |_, s: &SignalRow, r: &RuleSpec| {
             (
                 RuleSample { project: r.project, rule: r.rule, signal: s.signal },
-                (s.received_s + r.window_s) * 1000,
+                window_end(s.received_s, r.window_s),
                 r.counts(s),
             )
         });
@@ -162,7 +169,7 @@ mod tests {
                 continue;
             }
             for (s, at) in signals {
-                let ends = ((s.received_s + r.window_s) * 1000) as Time;
+                let ends = ((s.received_s + r.window_s + 1) * 1000) as Time;
                 if s.project == r.project && r.counts(s) && *at <= now && ends > now {
                     *out.entry(RuleSample { project: r.project, rule: r.rule, signal: s.signal }).or_insert(0) += 1;
                 }

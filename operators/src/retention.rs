@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use differential_dataflow::consolidation::consolidate_updates;
 use differential_dataflow::{AsCollection, VecCollection};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
@@ -12,6 +13,8 @@ use crate::Time;
 
 /// Retractions due in the same second share one capability.
 const SLOT_MS: Time = 1_000;
+/// A due second's retractions are first consolidated at this many.
+const CONSOLIDATE_AT: usize = 1_024;
 
 /// Keeps each record until the tick `expiry(record)` and retracts it then.
 /// A record already expired when it arrives is dropped. Views built on the
@@ -19,19 +22,23 @@ const SLOT_MS: Time = 1_000;
 ///
 /// The retractions are held here, by due time, until the frontier reaches
 /// them, instead of being sent downstream at once: a batcher holding
-/// millions of future updates would re-sort them on every tick.
+/// millions of future updates would re-sort them on every tick. Each due
+/// second's retractions are consolidated whenever they double, so a record
+/// repeated by many events (a view's cell) is held once, not once per event.
 pub fn expire_at<'s, D>(
     records: VecCollection<'s, Time, D>,
     expiry: impl Fn(&D) -> i64 + 'static,
 ) -> VecCollection<'s, Time, D>
 where
-    D: Clone + 'static,
+    D: Clone + Ord + 'static,
 {
     type Update<D> = (D, Time, isize);
     records
         .inner
         .unary_frontier::<CapacityContainerBuilder<Vec<Update<D>>>, _, _, _>(Pipeline, "ExpireAt", move |_, _| {
-            let mut due: BTreeMap<Time, (Capability<Time>, Vec<Update<D>>)> = BTreeMap::new();
+            // Per due second: its capability, its retractions, and their
+            // number when last consolidated.
+            let mut due: BTreeMap<Time, (Capability<Time>, Vec<Update<D>>, usize)> = BTreeMap::new();
             move |(input, frontier), output| {
                 input.for_each(|cap, data| {
                     let Some(cap) = cap.retain_least(output.output_index()) else {
@@ -44,11 +51,13 @@ where
                             continue;
                         }
                         let slot = (expires / SLOT_MS * SLOT_MS).max(*cap.time());
-                        due.entry(slot).or_insert_with(|| (cap.delayed(&slot), Vec::new())).1.push((
-                            record.clone(),
-                            expires,
-                            -diff,
-                        ));
+                        let (_, held, consolidated) =
+                            due.entry(slot).or_insert_with(|| (cap.delayed(&slot), Vec::new(), 0));
+                        held.push((record.clone(), expires, -diff));
+                        if held.len() >= CONSOLIDATE_AT.max(2 * *consolidated) {
+                            consolidate_updates(held);
+                            *consolidated = held.len();
+                        }
                         now.push((record, time, diff));
                     }
                     output.session(&cap).give_iterator(now.into_iter());
@@ -59,7 +68,7 @@ where
                     if *entry.key() > reached {
                         break;
                     }
-                    let (cap, retractions) = entry.remove();
+                    let (cap, retractions, _) = entry.remove();
                     output.session(&cap).give_iterator(retractions.into_iter());
                 }
             }
