@@ -33,12 +33,13 @@ where
     D: Clone + Ord + 'static,
 {
     type Update<D> = (D, Time, isize);
+    /// A due second's capability, retractions, and their number when last
+    /// consolidated.
+    type Due<D> = (Capability<Time>, Vec<Update<D>>, usize);
     records
         .inner
         .unary_frontier::<CapacityContainerBuilder<Vec<Update<D>>>, _, _, _>(Pipeline, "ExpireAt", move |_, _| {
-            // Per due second: its capability, its retractions, and their
-            // number when last consolidated.
-            let mut due: BTreeMap<Time, (Capability<Time>, Vec<Update<D>>, usize)> = BTreeMap::new();
+            let mut due: BTreeMap<Time, Due<D>> = BTreeMap::new();
             move |(input, frontier), output| {
                 input.for_each(|cap, data| {
                     let Some(cap) = cap.retain_least(output.output_index()) else {
