@@ -109,18 +109,18 @@ impl RuleDefinition {
                 return Err((field, format!("0 to {MAX_WAIT_S} seconds, got {value}")));
             }
         }
-        let wants_vital = self.metric == Metric::VitalP75 || self.series == Some(AnomalySeries::VitalP75);
-        match (wants_vital, self.vital) {
-            (true, None) => return Err(("vital", "`vital_p75` needs `vital` (LCP, INP, CLS ...)".into())),
-            (false, Some(_)) => return Err(("vital", "only `vital_p75` takes `vital`".into())),
-            _ => {}
-        }
         match (self.metric, self.series) {
             (Metric::Anomaly, None) => {
                 return Err(("series", "`anomaly` needs `series`: pageviews, error_rate or vital_p75".into()));
             }
             (Metric::Anomaly, Some(_)) | (_, None) => {}
             (_, Some(_)) => return Err(("series", "only `anomaly` takes `series`".into())),
+        }
+        let wants_vital = self.metric == Metric::VitalP75 || self.series == Some(AnomalySeries::VitalP75);
+        match (wants_vital, self.vital) {
+            (true, None) => return Err(("vital", "`vital_p75` needs `vital` (LCP, INP, CLS ...)".into())),
+            (false, Some(_)) => return Err(("vital", "only `vital_p75` takes `vital`".into())),
+            _ => {}
         }
         if self.metric == Metric::NewErrorGroup && self.filters != RuleFilters::default() {
             return Err(("filters", "`new_error_group` rules watch the whole project".into()));

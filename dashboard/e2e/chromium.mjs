@@ -155,7 +155,14 @@ try {
   await page.getByRole("checkbox", { name: "Ops hook" }).check();
   await page.click("#save-alert");
   await page.waitForFunction(() => document.querySelectorAll("#alerts tbody tr").length === 1, null, { timeout: 5_000 });
-  // The error sent above is in the hour: the rule fires, and says so after a reload.
+  // An error now: the rule fires, and says so after a reload (a project's
+  // first rule starts from its next event).
+  const crossing = await fetch(`${base}/api/v1/ingest?key=${key}`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ events: [{ ...error, anonymous_id: "v2" }] }),
+  });
+  if (crossing.status !== 202) throw new Error(`ingest answered ${crossing.status}`);
   await page.waitForTimeout(1_500);
   await page.reload({ waitUntil: "load" });
   await page.waitForFunction(() => document.querySelector("#alerts tbody tr .status-firing") !== null, null, { timeout: 5_000 });
