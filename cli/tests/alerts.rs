@@ -473,3 +473,31 @@ async fn jira_and_github_get_one_issue_per_incident_through_the_outbox_and_a_com
     let basic = requests.iter().find(|r| r["path"] == "/jira/rest/api/3/issue" && r["injected"] != true).unwrap();
     assert_eq!(basic["basic_auth"], "bot@shop.example:jira-token-1");
 }
+
+#[tokio::test]
+async fn a_projects_first_rule_is_evaluated_at_once_over_the_windows_past_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(Mode::Embedded, dir.path(), "").await;
+    let (project, key) = server.create_project("shop").await;
+    let (receiver_url, receiver) = start_receiver().await;
+    server.ingest(&key, json!([error_event(0), error_event(1), error_event(2)])).await;
+    let errors = format!("/api/v1/projects/{project}/errors?from=0&to={}", now_ms() + 60_000);
+    wait_for(Duration::from_secs(5), "the errors in the views", async || {
+        let (_, answer) = send(&server, reqwest::Method::GET, &errors, None).await;
+        (answer["groups"][0]["count"] == 3).then_some(())
+    })
+    .await;
+    let hook = json!({ "name": "Ops hook", "kind": "webhook", "config": { "url": format!("{receiver_url}/hook"), "secret": SECRET } });
+    let (_, channel) =
+        send(&server, reqwest::Method::POST, &format!("/api/v1/projects/{project}/channels"), Some(hook)).await;
+    let rule = json!({ "name": "Errors this hour", "metric": "error_count", "comparison": "gt", "threshold": 2, "window_s": 3600,
+                       "channels": [channel["id"]] });
+    let (status, made) =
+        send(&server, reqwest::Method::POST, &format!("/api/v1/projects/{project}/alerts"), Some(rule)).await;
+    assert_eq!(status, 201, "{made}");
+    let firing = wait_for(Duration::from_secs(5), "the firing", async || {
+        receiver.requests.lock().unwrap().first().map(|(_, body, _)| body.clone())
+    })
+    .await;
+    assert_eq!((firing["state"].as_str(), firing["value"].as_f64()), (Some("firing"), Some(3.0)), "{firing}");
+}

@@ -155,8 +155,7 @@ try {
   await page.getByRole("checkbox", { name: "Ops hook" }).check();
   await page.click("#save-alert");
   await page.waitForFunction(() => document.querySelectorAll("#alerts tbody tr").length === 1, null, { timeout: 5_000 });
-  // An error now: the rule fires, and says so after a reload (a project's
-  // first rule starts from its next event).
+  // Another error now: the rule fires, and says so after a reload.
   const crossing = await fetch(`${base}/api/v1/ingest?key=${key}`, {
     method: "POST",
     headers: { "Content-Type": "application/json" },

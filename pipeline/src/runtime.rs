@@ -1,6 +1,6 @@
 //! Runs the timely workers and feeds them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, TryRecvError};
 use std::sync::{Arc, Mutex, RwLock};
@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use sightline_model::{Envelope, Event};
 use sightline_operators::vitals::quantize;
-use sightline_operators::{ErrorRow, EventRow, PageviewRow, RuleSpec, SessionHit, Signal, SignalRow, Symbol, VitalRow};
+use sightline_operators::{
+    ErrorRow, EventRow, MAX_WINDOW_S, PageviewRow, RuleSpec, SessionHit, Signal, SignalRow, Symbol, VitalRow,
+};
 
 use crate::dataflow;
 use crate::now_ms;
@@ -27,6 +29,8 @@ struct Rows {
     signals: Vec<SignalRow>,
     /// Alert rules added (+1) or removed (−1); only ever sent to worker 0.
     rules: Vec<(RuleSpec, isize)>,
+    /// Signals of a project from before its first rule, with counts.
+    backfill: Vec<(SignalRow, isize)>,
 }
 
 impl Rows {
@@ -67,9 +71,9 @@ pub struct Pipeline {
     views: Arc<ViewStore>,
     /// Deleted projects, whose batches are not handed over.
     deleted: RwLock<HashSet<String>>,
-    /// Projects with alert rules, and how many: only their events are
-    /// signals for the rules' windows.
-    alerted: RwLock<HashMap<Symbol, usize>>,
+    /// Projects that have had alert rules since the start: only their
+    /// events are signals for the rules' windows.
+    alerted: RwLock<HashSet<Symbol>>,
     runner: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -139,6 +143,9 @@ impl Pipeline {
                             for (rule, diff) in rows.rules {
                                 inputs.rules.update(rule, diff);
                             }
+                            for (signal, count) in rows.backfill {
+                                inputs.signals.update(signal, count);
+                            }
                         }
                         Err(TryRecvError::Empty) => break,
                         Err(TryRecvError::Disconnected) => {
@@ -194,7 +201,7 @@ impl Pipeline {
         }
         let names = self.views.names();
         let project = names.intern(&envelope.project_id);
-        let alerted = self.alerted.read().unwrap_or_else(|e| e.into_inner()).contains_key(&project);
+        let alerted = self.alerted.read().unwrap_or_else(|e| e.into_inner()).contains(&project);
         let mut rows = Rows::default();
         // Error events, moved (not copied) to the views under one lock,
         // which keep each group's newest few as its samples.
@@ -259,24 +266,29 @@ impl Pipeline {
 
     /// Adds (+1) or removes (−1) alert rules in the dataflow. A rule's
     /// window (`ViewStore::rule_window`) fills at once from the signals
-    /// already received within it, which a project's events are once it
-    /// has a rule (a project's first rule starts from its next event).
+    /// already received within it. A project's events are signals once it
+    /// has a rule; its first rule's windows are filled from the views'
+    /// minute cells (each counted at its minute's start).
     pub fn update_rules(&self, changes: Vec<(RuleSpec, isize)>) {
         if changes.is_empty() {
             return;
         }
+        let mut backfill = Vec::new();
         {
             let mut alerted = self.alerted.write().unwrap_or_else(|e| e.into_inner());
-            for (rule, diff) in &changes {
-                let count = alerted.entry(rule.project).or_default();
-                *count = count.saturating_add_signed(*diff);
-                if *count == 0 {
-                    alerted.remove(&rule.project);
+            for (rule, _) in changes.iter().filter(|(_, diff)| *diff > 0) {
+                // A project's first rule: its windows start from what the
+                // views hold of the longest window, by minute. Its events
+                // stay signals from then on (until a restart), even without
+                // rules, so a later first rule is never filled twice.
+                if alerted.insert(rule.project) {
+                    let since = now_ms() as i64 - MAX_WINDOW_S * 1000;
+                    backfill.extend(self.views.signals_since(rule.project, since));
                 }
             }
         }
         self.queued.fetch_add(1, Ordering::Relaxed);
-        if self.inputs[0].send(Rows { rules: changes, ..Rows::default() }).is_err() {
+        if self.inputs[0].send(Rows { rules: changes, backfill, ..Rows::default() }).is_err() {
             self.queued.fetch_sub(1, Ordering::Relaxed);
             tracing::error!("pipeline worker has stopped; alert rules not updated");
             return;
@@ -430,6 +442,23 @@ mod tests {
             std::thread::sleep(Duration::from_millis(50));
         }
         assert_eq!(views.rule_window("all").pageviews, 5);
+        // Another project's first rule is filled from the views, by minute.
+        let q_events: Vec<Event> = (0..3).map(|i| pageview("q", now, "/", &format!("q{i}"))).collect();
+        pipeline.push(Envelope {
+            batch_id: uuid::Uuid::now_v7(),
+            project_id: "q".into(),
+            received_at: now,
+            events: q_events,
+        });
+        wait_caught_up(&pipeline, Duration::from_secs(10));
+        let first = RuleSpec {
+            rule: names.intern("q-first"),
+            project: names.intern("q"),
+            ..rule("x", Watch::Pageviews, None, 300)
+        };
+        pipeline.update_rules(vec![(first, 1)]);
+        wait_caught_up(&pipeline, Duration::from_secs(10));
+        assert_eq!(views.rule_window("q-first").pageviews, 3, "the views' minutes before the first rule");
         // A removed rule's window goes with it.
         pipeline.update_rules(vec![(all, -1)]);
         wait_caught_up(&pipeline, Duration::from_secs(10));

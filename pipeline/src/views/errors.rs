@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use sightline_model::{Event, EventKind, Frame, GroupRef, SourceContext};
-use sightline_operators::{ErrorUpdate, Interval, Symbol};
+use sightline_operators::{ErrorUpdate, Interval, Signal, SignalRow, Symbol};
 
 use super::{Names, interval_index};
 
@@ -47,6 +47,29 @@ impl ErrorViews {
     /// Drops everything of a deleted project.
     pub(super) fn forget(&mut self, project: Symbol) {
         self.projects.remove(&project);
+    }
+
+    /// A project's error events of the minutes since `since` as alert
+    /// signals, each at its minute's start.
+    pub(super) fn signals_since(&self, project: Symbol, since: i64) -> Vec<(SignalRow, isize)> {
+        let Some(p) = self.projects.get(&project) else {
+            return Vec::new();
+        };
+        let minutes = p.by_interval[super::interval_index(Interval::Minute)].range(since..);
+        minutes
+            .flat_map(|(bucket, cells)| cells.iter().map(move |(attrs, cell)| (*bucket, attrs, cell)))
+            .map(|(bucket, attrs, cell)| {
+                let signal = SignalRow {
+                    project,
+                    received_s: bucket.div_euclid(1000),
+                    signal: Signal::Error,
+                    path: attrs.path,
+                    release: attrs.release,
+                    device: attrs.device,
+                };
+                (signal, cell.count as isize)
+            })
+            .collect()
     }
 }
 

@@ -17,8 +17,8 @@ use std::sync::{Arc, RwLock};
 use serde::Serialize;
 use sightline_model::Event;
 use sightline_operators::{
-    AnomalyPoint, ErrorUpdate, EventCell, Interval, PageviewUpdate, RuleSample, Series, SessionUpdate, Symbol, Time,
-    VitalUpdate,
+    AnomalyPoint, ErrorUpdate, EventCell, Interval, PageviewUpdate, RuleSample, Series, SessionUpdate, SignalRow,
+    Symbol, Time, VitalUpdate,
 };
 use tokio::sync::{broadcast, watch};
 
@@ -248,6 +248,16 @@ impl ViewStore {
             // No subscribers is fine: nobody is watching.
             let _ = self.changes.send(Arc::new(change));
         }
+    }
+
+    /// A project's page views, errors and vital measurements of the minutes
+    /// since `since` as alert signals (each at its minute's start), to fill
+    /// the windows of a project's first rule.
+    pub fn signals_since(&self, project: Symbol, since: i64) -> Vec<(SignalRow, isize)> {
+        let mut signals = self.pageviews.read().unwrap_or_else(|e| e.into_inner()).signals_since(project, since);
+        signals.extend(self.errors.read().unwrap_or_else(|e| e.into_inner()).signals_since(project, since));
+        signals.extend(self.vitals.read().unwrap_or_else(|e| e.into_inner()).signals_since(project, since));
+        signals
     }
 
     /// Wakes on every tick that changed an alert rule's window.

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
-use sightline_operators::{Interval, PageDims, PageviewUpdate, Symbol};
+use sightline_operators::{Interval, PageDims, PageviewUpdate, Signal, SignalRow, Symbol};
 
 use super::{Names, interval_index};
 
@@ -36,6 +36,29 @@ impl PageviewViews {
     /// Drops everything of a deleted project.
     pub(super) fn forget(&mut self, project: Symbol) {
         self.projects.remove(&project);
+    }
+
+    /// A project's page views of the minutes since `since` as alert
+    /// signals, each at its minute's start.
+    pub(super) fn signals_since(&self, project: Symbol, since: i64) -> Vec<(SignalRow, isize)> {
+        let Some(p) = self.projects.get(&project) else {
+            return Vec::new();
+        };
+        let minutes = p.by_interval[super::interval_index(Interval::Minute)].range(since..);
+        let cells = minutes.flat_map(|(bucket, cells)| cells.iter().map(move |(key, cell)| (*bucket, key, cell)));
+        cells
+            .map(|(bucket, (path, dims), cell)| {
+                let signal = SignalRow {
+                    project,
+                    received_s: bucket.div_euclid(1000),
+                    signal: Signal::Pageview,
+                    path: *path,
+                    release: dims.release,
+                    device: dims.device,
+                };
+                (signal, cell.pageviews as isize)
+            })
+            .collect()
     }
 }
 

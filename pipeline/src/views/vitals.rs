@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use sightline_model::VitalName;
 use sightline_operators::vitals::{empty_histogram, unscale};
-use sightline_operators::{Rating, Symbol, VitalCell, VitalUpdate};
+use sightline_operators::{Interval, Rating, Signal, SignalRow, Symbol, VitalCell, VitalUpdate};
 
 use super::{Names, interval_for};
 
@@ -22,6 +22,31 @@ impl VitalViews {
     /// Drops everything of a deleted project.
     pub(super) fn forget(&mut self, project: Symbol) {
         self.cells.retain(|cell, _| cell.project != project);
+    }
+
+    /// A project's vital measurements of the minutes since `since` as alert
+    /// signals, each at its minute's start (a scan of every cell: this runs
+    /// when a project gets its first rule).
+    pub(super) fn signals_since(&self, project: Symbol, since: i64) -> Vec<(SignalRow, isize)> {
+        let minutes = self
+            .cells
+            .iter()
+            .filter(|(cell, _)| cell.project == project && cell.interval == Interval::Minute && cell.bucket >= since);
+        minutes
+            .flat_map(|(cell, values)| {
+                values.iter().map(move |(&(_, value), &count)| {
+                    let signal = SignalRow {
+                        project,
+                        received_s: cell.bucket.div_euclid(1000),
+                        signal: Signal::Vital { metric: cell.metric, value },
+                        path: cell.path,
+                        release: cell.release,
+                        device: cell.device,
+                    };
+                    (signal, count as isize)
+                })
+            })
+            .collect()
     }
 }
 
