@@ -262,10 +262,11 @@ async fn a_delivery_pending_a_retry_is_delivered_after_a_restart() {
     let history = format!("/api/v1/projects/{project}/alerts/{}/history", made["id"].as_str().unwrap());
     let (_, history) = send(&server, reqwest::Method::GET, &history, None).await;
     assert_eq!(history["deliveries"].as_array().unwrap().len(), 1, "{history}");
-    assert_eq!(
-        (history["deliveries"][0]["status"].as_str(), history["deliveries"][0]["attempts"].as_i64()),
-        (Some("delivered"), Some(3))
-    );
+    assert_eq!(history["deliveries"][0]["status"], "delivered", "{history}");
+    // Three requests reached the receiver; the kill may land before the
+    // first attempt was recorded, and a lost record is an attempt made again.
+    let attempts = history["deliveries"][0]["attempts"].as_i64().unwrap();
+    assert!((2..=3).contains(&attempts), "{history}");
 }
 
 #[tokio::test]

@@ -233,6 +233,14 @@ pub struct AlertHistory {
     pub deliveries: Vec<DeliveryView>,
 }
 
+/// A rule body's definition, checked, as the store keeps it; every channel
+/// it names must be the project's.
+async fn stored_definition(state: &AppState, project: &str, body: &AlertBody) -> Result<serde_json::Value, ApiError> {
+    let def = definition(body)?;
+    check_channels(state, project, &body.channels).await?;
+    serde_json::to_value(&def).map_err(|e| ApiError::internal(e.to_string()))
+}
+
 fn definition(body: &AlertBody) -> Result<RuleDefinition, ApiError> {
     let vital = body
         .vital
@@ -499,17 +507,9 @@ pub async fn create_alert(
     let principal = authenticate(&state, &headers).await?;
     principal.can_admin(&id)?;
     let Json(body) = body?;
-    let def = definition(&body)?;
-    check_channels(&state, &id, &body.channels).await?;
-    let stored = serde_json::to_value(&def).map_err(|e| ApiError::internal(e.to_string()))?;
-    let mut rule = state.store.create_rule(&id, &body.name, &stored, &body.channels, &principal.actor()).await?;
-    if body.muted {
-        rule = state
-            .store
-            .update_rule(&id, &rule.id, &rule.name, &stored, &body.channels, true)
-            .await?
-            .ok_or_else(|| missing("alert", &id, &rule.id))?;
-    }
+    let stored = stored_definition(&state, &id, &body).await?;
+    let rule =
+        state.store.create_rule(&id, &body.name, &stored, &body.channels, body.muted, &principal.actor()).await?;
     state.alerting.engine.reload(&id, &rule.id).await?;
     let object = format!("alert:{}", rule.id);
     audit::record_by(
@@ -539,9 +539,7 @@ pub async fn update_alert(
     let principal = authenticate(&state, &headers).await?;
     principal.can_admin(&id)?;
     let Json(body) = body?;
-    let def = definition(&body)?;
-    check_channels(&state, &id, &body.channels).await?;
-    let stored = serde_json::to_value(&def).map_err(|e| ApiError::internal(e.to_string()))?;
+    let stored = stored_definition(&state, &id, &body).await?;
     let rule = state
         .store
         .update_rule(&id, &alert_id, &body.name, &stored, &body.channels, body.muted)

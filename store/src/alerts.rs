@@ -327,6 +327,7 @@ impl Store {
         name: &str,
         definition: &serde_json::Value,
         channels: &[String],
+        muted: bool,
         created_by: &str,
     ) -> Result<Rule, StoreError> {
         let name = validate_name("name", name)?;
@@ -337,19 +338,20 @@ impl Store {
             name: name.to_owned(),
             definition: definition.clone(),
             channels: channels.to_vec(),
-            muted: false,
+            muted,
             created_by: created_by.to_owned(),
             created_at: now,
             updated_at: now,
         };
         let inserted = sqlx::query(
             "INSERT INTO alert_rules (id, project_id, name, definition, channels, muted, created_by, created_at, \
-             updated_at) SELECT $1, p.id, $2, $3, $4, 0, $5, $6, $6 FROM projects p WHERE p.id = $7",
+             updated_at) SELECT $1, p.id, $2, $3, $4, $5, $6, $7, $7 FROM projects p WHERE p.id = $8",
         )
         .bind(&rule.id)
         .bind(&rule.name)
         .bind(definition.to_string())
         .bind(serde_json::to_string(channels).expect("ids serialize"))
+        .bind(i64::from(muted))
         .bind(created_by)
         .bind(now)
         .bind(project_id)

@@ -821,12 +821,17 @@ async fn alert_incidents_queue_their_deliveries_which_are_attempted_until_done(c
     assert_eq!(store.channels(&p.id).await.unwrap(), vec![hook.clone()]);
     assert_eq!(store.channel(&q.id, &hook.id).await.unwrap(), None, "not through another project");
     let definition = serde_json::json!({ "metric": "error_count", "comparison": "gt", "threshold": 5, "window_s": 60 });
-    let rule = store.create_rule(&p.id, "Errors", &definition, std::slice::from_ref(&hook.id), "usr_1").await.unwrap();
+    let rule =
+        store.create_rule(&p.id, "Errors", &definition, std::slice::from_ref(&hook.id), false, "usr_1").await.unwrap();
     assert_token(&rule.id, "al_", 16);
     assert_eq!(store.all_rules().await.unwrap(), vec![rule.clone()]);
     let muted = store.update_rule(&p.id, &rule.id, "Errors!", &definition, &[], true).await.unwrap().unwrap();
     assert!(muted.muted && muted.channels.is_empty() && muted.name == "Errors!");
     assert_eq!(store.update_rule(&q.id, &rule.id, "x", &definition, &[], false).await.unwrap(), None);
+    let quiet = store.create_rule(&q.id, "Quiet", &definition, &[], true, "usr_1").await.unwrap();
+    assert_eq!(store.rules(&q.id).await.unwrap(), vec![quiet.clone()]);
+    assert!(quiet.muted, "made muted");
+    assert!(store.delete_rule(&q.id, &quiet.id).await.unwrap());
 
     // Firing: the incident and its delivery at once.
     let firing =

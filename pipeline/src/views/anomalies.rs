@@ -29,6 +29,12 @@ impl AnomalyViews {
         self.series.get(&(project, series)).map(|hours| hours.values().copied().collect()).unwrap_or_default()
     }
 
+    /// The newest scored hour, without copying the others (the alert
+    /// engine reads it after every tick).
+    pub(crate) fn latest(&self, project: Symbol, series: Series) -> Option<AnomalyPoint> {
+        self.series.get(&(project, series)).and_then(|hours| hours.last_key_value()).map(|(_, p)| *p)
+    }
+
     pub(crate) fn forget(&mut self, project: Symbol) {
         self.series.retain(|(p, _), _| *p != project);
     }

@@ -301,7 +301,9 @@ impl ViewStore {
 
     /// A project series' newest score, if it has one.
     pub fn anomaly_score(&self, project_id: &str, series: Series) -> Option<f64> {
-        self.anomalies(project_id, series).last().map(|p| p.score_milli as f64 / 1000.0)
+        let project = self.names.lookup(project_id)?;
+        let latest = self.anomalies.read().unwrap_or_else(|e| e.into_inner()).latest(project, series);
+        latest.map(|p| p.score_milli as f64 / 1000.0)
     }
 
     /// Keeps each (project, group)'s newest events of a batch among the
