@@ -1,7 +1,7 @@
 # The two commands a fresh machine needs: `make run` and `make test`.
 CARGO ?= cargo
 
-.PHONY: run test lint build bench dashboard
+.PHONY: run test lint build bench bench-full dashboard
 
 ## Run Sightline on embedded defaults (data in ./sightline-data, API on 127.0.0.1:7700).
 run: dashboard
@@ -33,6 +33,11 @@ lint:
 build: dashboard
 	$(CARGO) build --release -p sightline
 
-## Ingest throughput, latency and memory: writes bench/README.md's table.
+## Sightline side by side with PostgreSQL, ClickHouse (chDB) and raw JetStream on the same
+## events: writes bench/results/<date>-quick.json and bench/README.md's table (about 2 minutes).
 bench: build
-	./bench/run.sh
+	./bench/run.sh quick
+
+## The same at 10M events, with a CPU profile (about half an hour).
+bench-full: build
+	./bench/run.sh full

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Server CPU per error event: runs `sightline serve` (embedded) under
-# `sightline-bench --errors` and reads the server's utime + stime from
+# `ingest-load --errors` and reads the server's utime + stime from
 # /proc before and after the load (the whole server, then each thread
 # group: HTTP and ingest on tokio-rt-worker, the dataflow on timely:work,
 # the archive-writer). Several binaries are measured in
@@ -43,7 +43,7 @@ for round in $(seq "$rounds"); do
     until curl -sf "127.0.0.1:$port/healthz" >/dev/null; do sleep 0.1; done
     before=$(cpu_ticks $pid)
     threads_before=$(thread_ticks $pid)
-    result=$(${BENCH:-target/release/sightline-bench} --url "http://127.0.0.1:$port" --admin-token bench-token \
+    result=$(${BENCH:-target/release/ingest-load} --url "http://127.0.0.1:$port" --admin-token bench-token \
       --seconds "$seconds" --rate "$rate" --errors "${unique[@]}")
     after=$(cpu_ticks $pid)
     threads_after=$(thread_ticks $pid)

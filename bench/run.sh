@@ -1,48 +1,97 @@
 #!/usr/bin/env bash
-# Runs the ingest benchmark against a release build, in embedded and in NATS
-# mode (page views for [seconds]), then embedded with a mix of every event
-# type for 45 s (about 10 M events) followed by 100 timed requests to each
-# query endpoint; writes bench/results/<date>.json. Usage: bench/run.sh [seconds]
+# The whole comparison, in one run on this machine: Sightline (embedded, and
+# with NATS JetStream) against PostgreSQL, ClickHouse in process (chDB) and
+# raw JetStream, on the same seeded events. Writes bench/results/<date>.json
+# (<date>-quick.json in quick mode) and the table in bench/README.md.
+#
+# Usage: bench/run.sh [quick|full]   (make bench, make bench-full)
+#   quick: 1M events, short ramp steps; about two minutes after the build.
+#   full:  10M events, queries at 1M and 10M, a CPU profile of the embedded
+#          load; about half an hour.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SECONDS_OF_LOAD=${1:-20}
+mode=${1:-quick}
+case $mode in
+  quick) events=1000000 checkpoint=100000 rounds=20 ramp_from=100000 ramp_step=50000 step_s=1.5 latency_s=5
+         insert_sample=50000 baseline_rounds=5 ceiling=300000 profile=0 ;;
+  full)  events=10000000 checkpoint=1000000 rounds=100 ramp_from=100000 ramp_step=30000 step_s=6 latency_s=20
+         insert_sample=1000000 baseline_rounds=20 ceiling=3000000 profile=1 ;;
+  *) echo "usage: bench/run.sh [quick|full]" >&2; exit 2 ;;
+esac
+
 cargo build --release -p sightline -p sightline-bench
 ./scripts/services.sh >/dev/null
+bench/baselines/install.sh
+if [ $profile = 1 ] && ! command -v inferno-flamegraph >/dev/null; then
+  cargo install --locked --quiet inferno
+fi
+
+work=target/bench/$mode
+rm -rf "$work" && mkdir -p "$work"
 BIN=target/release/sightline
 TOKEN=bench-token
-out=bench/results/$(date -u +%F).json
-echo "[" > "$out.tmp"
-first=1
-for mode in embedded nats mixed; do
+end_ms=$(( $(date +%s) / 60 * 60000 ))
+$BIN loadgen --csv "$work/events.csv" --events $events --end-ms $end_ms > "$work/csv.json"
+echo "bench: $events events written to $work/events.csv" >&2
+
+serve() { # serve DIR PORT EXTRA...: starts the server, prints its pid once it answers
+  local dir=$1 port=$2; shift 2
+  SIGHTLINE_ADMIN_TOKEN=$TOKEN SIGHTLINE_LOG=warn $BIN serve --listen 127.0.0.1:$port --data-dir "$dir" "$@" \
+    >/dev/null 2>>"$work/server.log" &
+  local pid=$!
+  until curl -sf "127.0.0.1:$port/healthz" >/dev/null; do sleep 0.05; done
+  echo $pid
+}
+
+stop() { # stop PID: SIGTERM, then waits for the process to end
+  kill -TERM "$1"
+  while kill -0 "$1" 2>/dev/null; do sleep 0.05; done
+}
+
+for transport in embedded nats; do
   dir=$(mktemp -d)
   port=$(( 20000 + RANDOM % 20000 ))
   extra=()
   stream="BENCH_$(date +%s)"
-  if [ "$mode" = nats ]; then extra=(--nats nats://127.0.0.1:4222 --nats-stream "$stream"); fi
-  SIGHTLINE_ADMIN_TOKEN=$TOKEN SIGHTLINE_LOG=warn $BIN serve --listen 127.0.0.1:$port --data-dir "$dir" "${extra[@]}" &
-  pid=$!
-  until curl -sf "127.0.0.1:$port/healthz" >/dev/null; do sleep 0.1; done
+  if [ $transport = nats ]; then extra=(--nats nats://127.0.0.1:4222 --nats-stream "$stream"); fi
+  pid=$(serve "$dir" $port "${extra[@]}")
   rss_idle=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
-  load=(--seconds "$SECONDS_OF_LOAD")
-  if [ "$mode" = mixed ]; then load=(--seconds 45 --mixed --query-rounds 100); fi
-  result=$(target/release/sightline-bench --url "http://127.0.0.1:$port" --admin-token $TOKEN "${load[@]}")
-  rss_after=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
-  rss_peak=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)
-  kill -TERM $pid; wait $pid || true
-  # Restart to ready: replaying everything just ingested.
+  ramp_flag=$work/ramp-$transport
+  if [ $profile = 1 ] && [ $transport = embedded ]; then
+    # 30 s of the server's CPU from the start of the ramp.
+    (while [ ! -f "$ramp_flag" ]; do sleep 0.1; done
+     perf record -e cpu-clock -F 199 --call-graph dwarf,16384 -p $pid -o "$work/perf.data" -- sleep 30 \
+       >/dev/null 2>&1) &
+  fi
+  target/release/sightline-bench --url "http://127.0.0.1:$port" --admin-token $TOKEN --events $events \
+    --end-ms $end_ms --checkpoint $checkpoint --query-rounds $rounds --ramp-from $ramp_from --ramp-step $ramp_step \
+    --step-seconds $step_s --latency-seconds $latency_s --server-pid $pid \
+    --ramp-flag "$ramp_flag" > "$work/sightline-$transport.json"
+  disk=$(du -sb "$dir" | cut -f1)
+  stop $pid
+  # Restart to ready: the whole archive replayed into the views.
   start=$(date +%s%N)
-  SIGHTLINE_ADMIN_TOKEN=$TOKEN SIGHTLINE_LOG=warn $BIN serve --listen 127.0.0.1:$port --data-dir "$dir" "${extra[@]}" &
-  pid=$!
+  pid=$(serve "$dir" $port "${extra[@]}")
   until curl -sf "127.0.0.1:$port/healthz" | grep -q '"caught_up":true'; do sleep 0.02; done
   restart_ms=$(( ($(date +%s%N) - start) / 1000000 ))
-  kill -TERM $pid; wait $pid || true
+  stop $pid
   rm -rf "$dir"
-  if [ "$mode" = nats ]; then target/release/sightline-bench --delete-nats-stream "$stream"; fi
-  [ $first = 1 ] || echo "," >> "$out.tmp"
-  first=0
-  echo "{\"mode\":\"$mode\",\"rss_idle_kib\":$rss_idle,\"rss_after_kib\":$rss_after,\"rss_peak_kib\":$rss_peak,\"restart_to_caught_up_ms\":$restart_ms,\"load\":$result}" >> "$out.tmp"
-  echo "$mode: $result rss_peak=${rss_peak}KiB restart=${restart_ms}ms" >&2
+  if [ $transport = nats ]; then target/release/ingest-load --delete-nats-stream "$stream"; fi
+  echo "{\"rss_idle_kib\":$rss_idle,\"restart_to_ready_ms\":$restart_ms,\"data_dir_bytes\":$disk}" \
+    > "$work/sightline-$transport.server.json"
+  echo "bench: sightline $transport done (restart $restart_ms ms)" >&2
 done
-echo "]" >> "$out.tmp"
-mv "$out.tmp" "$out"
-echo "wrote $out"
+
+target/release/jetstream-ceiling --messages $ceiling > "$work/jetstream.json"
+for system in postgres chdb; do
+  target/bench-venv/bin/python "bench/baselines/${system}_baseline.py" --csv "$work/events.csv" --project proj_0 \
+    --rounds $baseline_rounds --insert-sample $insert_sample > "$work/$system.json"
+  echo "bench: $system done" >&2
+done
+
+if [ -f "$work/perf.data" ]; then
+  perf report -i "$work/perf.data" --no-children --sort comm,dso,symbol --stdio --percent-limit 0.7 2>/dev/null \
+    | grep -v '^$' > "$work/profile.txt" || true
+  perf script -i "$work/perf.data" 2>/dev/null | inferno-collapse-perf | inferno-flamegraph > "$work/flamegraph.svg" || true
+fi
+python3 bench/report.py "$work" "$mode"

@@ -1,18 +1,32 @@
-//! Drives a running Sightline over HTTP and measures it:
-//! sustained ingest throughput (batches of 100 page views, or a mix of
-//! every event type, many requests in flight), the time until the views
-//! reflect everything accepted, event-to-view latency through the live
-//! feed, and the latency of every query endpoint over what was loaded.
-//! Prints one JSON object.
+//! `sightline-bench`: measures a running Sightline under the load
+//! generator's realistic mix (`sightline-loadgen`), the same events the
+//! baselines in `bench/baselines/` load. Prints one JSON object:
+//!
+//! 1. **Fill**: the first `--checkpoint` events as fast as the server takes
+//!    them; then the five dashboard questions (and every other query) timed
+//!    over what is held, with the resident memory.
+//! 2. **Ramp**: open-loop steps of rising rate. A step is kept up with when
+//!    every batch was accepted on schedule and the views held everything
+//!    within a second of the step's end; the first step that is not, is the
+//!    first sign of falling behind. The sustained rate is the best kept-up
+//!    step's.
+//! 3. **The rest** of the events as fast as the server takes them; then the
+//!    questions again over all `--events`.
+//! 4. **Event-to-view latency** at half the sustained rate: marker page
+//!    views, each timed from its send to its appearance in the live feed,
+//!    while the background load runs.
+//!
+//! Events go over HTTP to the ingest API, or with `--nats` straight onto
+//! the server's JetStream stream (markers still over HTTP).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use serde_json::{Value, json};
-use sightline_bench::fixtures::{MINIFIED, RELEASE, error_event, source_map};
+use serde_json::{Map, Value, json};
+use sightline_connectors::NatsConfig;
+use sightline_loadgen::{Batch, BatchFormat, Generator, Pace, SendReport, ServerProject, Target, Workload};
 
 #[derive(Parser)]
 struct Args {
@@ -21,361 +35,406 @@ struct Args {
     url: String,
     #[arg(long, env = "SIGHTLINE_ADMIN_TOKEN", default_value = "")]
     admin_token: String,
-    /// Seconds of sustained load.
-    #[arg(long, default_value_t = 20)]
-    seconds: u64,
-    /// Requests in flight.
+    /// Events in all (the workload's day).
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The workload's last event time (ms since the epoch), as given to
+    /// `sightline loadgen --csv` for the baselines.
+    #[arg(long)]
+    end_ms: i64,
+    /// Also time the questions once this many events are held.
+    #[arg(long)]
+    checkpoint: Option<u64>,
+    /// Timed requests per query, per checkpoint (fewer, but at least 10,
+    /// when they take more than 5 s).
+    #[arg(long, default_value_t = 100)]
+    query_rounds: usize,
+    /// The ramp's first rate, events/s.
+    #[arg(long, default_value_t = 100_000)]
+    ramp_from: u64,
+    /// Added to the rate at each step.
+    #[arg(long, default_value_t = 30_000)]
+    ramp_step: u64,
+    #[arg(long, default_value_t = 6.0)]
+    step_seconds: f64,
+    /// Seconds of markers under the half-rate background load.
+    #[arg(long, default_value_t = 15.0)]
+    latency_seconds: f64,
+    /// The server's pid, to read its resident memory.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Batches in flight.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
-    /// Events per batch.
     #[arg(long, default_value_t = 100)]
     batch: usize,
-    /// Marker events timed through the live feed.
-    #[arg(long, default_value_t = 200)]
-    markers: usize,
-    /// Send error events (minified 12-frame stacks, with their source map
-    /// uploaded first) instead of page views.
+    /// Create this file when the ramp starts (`bench/run.sh` profiles the
+    /// server from then on).
     #[arg(long)]
-    errors: bool,
-    /// With `--errors`: every error event's stack text is unique (its bundle
-    /// URL carries a build query), so no processed stack is ever reused.
+    ramp_flag: Option<std::path::PathBuf>,
+    /// Publish straight onto this NATS server's stream instead of the ingest
+    /// API.
     #[arg(long)]
-    unique_stacks: bool,
-    /// A mix of every event type instead of page views only: 70 % page
-    /// views, 15 % custom events with properties, 10 % web vitals, 5 %
-    /// errors (repeated stacks).
-    #[arg(long)]
-    mixed: bool,
-    /// Offer at most this many events per second (0: as many as the server
-    /// takes). Comparing the CPU per event of two builds at one offered
-    /// rate keeps the pipeline's per-tick work equally shared.
-    #[arg(long, default_value_t = 0)]
-    rate: u64,
-    /// After the load, time this many requests to each query endpoint.
-    #[arg(long, default_value_t = 0)]
-    query_rounds: usize,
-    /// Delete this JetStream stream (on 127.0.0.1:4222) and exit: the
-    /// benchmark's NATS runs leave gigabytes behind otherwise.
-    #[arg(long)]
-    delete_nats_stream: Option<String>,
+    nats: Option<String>,
+    #[arg(long, default_value = "SIGHTLINE")]
+    nats_stream: String,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+/// The workload's project whose dashboard is asked (the busiest).
+const ASKED: usize = 0;
+
+struct Bench {
+    args: Args,
+    http: reqwest::Client,
+    projects: Vec<ServerProject>,
+    batches: Arc<Vec<Batch>>,
+    target: Arc<Target>,
+    /// Page views accepted so far, per workload project.
+    pageviews: Vec<u64>,
 }
 
-/// Bodies after which the events repeat (see [`bodies`]).
-const PATTERN_BODIES: usize = 256;
-
-/// What the load sends.
-#[derive(Clone, Copy)]
-enum Workload {
-    Pageviews,
-    Errors { unique_stacks: bool },
-    Mixed,
+fn ms(seconds: f64) -> f64 {
+    (seconds * 1_000_000.0).round() / 1000.0
 }
 
-/// Distinct pre-serialized batches, each with its number of page views: a
-/// Zipf-ish spread of 50 paths and 20k visitors, so the views do real
-/// distinct work. The events repeat every [`PATTERN_BODIES`] bodies but for
-/// their stacks' build query (unique-stack mode), so the views see the same
-/// events with repeated and with unique stacks, and the two modes differ
-/// only in the stack processing they ask for.
-fn bodies(batch: usize, count: usize, workload: Workload) -> Vec<(Vec<u8>, u64)> {
-    const SEED: u64 = 0x5eed;
-    let mut seed = SEED;
-    let mut built = 0;
-    (0..count)
-        .map(|body| {
-            if body % PATTERN_BODIES == 0 {
-                seed = SEED;
-            }
-            let mut next = || {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                seed
-            };
-            let mut pageviews = 0;
-            let events: Vec<Value> = (0..batch)
-                .map(|_| {
-                    let r = next();
-                    let visitor = format!("v{}", next() % 20_000);
-                    let path = 50 / (1 + (r % 50)); // skewed towards few pages
-                    let url = format!("https://shop.example/p/{path}");
-                    let kind = match workload {
-                        Workload::Pageviews => 0,
-                        Workload::Errors { .. } => 99,
-                        Workload::Mixed => (r >> 8) % 100,
-                    };
-                    match kind {
-                        0..70 => {
-                            pageviews += 1;
-                            let referrer = ["https://search.example/", "https://news.example/a", ""][(r >> 16) as usize % 3];
-                            json!({ "type": "pageview", "anonymous_id": visitor, "url": url, "referrer": referrer })
-                        }
-                        70..85 => {
-                            let name = ["signup", "add_to_cart", "checkout", "search", "share"][(r >> 16) as usize % 5];
-                            let plan = ["free", "pro", "team"][(r >> 20) as usize % 3];
-                            json!({
-                                "type": "event", "name": name, "anonymous_id": visitor, "url": url,
-                                "props": { "plan": plan, "seats": (r >> 24) % 10 },
-                            })
-                        }
-                        85..95 => {
-                            let (name, scale) = [("LCP", 2500.0), ("INP", 200.0), ("CLS", 0.1), ("FCP", 1800.0), ("TTFB", 800.0), ("FID", 100.0)][(r >> 16) as usize % 6];
-                            let value = scale * (0.2 + ((r >> 24) % 1000) as f64 / 400.0);
-                            json!({ "type": "vital", "name": name, "value": value, "anonymous_id": visitor, "url": url })
-                        }
-                        _ => {
-                            built += 1;
-                            let build = match workload {
-                                Workload::Errors { unique_stacks: true } => built,
-                                _ => 0,
-                            };
-                            error_event(&visitor, (r % 4) as u32, build)
-                        }
-                    }
-                })
-                .collect();
-            (serde_json::to_vec(&json!({ "events": events })).unwrap(), pageviews)
-        })
-        .collect()
+fn percentiles(mut samples: Vec<f64>) -> Value {
+    samples.sort_by(f64::total_cmp);
+    let at = |p: f64| samples.get(((samples.len() as f64 - 1.0) * p).round() as usize).copied();
+    let round = |v: Option<f64>| v.map(|v| (v * 100.0).round() / 100.0);
+    json!({ "p50": round(at(0.5)), "p99": round(at(0.99)), "max": round(samples.last().copied()), "samples": samples.len() })
 }
 
-/// Times `rounds` sequential requests to each query endpoint; p50, p99 and
-/// max in ms per endpoint.
-async fn query_latencies(
-    http: &reqwest::Client,
-    args: &Args,
-    project_id: &str,
-    rounds: usize,
-) -> anyhow::Result<serde_json::Map<String, Value>> {
-    let to = now_ms() + 60_000;
-    let day = format!("from={}&to={to}", to - 86_400_000);
-    let hour = format!("from={}&to={to}", to - 3_600_000);
-    let endpoints = [
-        ("pageviews, 24 h by hour", format!("pageviews?interval=hour&{day}")),
-        ("pageviews, 1 h by minute, one path", format!("pageviews?interval=minute&path=/p/2&{hour}")),
-        ("sessions/summary, 24 h", format!("sessions/summary?{day}")),
-        ("events, 24 h, one name, one property", format!("events?name=signup&prop.plan=pro&{day}")),
-        ("vitals LCP, 24 h", format!("vitals?name=LCP&{day}")),
-        ("errors, 24 h", format!("errors?{day}")),
-        ("breakdown page, 24 h", format!("breakdown?dimension=page&{day}")),
-        ("breakdown referrer, 24 h", format!("breakdown?dimension=referrer&{day}")),
-        ("breakdown entry_page, 24 h", format!("breakdown?dimension=entry_page&{day}")),
-        ("visitors/current", "visitors/current".to_owned()),
-    ];
-    let mut out = serde_json::Map::new();
-    if rounds == 0 {
-        return Ok(out);
+/// The kernel's view of the server's memory, KiB.
+fn memory_kib(pid: Option<u32>, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+impl Bench {
+    fn range(&self) -> (i64, i64) {
+        // Late events are up to an hour older than the day.
+        (self.args.end_ms - 86_400_000 - 3_600_000, self.args.end_ms + 60_000)
     }
-    for (name, query) in endpoints {
-        let url = format!("{}/api/v1/projects/{project_id}/{query}", args.url);
-        let mut times = Vec::with_capacity(rounds);
-        for _ in 0..rounds {
-            let sent = Instant::now();
-            let r = http.get(&url).bearer_auth(&args.admin_token).send().await?;
-            if r.status() != 200 {
-                bail!("{name}: {}", r.status());
-            }
-            r.bytes().await?;
-            times.push(sent.elapsed().as_secs_f64() * 1000.0);
+
+    async fn get(&self, path_and_query: &str) -> anyhow::Result<Value> {
+        let r = self
+            .http
+            .get(format!("{}{path_and_query}", self.args.url))
+            .bearer_auth(&self.args.admin_token)
+            .send()
+            .await?;
+        if r.status() != 200 {
+            bail!("{path_and_query}: {}", r.status());
         }
-        times.sort_by(f64::total_cmp);
-        let ms = |v: f64| (v * 1000.0).round() / 1000.0;
-        out.insert(
-            name.to_owned(),
-            json!({ "p50": ms(percentile(&times, 0.5)), "p99": ms(percentile(&times, 0.99)), "max": ms(times.last().copied().unwrap_or(f64::NAN)) }),
-        );
+        Ok(r.json().await?)
     }
-    Ok(out)
+
+    async fn send(&mut self, range: std::ops::Range<usize>, pace: Pace) -> SendReport {
+        let report = sightline_loadgen::send(self.batches.clone(), range, self.target.clone(), pace).await;
+        for (total, added) in self.pageviews.iter_mut().zip(&report.pageviews_by_project) {
+            *total += added;
+        }
+        report
+    }
+
+    /// Waits until every project's page views in the views equal those
+    /// accepted; the time it took, ms.
+    async fn catch_up(&self) -> anyhow::Result<f64> {
+        let started = Instant::now();
+        let (from, to) = self.range();
+        for (project, expected) in self.projects.iter().zip(&self.pageviews) {
+            loop {
+                let answer = self
+                    .get(&format!("/api/v1/projects/{}/pageviews?interval=day&from={from}&to={to}", project.id))
+                    .await?;
+                let held = answer["total"]["pageviews"].as_u64().unwrap_or(0);
+                if held == *expected {
+                    break;
+                }
+                if started.elapsed() > Duration::from_secs(300) {
+                    bail!("project {} holds {held} page views of {expected}", project.id);
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        Ok(ms(started.elapsed().as_secs_f64()))
+    }
+
+    /// The five dashboard questions the baselines answer too, then the
+    /// rest of the query API; p50/p99/max per query, and the answers.
+    async fn questions(&self, events_held: u64) -> anyhow::Result<Value> {
+        let (from, to) = self.range();
+        let id = &self.projects[ASKED].id;
+        let r = format!("from={from}&to={to}");
+        let hour = format!("from={}&to={}", self.args.end_ms - 3_600_000, self.args.end_ms);
+        let queries = [
+            ("pageviews_per_hour", format!("pageviews?interval=hour&{r}")),
+            ("top_pages", format!("breakdown?dimension=page&limit=20&{r}")),
+            ("sessions_summary", format!("sessions/summary?{r}")),
+            ("top_errors", format!("errors?{r}")),
+            ("lcp_p75_per_page", format!("vitals/pages?name=LCP&limit=20&{r}")),
+            ("pageviews, 1 h by minute, one path", format!("pageviews?interval=minute&path=/pricing&{hour}")),
+            ("events, one name, one property", format!("events?name=signup&prop.plan=pro&{r}")),
+            ("vitals LCP", format!("vitals?name=LCP&{r}")),
+            ("breakdown referrer", format!("breakdown?dimension=referrer&{r}")),
+            ("breakdown entry_page", format!("breakdown?dimension=entry_page&{r}")),
+            ("visitors/current", "visitors/current".to_owned()),
+        ];
+        let mut timings = Map::new();
+        let mut answers = Map::new();
+        for (name, query) in queries {
+            let path = format!("/api/v1/projects/{id}/{query}");
+            let answer = self.get(&path).await?;
+            let mut samples = Vec::with_capacity(self.args.query_rounds);
+            let timing = Instant::now();
+            for _ in 0..self.args.query_rounds {
+                if samples.len() >= 10 && timing.elapsed() > Duration::from_secs(5) {
+                    break;
+                }
+                let sent = Instant::now();
+                let r = self
+                    .http
+                    .get(format!("{}{path}", self.args.url))
+                    .bearer_auth(&self.args.admin_token)
+                    .send()
+                    .await?;
+                r.bytes().await?;
+                samples.push(ms(sent.elapsed().as_secs_f64()));
+            }
+            timings.insert(name.to_owned(), percentiles(samples));
+            match name {
+                "pageviews_per_hour" => answers.insert("pageviews".into(), answer["total"]["pageviews"].clone()),
+                "top_pages" => answers
+                    .insert("top_page".into(), json!([answer["rows"][0]["value"], answer["rows"][0]["pageviews"]])),
+                "sessions_summary" => answers.insert("sessions".into(), answer["sessions"].clone()),
+                "top_errors" => answers.insert("top_error_count".into(), answer["groups"][0]["count"].clone()),
+                "lcp_p75_per_page" => answers
+                    .insert("lcp_p75_top_page".into(), json!([answer["pages"][0]["path"], answer["pages"][0]["p75"]])),
+                _ => None,
+            };
+        }
+        Ok(json!({
+            "events_held": events_held,
+            "rss_kib": memory_kib(self.args.server_pid, "VmRSS:"),
+            "queries_ms": timings,
+            "answers": answers,
+        }))
+    }
+
+    /// Marker page views timed through the live feed while the first
+    /// batches are sent again, open loop, at `rate`.
+    async fn latency_under_load(&mut self, rate: f64) -> anyhow::Result<Value> {
+        let id = self.projects[ASKED].id.clone();
+        let mut live = self
+            .http
+            .get(format!("{}/api/v1/projects/{id}/live", self.args.url))
+            .bearer_auth(&self.args.admin_token)
+            .send()
+            .await?
+            .error_for_status()?;
+        let limit = Duration::from_secs_f64(self.args.latency_seconds);
+        let pace = Pace { rate: Some(rate), concurrency: self.args.concurrency, limit: Some(limit) };
+        let background = tokio::spawn(sightline_loadgen::send(
+            self.batches.clone(),
+            0..self.batches.len(),
+            self.target.clone(),
+            pace,
+        ));
+        let ingest = format!("{}/api/v1/ingest", self.args.url);
+        let started = Instant::now();
+        let mut samples = Vec::new();
+        let mut buffer = String::new();
+        let mut i = 0;
+        while started.elapsed() + Duration::from_millis(500) < limit {
+            i += 1;
+            let marker = format!("/marker/{i}");
+            let body = json!({ "events": [{ "type": "pageview", "anonymous_id": "marker", "url": format!("https://site0.example{marker}") }] });
+            let sent = Instant::now();
+            let r = self
+                .http
+                .post(&ingest)
+                .header("X-Sightline-Key", &self.projects[ASKED].ingest_key)
+                .json(&body)
+                .send()
+                .await?;
+            if r.status() != 202 {
+                bail!("marker refused: {}", r.status());
+            }
+            let needle = format!("\"path\":\"{marker}\"");
+            while !buffer.contains(&needle) {
+                let chunk = tokio::time::timeout(Duration::from_secs(10), live.chunk())
+                    .await
+                    .context("live feed timed out")??;
+                buffer.push_str(&String::from_utf8_lossy(&chunk.context("live feed ended")?));
+            }
+            samples.push(ms(sent.elapsed().as_secs_f64()));
+            buffer.clear();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let background = background.await?;
+        let mut out = percentiles(samples);
+        out["background_rate"] = json!(rate.round());
+        out["background_achieved"] = json!(background.events_per_second().round());
+        Ok(out)
+    }
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
+/// The index of the first batch after `events` events.
+fn batches_for(batches: &[Batch], from: usize, events: u64) -> usize {
+    let mut sum = 0u64;
+    for (i, batch) in batches.iter().enumerate().skip(from) {
+        if sum >= events {
+            return i;
+        }
+        sum += batch.events as u64;
     }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+    batches.len()
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if let Some(stream) = &args.delete_nats_stream {
-        let client = async_nats::connect("nats://127.0.0.1:4222").await?;
-        async_nats::jetstream::new(client).delete_stream(stream).await?;
-        return Ok(());
-    }
     let http = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency * 2).build()?;
-    let project: Value = http
-        .post(format!("{}/api/v1/projects", args.url))
-        .bearer_auth(&args.admin_token)
-        .json(&json!({ "name": "bench" }))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let project_id = project["id"].as_str().context("project id")?.to_owned();
-    let key = project["ingest_key"].as_str().context("ingest key")?.to_owned();
-    let ingest_url = format!("{}/api/v1/ingest", args.url);
-
-    // 1. Sustained throughput.
-    let workload = match (args.errors, args.mixed) {
-        (true, _) => Workload::Errors { unique_stacks: args.unique_stacks },
-        (false, true) => Workload::Mixed,
-        (false, false) => Workload::Pageviews,
+    let workload = Workload::day(args.seed, args.events, args.end_ms);
+    let project_count = workload.projects;
+    let projects =
+        sightline_loadgen::create_projects(&http, &args.url, &args.admin_token, "bench", project_count).await?;
+    let (format, target) = match &args.nats {
+        Some(url) => {
+            let config = NatsConfig { url: url.clone(), stream: args.nats_stream.clone() };
+            let js = async_nats::jetstream::new(async_nats::connect(url.as_str()).await?);
+            let subjects = projects.iter().map(|p| config.subject(&p.id)).collect();
+            (
+                BatchFormat::Envelope { project_ids: projects.iter().map(|p| p.id.clone()).collect() },
+                Target::Nats { js, subjects },
+            )
+        }
+        None => {
+            let keys = projects.iter().map(|p| p.ingest_key.clone()).collect();
+            let ingest_url = format!("{}/api/v1/ingest", args.url);
+            (BatchFormat::IngestJson, Target::Http { client: http.clone(), ingest_url, keys })
+        }
     };
-    if args.errors || args.mixed {
-        http.post(format!("{}/api/v1/projects/{project_id}/sourcemaps", args.url))
-            .query(&[("release", RELEASE), ("url", MINIFIED)])
-            .bearer_auth(&args.admin_token)
-            .body(source_map())
-            .send()
-            .await?
-            .error_for_status()?;
-    }
-    // Unique stacks need several times more distinct events than
-    // `RecentStacks` remembers (131,072 slots in the server), or the
-    // cycling bodies would repeat what it still holds.
-    let distinct_bodies = if args.unique_stacks { 24 * PATTERN_BODIES } else { PATTERN_BODIES };
-    let bodies = Arc::new(bodies(args.batch, distinct_bodies, workload));
-    let accepted = Arc::new(AtomicU64::new(0));
-    let pageviews_accepted = Arc::new(AtomicU64::new(0));
-    let refused = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(args.seconds);
-    // With `--rate`, batch n is due n * batch / rate seconds after the start.
-    let batch_interval = (args.rate > 0).then(|| Duration::from_secs_f64(args.batch as f64 / args.rate as f64));
-    let batches_issued = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    let concurrency = args.concurrency;
-    for worker in 0..concurrency {
-        let (http, url, key, bodies, accepted, refused) =
-            (http.clone(), ingest_url.clone(), key.clone(), bodies.clone(), accepted.clone(), refused.clone());
-        let pageviews_accepted = pageviews_accepted.clone();
-        let batches_issued = batches_issued.clone();
-        tasks.push(tokio::spawn(async move {
-            // Workers take turns through the bodies: the unique-stack bodies must
-            // not be sent by several workers at once.
-            let mut i = worker;
-            while Instant::now() < deadline {
-                if let Some(interval) = batch_interval {
-                    let n = batches_issued.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep_until((started + interval.mul_f64(n as f64)).into()).await;
-                    if Instant::now() >= deadline {
-                        break;
-                    }
-                }
-                let (body, pageviews) = bodies[i % bodies.len()].clone();
-                i += concurrency;
-                let r = http
-                    .post(&url)
-                    .header("X-Sightline-Key", &key)
-                    .header("Content-Type", "application/json")
-                    .body(body)
-                    .send()
-                    .await;
-                match r {
-                    Ok(r) if r.status() == 202 => {
-                        let answer: Value = r.json().await.unwrap_or(Value::Null);
-                        accepted.fetch_add(answer["accepted"].as_u64().unwrap_or(0), Ordering::Relaxed);
-                        pageviews_accepted.fetch_add(pageviews, Ordering::Relaxed);
-                    }
-                    _ => {
-                        refused.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-        }));
-    }
-    for t in tasks {
-        t.await?;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    let accepted = accepted.load(Ordering::Relaxed);
-    let pageviews_accepted = pageviews_accepted.load(Ordering::Relaxed);
-    let throughput = accepted as f64 / elapsed;
+    let prepared = Instant::now();
+    let generator = Generator::new(workload);
+    let asked_share = generator.project_share(ASKED);
+    let batches = Arc::new(sightline_loadgen::batches(generator, args.batch, &format));
+    let prepare_s = prepared.elapsed().as_secs_f64();
+    eprintln!("prepared {} batches in {prepare_s:.1} s", batches.len());
+    let mut bench =
+        Bench { args, http, projects, batches, target: Arc::new(target), pageviews: vec![0; project_count] };
+    let closed = |concurrency| Pace { rate: None, concurrency, limit: None };
+    let mut checkpoints = Vec::new();
+    let mut sent = 0u64;
 
-    // 2. Until the views hold everything accepted.
-    let caught_up_started = Instant::now();
-    let to = now_ms() + 60_000;
-    loop {
-        let (view, sep) = if args.errors { ("errors", "?") } else { ("pageviews?interval=day&", "") };
-        let answer: Value = http
-            .get(format!("{}/api/v1/projects/{project_id}/{view}{sep}from={}&to={to}", args.url, to - 172_800_000))
-            .bearer_auth(&args.admin_token)
-            .send()
-            .await?
-            .json()
-            .await?;
-        let held = if args.errors {
-            answer["groups"].as_array().map(|g| g.iter().filter_map(|g| g["count"].as_u64()).sum::<u64>())
-        } else {
-            answer["total"]["pageviews"].as_u64()
-        };
-        let expected = if args.errors { accepted } else { pageviews_accepted };
-        if held == Some(expected) {
+    // 1. Fill.
+    let mut next = 0;
+    let fill = match bench.args.checkpoint {
+        Some(events) => {
+            let end = batches_for(&bench.batches, 0, events);
+            let report = bench.send(0..end, closed(bench.args.concurrency)).await;
+            sent += report.events_accepted;
+            next = end;
+            let catch_up_ms = bench.catch_up().await?;
+            let mut checkpoint = bench.questions(sent).await?;
+            checkpoint["catch_up_ms"] = json!(catch_up_ms);
+            checkpoints.push(checkpoint);
+            eprintln!("fill: {:.0} events/s", report.events_per_second());
+            Some(report)
+        }
+        None => None,
+    };
+
+    // 2. Ramp.
+    if let Some(flag) = &bench.args.ramp_flag {
+        std::fs::write(flag, b"")?;
+    }
+    let mut steps = Vec::new();
+    let mut sustained: Option<f64> = None;
+    let mut rate = bench.args.ramp_from as f64;
+    while next < bench.batches.len() {
+        let end = batches_for(&bench.batches, next, (rate * bench.args.step_seconds) as u64);
+        let limit = Duration::from_secs_f64(bench.args.step_seconds * 2.0);
+        let report = bench
+            .send(next..end, Pace { rate: Some(rate), concurrency: bench.args.concurrency, limit: Some(limit) })
+            .await;
+        next = end;
+        sent += report.events_accepted;
+        let catch_up_ms = bench.catch_up().await?;
+        let kept_up = report.batches_refused == 0
+            && report.events_sent == report.events_accepted
+            && report.max_behind_ms < 250.0
+            && catch_up_ms < 1000.0;
+        eprintln!(
+            "ramp {rate:.0}/s: achieved {:.0}, behind {:.0} ms, catch-up {catch_up_ms} ms",
+            report.events_per_second(),
+            report.max_behind_ms
+        );
+        let mut step = report.to_json();
+        step["offered_per_second"] = json!(rate);
+        step["catch_up_ms"] = json!(catch_up_ms);
+        step["kept_up"] = json!(kept_up);
+        steps.push(step);
+        if !kept_up {
             break;
         }
-        if caught_up_started.elapsed() > Duration::from_secs(120) {
-            bail!("views did not reach {expected} events: {answer}");
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        sustained = Some(report.events_per_second());
+        rate += bench.args.ramp_step as f64;
     }
-    let catch_up_ms = caught_up_started.elapsed().as_secs_f64() * 1000.0;
 
-    // 3. Event-to-view latency: a marker page view, timed from send to its
-    // appearance in the live feed.
-    let mut live = http
-        .get(format!("{}/api/v1/projects/{project_id}/live", args.url))
-        .bearer_auth(&args.admin_token)
-        .send()
-        .await?
-        .error_for_status()?;
-    let mut latencies = Vec::with_capacity(args.markers);
-    let mut buffer = String::new();
-    for i in 0..args.markers {
-        let marker = format!("/marker/{i}");
-        let body = json!({ "events": [{ "type": "pageview", "anonymous_id": "m", "url": format!("https://shop.example{marker}") }] });
-        let sent = Instant::now();
-        let r = http.post(&ingest_url).header("X-Sightline-Key", &key).json(&body).send().await?;
-        if r.status() != 202 {
-            bail!("marker refused: {}", r.status());
-        }
-        let needle = format!("\"path\":\"{marker}\"");
-        while !buffer.contains(&needle) {
-            let chunk =
-                tokio::time::timeout(Duration::from_secs(10), live.chunk()).await.context("live feed timed out")??;
-            buffer.push_str(&String::from_utf8_lossy(&chunk.context("live feed ended")?));
-        }
-        latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
-        buffer.clear();
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    latencies.sort_by(f64::total_cmp);
+    // 3. The rest, then the questions over everything.
+    let rest = bench.send(next..bench.batches.len(), closed(bench.args.concurrency)).await;
+    sent += rest.events_accepted;
+    let catch_up_ms = bench.catch_up().await?;
+    let mut checkpoint = bench.questions(sent).await?;
+    checkpoint["catch_up_ms"] = json!(catch_up_ms);
+    checkpoints.push(checkpoint);
 
-    // 4. Query latency over everything loaded.
-    let queries = query_latencies(&http, &args, &project_id, args.query_rounds).await?;
+    // 4. Latency at half the sustained rate.
+    let half = sustained.unwrap_or(rest.events_per_second().max(20_000.0)) / 2.0;
+    let latency = bench.latency_under_load(half).await?;
 
     println!(
         "{}",
         json!({
-            "seconds": elapsed,
-            "concurrency": args.concurrency,
-            "batch": args.batch,
-            "events_accepted": accepted,
-            "requests_refused": refused.load(Ordering::Relaxed),
-            "events_per_second": throughput.round(),
-            "catch_up_ms": catch_up_ms.round(),
-            "event_to_view_ms": {
-                "p50": percentile(&latencies, 0.50),
-                "p99": percentile(&latencies, 0.99),
-                "max": latencies.last().copied().unwrap_or(f64::NAN),
-            },
-            "query_ms": (!queries.is_empty()).then_some(queries),
+            "events": bench.args.events,
+            "transport": if bench.args.nats.is_some() { "nats" } else { "http" },
+            "batch": bench.args.batch,
+            "concurrency": bench.args.concurrency,
+            "asked_project_share": asked_share,
+            "prepare_seconds": prepare_s,
+            "fill": fill.map(|r| r.to_json()),
+            "ramp": steps,
+            "sustained_events_per_second": sustained.map(f64::round),
+            "rest": rest.to_json(),
+            "checkpoints": checkpoints,
+            "event_to_view_ms": latency,
+            "rss_peak_kib": memory_kib(bench.args.server_pid, "VmHWM:"),
         })
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_for_counts_events_not_batches() {
+        let batch = |events| Batch { project: 0, agent: 0, events, pageviews: 0, body: Default::default() };
+        let batches = vec![batch(100), batch(100), batch(50), batch(100)];
+        assert_eq!(batches_for(&batches, 0, 150), 2);
+        assert_eq!(batches_for(&batches, 1, 150), 3);
+        assert_eq!(batches_for(&batches, 0, 10_000), 4);
+        assert_eq!(batches_for(&batches, 0, 0), 0);
+    }
+
+    #[test]
+    fn percentiles_of_a_hundred_samples() {
+        let p = percentiles((1..=100).map(f64::from).collect());
+        assert_eq!((p["p50"].as_f64(), p["p99"].as_f64(), p["max"].as_f64()), (Some(51.0), Some(99.0), Some(100.0)));
+    }
 }

@@ -1,5 +1,6 @@
 //! `sightline`: the one binary.
 
+mod loadgen;
 mod serve;
 mod sourcemaps;
 
@@ -27,6 +28,9 @@ enum Command {
     /// Source maps for readable stack traces.
     #[command(subcommand)]
     Sourcemaps(sourcemaps::Command),
+    /// Send a seeded, realistic day of traffic to a Sightline (over HTTP or
+    /// onto its NATS stream), or write the same events as CSV.
+    Loadgen(loadgen::LoadgenArgs),
     /// Print the OpenAPI document the server serves at /api/v1/openapi.json
     /// (the SDKs' types are generated from it: `sdk/openapi.json`).
     Openapi,
@@ -43,6 +47,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve::serve(args)),
         Command::Sourcemaps(command) => runtime.block_on(sourcemaps::run(command)),
+        Command::Loadgen(args) => runtime.block_on(loadgen::run(args)),
         Command::Openapi => {
             use utoipa::OpenApi;
             println!("{}", sightline_query_api::ApiDoc::openapi().to_pretty_json()?);

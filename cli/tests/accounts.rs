@@ -364,6 +364,7 @@ async fn every_route_answers_every_caller_exactly(server: &Server) {
         "breakdown?dimension=browser",
         "visitors/current",
         "vitals?name=LCP",
+        "vitals/pages?name=LCP",
         "live",
     ];
     let (c, _) = server.create_project("C, nobody's but the admin token's").await;

@@ -328,6 +328,7 @@ async fn openapi_document_describes_the_routes() {
         "/api/v1/projects",
         "/api/v1/projects/{id}/pageviews",
         "/api/v1/projects/{id}/vitals",
+        "/api/v1/projects/{id}/vitals/pages",
         "/api/v1/projects/{id}/live",
     ] {
         assert!(doc["paths"].get(path).is_some(), "missing {path}");
@@ -804,7 +805,30 @@ async fn vitals_are_served_as_percentiles_and_google_ratings() {
     assert_eq!((status, missing["error"]["field"].as_str()), (400, Some("name")));
     let (status, unknown) = vitals(format!("name=XYZ&{range}")).await;
     assert_eq!((status, unknown["error"]["field"].as_str()), (400, Some("name")));
+    // Per page: /cart's 101 measurements (release 2.0's too) before /home's one.
+    let (status, pages) = vitals_pages(&server, &project, &format!("name=LCP&{range}")).await;
+    assert_eq!(status, 200, "{pages}");
+    assert_eq!((pages["name"].as_str(), pages["pages"].as_array().map(Vec::len)), (Some("LCP"), Some(2)), "{pages}");
+    let (cart, home) = (&pages["pages"][0], &pages["pages"][1]);
+    assert_eq!((cart["path"].as_str(), cart["count"].as_i64()), (Some("/cart"), Some(101)), "{pages}");
+    assert!((cart["p75"].as_f64().unwrap() - 7_600.0).abs() <= 76.0, "{cart}");
+    assert_eq!(
+        (home["path"].as_str(), home["count"].as_i64(), home["poor"].as_f64()),
+        (Some("/home"), Some(1), Some(1.0))
+    );
+    let (_, top) = vitals_pages(&server, &project, &format!("name=LCP&limit=1&{range}")).await;
+    assert_eq!(top["pages"].as_array().unwrap().len(), 1);
+    let (_, none) = vitals_pages(&server, &project, &format!("name=INP&{range}")).await;
+    assert_eq!(none["pages"], json!([]));
+    let (status, missing) = vitals_pages(&server, &project, &range).await;
+    assert_eq!((status, missing["error"]["field"].as_str()), (400, Some("name")));
     server.stop();
+}
+
+async fn vitals_pages(server: &Server, project: &str, query: &str) -> (u16, Value) {
+    let url = server.url(&format!("/api/v1/projects/{project}/vitals/pages?{query}"));
+    let r = server.http.get(url).bearer_auth(ADMIN).send().await.unwrap();
+    (r.status().as_u16(), r.json::<Value>().await.unwrap())
 }
 
 #[tokio::test]

@@ -183,6 +183,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/projects/{id}/breakdown", get(queries::breakdown))
         .route("/api/v1/projects/{id}/visitors/current", get(queries::current_visitors))
         .route("/api/v1/projects/{id}/vitals", get(queries::vitals))
+        .route("/api/v1/projects/{id}/vitals/pages", get(queries::vitals_by_page))
         .route("/api/v1/projects/{id}/live", get(queries::live))
         .layer(axum::middleware::from_fn(auth::csrf_guard));
     Router::new()

@@ -106,6 +106,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         crate::queries::breakdown,
         crate::queries::current_visitors,
         crate::queries::vitals,
+        crate::queries::vitals_by_page,
         crate::sourcemaps::upload,
         crate::queries::live,
         healthz,

@@ -15,7 +15,7 @@ use sightline_operators::Interval;
 use sightline_pipeline::views::MAX_SERIES_POINTS;
 use sightline_pipeline::views::{
     BreakdownRow, ErrorGroupDetail, ErrorRatePoint, ErrorsAnswer, ErrorsQuery, EventFilters, EventsAnswer, EventsQuery,
-    PageDimension, PageFilters, SessionsQuery, SessionsSummary, VitalsAnswer, VitalsQuery, interval_for,
+    PageDimension, PageFilters, SessionsQuery, SessionsSummary, VitalsAnswer, VitalsByPage, VitalsQuery, interval_for,
 };
 use sightline_pipeline::{PageviewsAnswer, PageviewsQuery};
 use tokio_stream::StreamExt;
@@ -419,24 +419,63 @@ pub async fn vitals(
 ) -> Result<Json<VitalsAnswer>, ApiError> {
     authenticate(&state, &headers).await?.can_read(&id)?;
     let Query(params) = params?;
-    let name = params.name.as_deref().ok_or_else(|| {
+    let query = vitals_query(id, params.name.as_deref(), params.from, params.to, params.path)?;
+    let query = VitalsQuery { device: params.device, browser: params.browser, release: params.release, ..query };
+    Ok(Json(state.views.vitals(&query)))
+}
+
+/// A vitals question's metric and range, checked.
+fn vitals_query(
+    project_id: String,
+    name: Option<&str>,
+    from: Option<i64>,
+    to: Option<i64>,
+    path: Option<String>,
+) -> Result<VitalsQuery, ApiError> {
+    let name = name.ok_or_else(|| {
         ApiError::bad_request("missing_field", "name", "`name` is required: LCP, INP, CLS, FCP, TTFB or FID")
     })?;
     let metric = VitalName::parse(&name.to_ascii_uppercase()).ok_or_else(|| {
         ApiError::bad_request("invalid_value", "name", "`name` must be LCP, INP, CLS, FCP, TTFB or FID")
     })?;
-    let (from, to) = range(params.from, params.to)?;
-    let query = VitalsQuery {
-        project_id: id,
-        metric,
-        from,
-        to,
-        path: params.path,
-        device: params.device,
-        browser: params.browser,
-        release: params.release,
-    };
-    Ok(Json(state.views.vitals(&query)))
+    let (from, to) = range(from, to)?;
+    Ok(VitalsQuery { project_id, metric, from, to, path, device: None, browser: None, release: None })
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct VitalsPagesParams {
+    /// `LCP`, `INP`, `CLS`, `FCP`, `TTFB` or `FID`.
+    pub name: Option<String>,
+    /// Range start, ms since the epoch (default: 24 h before `to`).
+    pub from: Option<i64>,
+    /// Range end, exclusive, ms since the epoch (default: now).
+    pub to: Option<i64>,
+    /// Only measurements from this device class.
+    pub device: Option<String>,
+    /// Only measurements from this browser.
+    pub browser: Option<String>,
+    /// Only measurements of this release.
+    pub release: Option<String>,
+    /// Most pages to answer, those with the most measurements first (default 20).
+    pub limit: Option<usize>,
+}
+
+/// One vital's percentiles and ratings per page: which pages are slow.
+#[utoipa::path(get, path = "/api/v1/projects/{id}/vitals/pages", tag = "queries",
+    params(("id" = String, Path), VitalsPagesParams),
+    responses((status = 200, body = VitalsByPage), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn vitals_by_page(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    params: Result<Query<VitalsPagesParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<VitalsByPage>, ApiError> {
+    authenticate(&state, &headers).await?.can_read(&id)?;
+    let Query(params) = params?;
+    let query = vitals_query(id, params.name.as_deref(), params.from, params.to, None)?;
+    let query = VitalsQuery { device: params.device, browser: params.browser, release: params.release, ..query };
+    Ok(Json(state.views.vitals_by_page(&query, params.limit.unwrap_or(20))))
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}/live", tag = "queries", params(("id" = String, Path)),

@@ -29,6 +29,11 @@ pub struct NatsConfig {
 }
 
 impl NatsConfig {
+    /// The subject a project's batches are published on.
+    pub fn subject(&self, project_id: &str) -> String {
+        format!("{}.{project_id}", self.subject_prefix())
+    }
+
     fn subject_prefix(&self) -> String {
         format!("{}.events", self.stream.to_ascii_lowercase())
     }

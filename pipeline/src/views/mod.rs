@@ -33,7 +33,7 @@ pub use pageviews::{
     PageviewsTotal,
 };
 pub use sessions::{SessionsQuery, SessionsSummary};
-pub use vitals::{VitalsAnswer, VitalsQuery};
+pub use vitals::{PageVitals, VitalsAnswer, VitalsByPage, VitalsQuery};
 
 use crate::interner::{Interner, PropSets};
 
@@ -377,6 +377,12 @@ impl ViewStore {
     /// Percentiles and ratings of one web vital over a range.
     pub fn vitals(&self, q: &VitalsQuery) -> VitalsAnswer {
         self.vitals.read().unwrap_or_else(|e| e.into_inner()).answer(&self.names, q)
+    }
+
+    /// One web vital's numbers per page (the `limit` pages with the most
+    /// measurements), over a range.
+    pub fn vitals_by_page(&self, q: &VitalsQuery, limit: usize) -> VitalsByPage {
+        self.vitals.read().unwrap_or_else(|e| e.into_inner()).by_page(&self.names, q, limit)
     }
 
     /// Errors against page views per bucket.

@@ -78,6 +78,43 @@ pub struct VitalsAnswer {
     pub poor: f64,
 }
 
+/// The answer to `vitals/pages`: one metric's numbers per page.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct VitalsByPage {
+    pub name: String,
+    pub pages: Vec<PageVitals>,
+}
+
+/// One page's numbers, as in [`VitalsAnswer`].
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct PageVitals {
+    pub path: String,
+    pub count: i64,
+    pub p50: Option<f64>,
+    pub p75: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+    pub good: f64,
+    pub needs_improvement: f64,
+    pub poor: f64,
+}
+
+impl PageVitals {
+    fn new(path: String, a: VitalsAnswer) -> PageVitals {
+        PageVitals {
+            path,
+            count: a.count,
+            p50: a.p50,
+            p75: a.p75,
+            p95: a.p95,
+            p99: a.p99,
+            good: a.good,
+            needs_improvement: a.needs_improvement,
+            poor: a.poor,
+        }
+    }
+}
+
 impl VitalViews {
     pub(super) fn apply(&mut self, update: &VitalUpdate, diff: i64) {
         let cell = self.cells.entry(update.cell).or_default();
@@ -92,54 +129,97 @@ impl VitalViews {
     }
 
     pub(super) fn answer(&self, names: &Names, q: &VitalsQuery) -> VitalsAnswer {
-        let mut histogram = empty_histogram();
-        let mut by_rating = [0i64; 3];
-        if let Some(project) = names.lookup(&q.project_id) {
-            // A filter value never seen matches nothing.
-            let resolve = |v: &Option<String>| v.as_deref().map(|v| names.lookup(v).unwrap_or(Symbol::MAX));
-            let wanted = [resolve(&q.path), resolve(&q.device), resolve(&q.browser), resolve(&q.release)];
-            let interval = interval_for(q.from, q.to);
-            let at = |bucket| VitalCell {
-                project,
-                metric: q.metric,
-                interval,
-                bucket,
-                path: 0,
-                device: 0,
-                browser: 0,
-                release: 0,
-            };
-            let cells = self.cells.range(at(interval.bucket_of(q.from))..at(q.to));
-            for (cell, counts) in cells {
-                let have = [cell.path, cell.device, cell.browser, cell.release];
-                if wanted.iter().zip(have).any(|(want, have)| want.is_some_and(|w| w != have)) {
-                    continue;
-                }
-                for (&(rating, value), &count) in counts {
-                    let count = u64::try_from(count).unwrap_or(0);
-                    histogram.record_n(value, count).expect("quantized values are within the histogram's bounds");
-                    by_rating[rating as usize] += count as i64;
-                }
+        let mut summary = Summary::new();
+        self.scan(names, q, |_, counts| summary.add(counts));
+        summary.finish(q.metric)
+    }
+
+    /// The vitals of each page with measurements in the range, the pages
+    /// with the most measurements first (`q.path` is ignored).
+    pub(super) fn by_page(&self, names: &Names, q: &VitalsQuery, limit: usize) -> VitalsByPage {
+        let mut pages: BTreeMap<Symbol, Summary> = BTreeMap::new();
+        let q = VitalsQuery { path: None, ..q.clone() };
+        self.scan(names, &q, |cell, counts| pages.entry(cell.path).or_insert_with(Summary::new).add(counts));
+        let mut pages: Vec<(Symbol, Summary)> = pages.into_iter().collect();
+        pages.sort_by_key(|(path, summary)| (std::cmp::Reverse(summary.count()), *path));
+        let pages = pages
+            .into_iter()
+            .take(limit)
+            .map(|(path, summary)| PageVitals::new(names.name(path).to_string(), summary.finish(q.metric)))
+            .collect();
+        VitalsByPage { name: q.metric.as_str().to_owned(), pages }
+    }
+
+    /// Calls `visit` with every cell of the range that passes the filters.
+    fn scan(&self, names: &Names, q: &VitalsQuery, mut visit: impl FnMut(&VitalCell, &BTreeMap<(Rating, u64), i64>)) {
+        let Some(project) = names.lookup(&q.project_id) else {
+            return;
+        };
+        // A filter value never seen matches nothing.
+        let resolve = |v: &Option<String>| v.as_deref().map(|v| names.lookup(v).unwrap_or(Symbol::MAX));
+        let wanted = [resolve(&q.path), resolve(&q.device), resolve(&q.browser), resolve(&q.release)];
+        let interval = interval_for(q.from, q.to);
+        let at = |bucket| VitalCell {
+            project,
+            metric: q.metric,
+            interval,
+            bucket,
+            path: 0,
+            device: 0,
+            browser: 0,
+            release: 0,
+        };
+        for (cell, counts) in self.cells.range(at(interval.bucket_of(q.from))..at(q.to)) {
+            let have = [cell.path, cell.device, cell.browser, cell.release];
+            if !wanted.iter().zip(have).any(|(want, have)| want.is_some_and(|w| w != have)) {
+                visit(cell, counts);
             }
         }
-        let count: i64 = by_rating.iter().sum();
+    }
+}
+
+/// Measurements merged into one histogram, with their ratings.
+struct Summary {
+    histogram: hdrhistogram::Histogram<u64>,
+    by_rating: [i64; 3],
+}
+
+impl Summary {
+    fn new() -> Summary {
+        Summary { histogram: empty_histogram(), by_rating: [0; 3] }
+    }
+
+    fn add(&mut self, counts: &BTreeMap<(Rating, u64), i64>) {
+        for (&(rating, value), &count) in counts {
+            let count = u64::try_from(count).unwrap_or(0);
+            self.histogram.record_n(value, count).expect("quantized values are within the histogram's bounds");
+            self.by_rating[rating as usize] += count as i64;
+        }
+    }
+
+    fn count(&self) -> i64 {
+        self.by_rating.iter().sum()
+    }
+
+    fn finish(&self, metric: VitalName) -> VitalsAnswer {
+        let count = self.count();
         let percentile = |quantile: f64| {
             // The middle of the bucket the quantile falls into: within half a
             // bucket (0.4 %) of the exact sample.
-            let value = histogram.median_equivalent(histogram.value_at_quantile(quantile));
-            (count > 0).then(|| unscale(q.metric, value as f64))
+            let value = self.histogram.median_equivalent(self.histogram.value_at_quantile(quantile));
+            (count > 0).then(|| unscale(metric, value as f64))
         };
         let share = |n: i64| if count > 0 { n as f64 / count as f64 } else { 0.0 };
         VitalsAnswer {
-            name: q.metric.as_str().to_owned(),
+            name: metric.as_str().to_owned(),
             count,
             p50: percentile(0.50),
             p75: percentile(0.75),
             p95: percentile(0.95),
             p99: percentile(0.99),
-            good: share(by_rating[Rating::Good as usize]),
-            needs_improvement: share(by_rating[Rating::NeedsImprovement as usize]),
-            poor: share(by_rating[Rating::Poor as usize]),
+            good: share(self.by_rating[Rating::Good as usize]),
+            needs_improvement: share(self.by_rating[Rating::NeedsImprovement as usize]),
+            poor: share(self.by_rating[Rating::Poor as usize]),
         }
     }
 }
