@@ -39,6 +39,11 @@ def ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:,.1f}×"
 
 
+def speed(theirs: float, mine: float) -> str:
+    """How many times faster (or slower) Sightline answered than the faster baseline."""
+    return f"{theirs / mine:,.1f}× faster" if theirs >= mine else f"**{mine / theirs:,.1f}× slower**"
+
+
 def rest(run: dict) -> str:
     """The closed-loop rate of the events left after the ramp, if any were."""
     return num(run["rest"]["events_per_second"]) if run["rest"]["events_sent"] else "– (none left)"
@@ -87,7 +92,7 @@ def main() -> None:
         mine = [s["queries_ms"][q]["p99"] for s in last.values()]
         theirs = [pg["queries_ms"][q]["p99"], ch["queries_ms"][q]["p99"]]
         rows.append(f"| `{q}` p99, ms | **{num(mine[0], 2)}** | {num(mine[1], 2)} | {num(theirs[0], 1)} | {num(theirs[1], 1)} "
-                    f"| {ratio(min(theirs), mine[0])} faster |")
+                    f"| {speed(min(theirs), mine[0])} |")
     e2v = {t: s["event_to_view_ms"] for t, s in sightline.items()}
     rows += [
         f"| event-to-view p50 / p99, ms, at half the sustained rate | {num(e2v['embedded']['p50'], 1)} / **{num(e2v['embedded']['p99'], 1)}** "

@@ -24,6 +24,10 @@ pub enum Target {
     Nats { js: jetstream::Context, subjects: Vec<String> },
 }
 
+/// Tries per batch: a refused batch is sent again after 50, 100, 200, 400,
+/// 800 ms, then every 800 ms.
+pub const ATTEMPTS: u32 = 10;
+
 /// How fast to send.
 #[derive(Debug, Clone, Copy)]
 pub struct Pace {
@@ -45,9 +49,11 @@ pub struct SendReport {
     pub pageviews_accepted: u64,
     /// Page views accepted per workload project.
     pub pageviews_by_project: Vec<u64>,
-    /// Batches answered with anything but acceptance (429 when the pipeline
-    /// is behind), or not answered.
+    /// Answers other than acceptance (429 when the pipeline is behind), or
+    /// none: each is retried after a backoff, as the SDKs do.
     pub batches_refused: u64,
+    /// Batches still refused after [`ATTEMPTS`] tries: their events are lost.
+    pub batches_lost: u64,
     pub seconds: f64,
     /// Open loop: the most a batch went out after its scheduled time, a
     /// sign that the target (or the sender) fell behind.
@@ -65,6 +71,7 @@ impl SendReport {
             "events_sent": self.events_sent,
             "events_accepted": self.events_accepted,
             "batches_refused": self.batches_refused,
+            "batches_lost": self.batches_lost,
             "seconds": (self.seconds * 1000.0).round() / 1000.0,
             "events_per_second": self.events_per_second().round(),
             "max_behind_ms": self.max_behind_ms.round(),
@@ -167,6 +174,7 @@ pub async fn send(batches: Arc<Vec<Batch>>, range: Range<usize>, target: Arc<Tar
         pageviews_accepted: load(&totals.pageviews_accepted),
         pageviews_by_project: totals.pageviews_by_project.iter().map(load).collect(),
         batches_refused: load(&totals.batches_refused),
+        batches_lost: load(&totals.batches_lost),
         seconds: started.elapsed().as_secs_f64(),
         max_behind_ms: load(&totals.max_behind_us) as f64 / 1000.0,
     }
@@ -181,6 +189,7 @@ struct Counters {
     pageviews_accepted: AtomicU64,
     pageviews_by_project: Vec<AtomicU64>,
     batches_refused: AtomicU64,
+    batches_lost: AtomicU64,
     max_behind_us: AtomicU64,
 }
 
