@@ -1,4 +1,4 @@
-"""Gathers one bench/run.sh run (its work folder) into bench/results/<date>[-quick].json and the
+"""Gathers one bench/run.sh run (its work folder) into bench/results/<date>-comparison[-quick].json and the
 side-by-side table of bench/README.md (between the markers of its mode).
 
 Usage: python3 bench/report.py WORK_DIR quick|full
@@ -68,7 +68,7 @@ def main() -> None:
     events = sightline["embedded"]["events"]
     results = {"date": date, "mode": mode, "events": events, "sightline": sightline,
                "postgresql": pg, "chdb": ch, "jetstream": js}
-    stem = date if mode == "full" else f"{date}-quick"
+    stem = f"{date}-comparison" if mode == "full" else f"{date}-comparison-quick"
     (root / "results" / f"{stem}.json").write_text(json.dumps(results, indent=1) + "\n")
     for artifact, suffix in (("profile.txt", "profile.txt"), ("flamegraph.svg", "flamegraph.svg")):
         if (work / artifact).exists() and (work / artifact).stat().st_size > 0:

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole comparison, in one run on this machine: Sightline (embedded, and
 # with NATS JetStream) against PostgreSQL, ClickHouse in process (chDB) and
-# raw JetStream, on the same seeded events. Writes bench/results/<date>.json
-# (<date>-quick.json in quick mode) and the table in bench/README.md.
+# raw JetStream, on the same seeded events. Writes
+# bench/results/<date>-comparison[-quick].json and the table in bench/README.md.
 #
 # Usage: bench/run.sh [quick|full]   (make bench, make bench-full)
 #   quick: 1M events, short ramp steps; about two minutes after the build.
@@ -93,7 +93,7 @@ if [ -f "$work/perf.data" ]; then
   # --no-inline: resolving inlined frames through addr2line takes hours on a
   # dwarf profile; DEBUGINFOD_URLS empty: no lookups on a closed network.
   report() { DEBUGINFOD_URLS= perf report -i "$work/perf.data" --no-children --no-inline -g none --stdio "$@" 2>/dev/null \
-    | grep -v '^#' | grep -v '^$' | sed 's/ *$//'; }
+    | grep -v '^#' | grep -v '^$' | sed -E 's/[ -]+$//'; }
   { echo "CPU samples by thread:"; report --sort comm
     echo; echo "By thread and function (above 0.5 %):"; report --sort comm,symbol --percent-limit 0.5
   } > "$work/profile.txt"

@@ -148,15 +148,25 @@ pub async fn send(batches: Arc<Vec<Batch>>, range: Range<usize>, target: Arc<Tar
                     let batch = &batches[offset + i];
                     totals.batches_sent.fetch_add(1, Ordering::Relaxed);
                     totals.events_sent.fetch_add(batch.events as u64, Ordering::Relaxed);
-                    match target.send(batch).await {
-                        Ok(accepted) => {
-                            totals.events_accepted.fetch_add(accepted, Ordering::Relaxed);
-                            totals.pageviews_accepted.fetch_add(batch.pageviews as u64, Ordering::Relaxed);
-                            totals.pageviews_by_project[batch.project]
-                                .fetch_add(batch.pageviews as u64, Ordering::Relaxed);
-                        }
-                        Err(_) => {
-                            totals.batches_refused.fetch_add(1, Ordering::Relaxed);
+                    let mut attempt = 0;
+                    loop {
+                        match target.send(batch).await {
+                            Ok(accepted) => {
+                                totals.events_accepted.fetch_add(accepted, Ordering::Relaxed);
+                                totals.pageviews_accepted.fetch_add(batch.pageviews as u64, Ordering::Relaxed);
+                                totals.pageviews_by_project[batch.project]
+                                    .fetch_add(batch.pageviews as u64, Ordering::Relaxed);
+                                break;
+                            }
+                            Err(_) => {
+                                totals.batches_refused.fetch_add(1, Ordering::Relaxed);
+                                attempt += 1;
+                                if attempt == ATTEMPTS {
+                                    totals.batches_lost.fetch_add(1, Ordering::Relaxed);
+                                    break;
+                                }
+                                tokio::time::sleep(Duration::from_millis(25 << attempt.min(5))).await;
+                            }
                         }
                     }
                 }

@@ -1,4 +1,6 @@
-//! Drives a running Sightline over HTTP and measures it:
+//! The fixed-pattern load of the benchmarks before the load generator, kept
+//! for `bench/error-cpu.sh` and for comparing with the figures measured with
+//! it. Drives a running Sightline over HTTP and measures it:
 //! sustained ingest throughput (batches of 100 page views, or a mix of
 //! every event type, many requests in flight), the time until the views
 //! reflect everything accepted, event-to-view latency through the live

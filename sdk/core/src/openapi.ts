@@ -628,6 +628,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/projects/{id}/vitals/pages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One vital's percentiles and ratings per page: which pages are slow. */
+        get: operations["vitals_by_page"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/users": {
         parameters: {
             query?: never;
@@ -1274,6 +1291,26 @@ export interface components {
         };
         /** @enum {string} */
         NumberMetric: "visitors" | "pageviews" | "sessions" | "bounce_rate" | "visit_duration" | "current_visitors" | "errors" | "lcp_p75" | "inp_p75" | "cls_p75" | "fcp_p75" | "ttfb_p75";
+        /** @description One page's numbers, as in [`VitalsAnswer`]. */
+        PageVitals: {
+            /** Format: int64 */
+            count: number;
+            /** Format: double */
+            good: number;
+            /** Format: double */
+            needs_improvement: number;
+            /** Format: double */
+            p50?: number | null;
+            /** Format: double */
+            p75?: number | null;
+            /** Format: double */
+            p95?: number | null;
+            /** Format: double */
+            p99?: number | null;
+            path: string;
+            /** Format: double */
+            poor: number;
+        };
         /** @description How one minute bucket of one path moved in a tick (the live feed). */
         PageviewDelta: {
             /** Format: int64 */
@@ -1497,6 +1534,11 @@ export interface components {
             p99?: number | null;
             /** Format: double */
             poor: number;
+        };
+        /** @description The answer to `vitals/pages`: one metric's numbers per page. */
+        VitalsByPage: {
+            name: string;
+            pages: components["schemas"]["PageVitals"][];
         };
         /** @description A widget and its place on the grid. */
         Widget: {
@@ -3762,6 +3804,57 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["VitalsAnswer"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    vitals_by_page: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                /** @description `LCP`, `INP`, `CLS`, `FCP`, `TTFB` or `FID`. */
+                name: string | null;
+                /** @description Range start, ms since the epoch (default: 24 h before `to`). */
+                from: number | null;
+                /** @description Range end, exclusive, ms since the epoch (default: now). */
+                to: number | null;
+                /** @description Only measurements from this device class. */
+                device: string | null;
+                /** @description Only measurements from this browser. */
+                browser: string | null;
+                /** @description Only measurements of this release. */
+                release: string | null;
+                /** @description Most pages to answer, those with the most measurements first (default 20). */
+                limit: number | null;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VitalsByPage"];
                 };
             };
             400: {
