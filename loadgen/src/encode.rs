@@ -30,7 +30,9 @@ pub enum BatchFormat {
     IngestJson,
     /// An [`Envelope`] of enriched events for these server project ids (by
     /// workload project index), errors grouped as the ingest would (no
-    /// source maps), received now.
+    /// source maps). Their `received_at` is when the batches are made, not
+    /// when they are sent: seconds earlier in a benchmark, which no view
+    /// but `visitors/current` and alert windows would notice.
     Envelope { project_ids: Vec<String> },
 }
 
