@@ -26,7 +26,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use serde_json::{Map, Value, json};
 use sightline_connectors::NatsConfig;
-use sightline_loadgen::{Batch, BatchFormat, Generator, Pace, SendReport, ServerProject, Target, Workload};
+use sightline_loadgen::{Batch, Generator, Pace, SendReport, ServerProject, Target, Workload};
 
 #[derive(Parser)]
 struct Args {
@@ -302,22 +302,8 @@ async fn main() -> anyhow::Result<()> {
     let project_count = workload.projects;
     let projects =
         sightline_loadgen::create_projects(&http, &args.url, &args.admin_token, "bench", project_count).await?;
-    let (format, target) = match &args.nats {
-        Some(url) => {
-            let config = NatsConfig { url: url.clone(), stream: args.nats_stream.clone() };
-            let js = async_nats::jetstream::new(async_nats::connect(url.as_str()).await?);
-            let subjects = projects.iter().map(|p| config.subject(&p.id)).collect();
-            (
-                BatchFormat::Envelope { project_ids: projects.iter().map(|p| p.id.clone()).collect() },
-                Target::Nats { js, subjects },
-            )
-        }
-        None => {
-            let keys = projects.iter().map(|p| p.ingest_key.clone()).collect();
-            let ingest_url = format!("{}/api/v1/ingest", args.url);
-            (BatchFormat::IngestJson, Target::Http { client: http.clone(), ingest_url, keys })
-        }
-    };
+    let nats = args.nats.as_ref().map(|url| NatsConfig { url: url.clone(), stream: args.nats_stream.clone() });
+    let (format, target) = Target::for_projects(http.clone(), &args.url, &projects, nats.as_ref()).await?;
     let prepared = Instant::now();
     let generator = Generator::new(workload);
     let asked_share = generator.project_share(ASKED);

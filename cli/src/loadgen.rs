@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::Args;
 use serde_json::json;
 use sightline_connectors::NatsConfig;
-use sightline_loadgen::{BatchFormat, Generator, Pace, Target, Workload};
+use sightline_loadgen::{Generator, Pace, Target, Workload};
 
 #[derive(Debug, Args)]
 pub struct LoadgenArgs {
@@ -73,20 +73,8 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
     let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency * 2).build()?;
     let projects =
         sightline_loadgen::create_projects(&client, &args.server, &args.admin_token, "loadgen", args.projects).await?;
-    let (format, target) = match &args.nats {
-        Some(url) => {
-            let config = NatsConfig { url: url.clone(), stream: args.nats_stream.clone() };
-            let js = async_nats::jetstream::new(async_nats::connect(url.as_str()).await?);
-            let subjects = projects.iter().map(|p| config.subject(&p.id)).collect();
-            let project_ids = projects.iter().map(|p| p.id.clone()).collect();
-            (BatchFormat::Envelope { project_ids }, Target::Nats { js, subjects })
-        }
-        None => {
-            let ingest_url = format!("{}/api/v1/ingest", args.server);
-            let keys = projects.iter().map(|p| p.ingest_key.clone()).collect();
-            (BatchFormat::IngestJson, Target::Http { client, ingest_url, keys })
-        }
-    };
+    let nats = args.nats.as_ref().map(|url| NatsConfig { url: url.clone(), stream: args.nats_stream.clone() });
+    let (format, target) = Target::for_projects(client, &args.server, &projects, nats.as_ref()).await?;
     let generator = Generator::new(workload);
     let shares: Vec<f64> = (0..args.projects).map(|p| generator.project_share(p)).collect();
     let batches = Arc::new(sightline_loadgen::batches(generator, args.batch, &format));

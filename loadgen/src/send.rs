@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use async_nats::jetstream;
 use serde_json::{Value, json};
+use sightline_connectors::NatsConfig;
 
-use crate::encode::Batch;
+use crate::encode::{Batch, BatchFormat};
 use crate::workload::USER_AGENTS;
 
 /// Where batches go.
@@ -80,6 +81,30 @@ impl SendReport {
 }
 
 impl Target {
+    /// Where to send these server projects' batches, and how to encode
+    /// them: the ingest API at `server`, or with `nats`, straight onto that
+    /// stream.
+    pub async fn for_projects(
+        client: reqwest::Client,
+        server: &str,
+        projects: &[ServerProject],
+        nats: Option<&NatsConfig>,
+    ) -> anyhow::Result<(BatchFormat, Target)> {
+        Ok(match nats {
+            Some(config) => {
+                let js = jetstream::new(async_nats::connect(config.url.as_str()).await?);
+                let subjects = projects.iter().map(|p| config.subject(&p.id)).collect();
+                let project_ids = projects.iter().map(|p| p.id.clone()).collect();
+                (BatchFormat::Envelope { project_ids }, Target::Nats { js, subjects })
+            }
+            None => {
+                let ingest_url = format!("{server}/api/v1/ingest");
+                let keys = projects.iter().map(|p| p.ingest_key.clone()).collect();
+                (BatchFormat::IngestJson, Target::Http { client, ingest_url, keys })
+            }
+        })
+    }
+
     /// Sends one batch; the events the target accepted.
     async fn send(&self, batch: &Batch) -> anyhow::Result<u64> {
         match self {
