@@ -93,8 +93,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let workers = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let retention_ms = i64::from(args.retention_days) * 86_400_000;
-    let views = Arc::new(ViewStore::default());
-    let pipeline = Arc::new(Pipeline::start(PipelineConfig { workers, retention_ms }, views)?);
+    let views = Arc::new(ViewStore::new(retention_ms));
+    let pipeline = Arc::new(Pipeline::start(PipelineConfig { workers }, views)?);
 
     let object_store = archive_dir(args.object_store.as_deref(), &data_dir)?;
     let archive = Archive::open(&object_store)?;

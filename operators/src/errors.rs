@@ -1,5 +1,5 @@
-//! Error groups: counts and distinct users per group, bucket and the
-//! attributes queries filter on, and each group's first and last sighting.
+//! Error groups: events per group, bucket and the attributes queries filter
+//! on, with their users, and each group's first and last sighting.
 
 use differential_dataflow::{ExchangeData, Hashable, VecCollection};
 use serde::{Deserialize, Serialize};
@@ -34,24 +34,24 @@ pub struct ErrorCell {
     pub device: Symbol,
 }
 
-/// A change to the error views; the diff says how much (see
-/// [`crate::PageviewUpdate`] for the conventions).
+/// A change to the error views; the diff says how much.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum ErrorUpdate {
-    /// The count of a cell changes by the diff.
-    Count(ErrorCell),
-    /// A user joins (+1) or leaves (-1) a cell's distinct users.
-    User(ErrorCell, u64),
+    /// `diff` events of one user in a cell: the read model counts them and
+    /// adds the user to the cell's user sketch (as page views do, see
+    /// [`crate::pageview_views`]), and drops the cell with its bucket.
+    Event(ErrorCell, u64),
     /// A group's first and last event time: +1 the current, -1 the old.
     Seen { project: Symbol, group: Symbol, first: i64, last: i64 },
 }
 
-/// The error views, each bucket forgotten `retention_ms` after it ends.
+/// The error views. The groups' first and last sightings are kept over the
+/// events of the last `retention_ms` after their day ends.
 pub fn error_group_views<'s>(
     rows: VecCollection<'s, Time, ErrorRow>,
     retention_ms: i64,
 ) -> VecCollection<'s, Time, ErrorUpdate> {
-    let cells = rows.clone().flat_map(|row| {
+    let events = rows.clone().flat_map(|row| {
         Interval::ALL.map(|interval| {
             let cell = ErrorCell {
                 bucket: interval.bucket_of(row.ts),
@@ -62,14 +62,9 @@ pub fn error_group_views<'s>(
                 path: row.path,
                 device: row.device,
             };
-            (cell, row.visitor)
+            ErrorUpdate::Event(cell, row.visitor)
         })
     });
-    let cells = expire_at(cells, move |(cell, _)| {
-        cell.bucket.saturating_add(cell.interval.millis()).saturating_add(retention_ms)
-    });
-    let counts = cells.clone().map(|(cell, _)| ErrorUpdate::Count(cell));
-    let users = cells.distinct().map(|(cell, user)| ErrorUpdate::User(cell, user));
     // First and last sighting over the retained events; the daily bucket's
     // expiry bounds them like the counts. A `reduce` sees every distinct
     // value of its key whenever the key changes, so the extremes are taken
@@ -87,7 +82,7 @@ pub fn error_group_views<'s>(
         extremes(per_minute.map(|((project, group, minute), seen)| ((project, group, minute.div_euclid(60)), seen)));
     let seen = extremes(per_hour.map(|((project, group, _hour), seen)| ((project, group), seen)))
         .map(|((project, group), (first, last))| ErrorUpdate::Seen { project, group, first, last });
-    counts.concat(users).concat(seen)
+    events.concat(seen)
 }
 
 /// The earliest first and the latest last of each key's `(first, last)`
@@ -106,7 +101,7 @@ fn extremes<'s, K: ExchangeData + Hashable>(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, BTreeSet};
+    use std::collections::BTreeMap;
 
     use rand::{Rng, SeedableRng, rngs::StdRng};
 
@@ -117,7 +112,6 @@ mod tests {
     /// The obviously correct batch version of [`error_group_views`].
     fn reference(rows: &[ErrorRow]) -> View {
         let mut view = View::new();
-        let mut users = BTreeSet::new();
         let mut seen: BTreeMap<(Symbol, Symbol), (i64, i64)> = BTreeMap::new();
         for row in rows {
             for interval in Interval::ALL {
@@ -130,14 +124,12 @@ mod tests {
                     path: row.path,
                     device: row.device,
                 };
-                *view.entry(ErrorUpdate::Count(cell)).or_default() += 1;
-                users.insert((cell, row.visitor));
+                *view.entry(ErrorUpdate::Event(cell, row.visitor)).or_default() += 1;
             }
             let entry = seen.entry((row.project, row.group)).or_insert((row.ts, row.ts));
             entry.0 = entry.0.min(row.ts);
             entry.1 = entry.1.max(row.ts);
         }
-        view.extend(users.into_iter().map(|(cell, user)| (ErrorUpdate::User(cell, user), 1)));
         view.extend(
             seen.into_iter()
                 .map(|((project, group), (first, last))| (ErrorUpdate::Seen { project, group, first, last }, 1)),

@@ -1,14 +1,24 @@
 //! Sessions: a visitor's page views and custom events, grouped by the
 //! SDK's session id or, without one, split after 30 minutes idle.
 //!
-//! One `reduce` per session key keeps each key's sessions up to date, so a
-//! late event joins, bridges or splits the right session and the session's
-//! numbers follow. Without an SDK id the key is (visitor, UTC day): a
-//! session ends at midnight, as in Google Analytics, which bounds the work
-//! of one key to a day of one visitor's hits.
+//! A session with the SDK's id is one session however long its gaps, so its
+//! numbers are a fold of its hits (earliest and latest hit, counts, the
+//! earliest and latest page view): [`fold_sdk_sessions`] keeps that fold
+//! per session and no hit, and a late hit moves it. Without an SDK id the
+//! key is (visitor, UTC day), split after 30 idle minutes: one `reduce` per
+//! key keeps its sessions up to date, so a late hit joins, bridges or
+//! splits the right session; a session ends at midnight, as in Google
+//! Analytics, which bounds the work of one key to a day of one visitor's
+//! hits.
 
-use differential_dataflow::VecCollection;
+use std::collections::{BTreeMap, HashMap};
+
+use differential_dataflow::{AsCollection, Hashable, VecCollection};
 use serde::{Deserialize, Serialize};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::operator::Operator;
 
 use crate::buckets::Interval;
 use crate::pageviews::PageDims;
@@ -148,29 +158,174 @@ pub fn sessionize(owner: SessionOwner, hits: impl IntoIterator<Item = (HitValue,
     sessions
 }
 
-/// Sessions per start bucket of every interval. A hit is kept until its
-/// day's bucket ends plus `retention_ms`; its sessions then leave with it.
+/// When the day of `ts` leaves the window.
+fn day_expiry(ts: i64, retention_ms: i64) -> i64 {
+    Interval::Day.bucket_of(ts).saturating_add(Interval::Day.millis()).saturating_add(retention_ms)
+}
+
+/// Sessions per start bucket of every interval. A session with the SDK's
+/// id leaves when the day it started in leaves the window; a hit without
+/// one is kept until its day's bucket ends plus `retention_ms`, and its
+/// sessions leave with it.
 pub fn session_views<'s>(
     hits: VecCollection<'s, Time, SessionHit>,
     retention_ms: i64,
 ) -> VecCollection<'s, Time, SessionUpdate> {
-    let retained = expire_at(hits, move |hit| {
-        Interval::Day.bucket_of(hit.ts).saturating_add(Interval::Day.millis()).saturating_add(retention_ms)
+    let sdk = hits.clone().filter(|hit| hit.session.is_some()).map(|hit| (key_of(&hit), value_of(&hit)));
+    let sdk_sessions = fold_sdk_sessions(sdk, retention_ms);
+    let by_visitor_day =
+        expire_at(hits.filter(|hit| hit.session.is_none()), move |hit| day_expiry(hit.ts, retention_ms));
+    let visitor_day_sessions = by_visitor_day.map(|hit| (key_of(&hit), value_of(&hit))).reduce(|key, input, output| {
+        let hits = input.iter().map(|(hit, diff)| (**hit, usize::try_from(*diff).unwrap_or(0)));
+        output.extend(sessionize(key.owner, hits).into_iter().map(|s| (s, 1)));
     });
-    retained
-        .map(|hit| (key_of(&hit), value_of(&hit)))
-        .reduce(|key, input, output| {
-            let hits = input.iter().map(|(hit, diff)| (**hit, usize::try_from(*diff).unwrap_or(0)));
-            output.extend(sessionize(key.owner, hits).into_iter().map(|s| (s, 1)));
+    sdk_sessions.concat(visitor_day_sessions).flat_map(|(key, session)| {
+        Interval::ALL.map(move |interval| SessionUpdate {
+            project: key.project,
+            interval,
+            bucket: interval.bucket_of(session.start),
+            session,
         })
-        .flat_map(|(key, session)| {
-            Interval::ALL.map(move |interval| SessionUpdate {
-                project: key.project,
-                interval,
-                bucket: interval.bucket_of(session.start),
-                session,
-            })
+    })
+}
+
+/// What is kept of one session with the SDK's id: what [`sessionize`]
+/// would make of its hits, folded as they come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SessionFold {
+    start: i64,
+    end: i64,
+    pageviews: i64,
+    custom_events: i64,
+    /// The earliest and the latest page view (in `HitValue` order).
+    entry: Option<(i64, Symbol, PageDims)>,
+    exit: Option<(i64, Symbol, PageDims)>,
+}
+
+impl SessionFold {
+    fn new(ts: i64) -> SessionFold {
+        SessionFold { start: ts, end: ts, pageviews: 0, custom_events: 0, entry: None, exit: None }
+    }
+
+    /// Adds `count` hits; a negative count takes page views or custom events
+    /// out, though not the extremes they set (the pipeline never retracts a
+    /// hit: a session leaves whole, with its day).
+    fn add(&mut self, (ts, page): HitValue, count: i64) {
+        self.start = self.start.min(ts);
+        self.end = self.end.max(ts);
+        match page {
+            Some((path, dims)) => {
+                self.pageviews += count;
+                let hit = (ts, path, dims);
+                self.entry = Some(self.entry.map_or(hit, |e| e.min(hit)));
+                self.exit = Some(self.exit.map_or(hit, |e| e.max(hit)));
+            }
+            None => self.custom_events += count,
+        }
+    }
+
+    /// The session, once it has a page view.
+    fn session(&self) -> Option<Session> {
+        let (entry, exit) = (self.entry?, self.exit?);
+        (self.pageviews > 0).then(|| Session {
+            start: self.start,
+            end: self.end,
+            pageviews: u32::try_from(self.pageviews).unwrap_or(u32::MAX),
+            custom_events: u32::try_from(self.custom_events.max(0)).unwrap_or(u32::MAX),
+            entry: entry.1,
+            exit: exit.1,
+            source: entry.2,
         })
+    }
+}
+
+/// Sessions with the SDK's id, each a fold of its hits.
+///
+/// A `reduce` keeps every hit (about 170 bytes each with the retraction
+/// waiting for its expiry) and re-reads them all when one arrives; a fold
+/// keeps one `SessionFold` per session. The hits of a tick are folded once
+/// the tick is complete, in tick order, so the output is what the fold of
+/// all hits up to each tick makes: a changed session is retracted and
+/// inserted again at that tick. A session is retracted when the day it
+/// started in leaves the window (checked to the second).
+pub fn fold_sdk_sessions<'s>(
+    hits: VecCollection<'s, Time, (SessionKey, HitValue)>,
+    retention_ms: i64,
+) -> VecCollection<'s, Time, (SessionKey, Session)> {
+    type Hit = ((SessionKey, HitValue), Time, isize);
+    type Out = ((SessionKey, Session), Time, isize);
+    type PendingHit = (SessionKey, HitValue, isize);
+    let exchange = Exchange::new(|((key, _), _, _): &Hit| key.hashed());
+    hits.inner
+        .unary_frontier::<CapacityContainerBuilder<Vec<Out>>, _, _, _>(exchange, "FoldSdkSessions", move |_, _| {
+            let mut folds: HashMap<SessionKey, SessionFold> = HashMap::new();
+            // Hits by tick, until the tick is complete.
+            let mut pending: BTreeMap<Time, (Capability<Time>, Vec<PendingHit>)> = BTreeMap::new();
+            // Sessions that may leave at a second, by that second.
+            let mut due: BTreeMap<Time, (Capability<Time>, Vec<SessionKey>)> = BTreeMap::new();
+            move |(input, frontier), output| {
+                input.for_each(|cap, data| {
+                    for ((key, hit), time, diff) in data.drain(..) {
+                        let (_, held) = pending
+                            .entry(time)
+                            .or_insert_with(|| (cap.delayed(&time, output.output_index()), Vec::new()));
+                        held.push((key, hit, diff));
+                    }
+                });
+                let reached = frontier.frontier().first().copied().unwrap_or(Time::MAX);
+                loop {
+                    let next_hits = pending.first_key_value().map(|(t, _)| *t).filter(|t| *t < reached);
+                    let next_due = due.first_key_value().map(|(t, _)| *t).filter(|t| *t <= reached);
+                    match (next_hits, next_due) {
+                        (Some(t), d) if d.is_none_or(|d| t < d) => {
+                            let (cap, hits) = pending.remove(&t).expect("a pending tick");
+                            let now = i64::try_from(t).unwrap_or(i64::MAX);
+                            let mut before: HashMap<SessionKey, Option<Session>> = HashMap::new();
+                            for (key, hit, diff) in hits {
+                                if day_expiry(hit.0, retention_ms) <= now {
+                                    continue;
+                                }
+                                let created = !folds.contains_key(&key);
+                                let fold = folds.entry(key).or_insert_with(|| SessionFold::new(hit.0));
+                                before.entry(key).or_insert_with(|| fold.session());
+                                let expires_before = day_expiry(fold.start, retention_ms);
+                                fold.add(hit, diff as i64);
+                                let expires = day_expiry(fold.start, retention_ms);
+                                if created || expires != expires_before {
+                                    // A new session, or one that now started a day earlier.
+                                    let second = (u64::try_from(expires).unwrap_or(0).div_ceil(1_000) * 1_000).max(t);
+                                    let (_, keys) =
+                                        due.entry(second).or_insert_with(|| (cap.delayed(&second), Vec::new()));
+                                    keys.push(key);
+                                }
+                            }
+                            let mut session = output.session(&cap);
+                            for (key, old) in before {
+                                let new = folds.get(&key).and_then(SessionFold::session);
+                                if old != new {
+                                    session.give_iterator(
+                                        old.map(|s| ((key, s), t, -1)).into_iter().chain(new.map(|s| ((key, s), t, 1))),
+                                    );
+                                }
+                            }
+                        }
+                        (_, Some(second)) => {
+                            let (cap, keys) = due.remove(&second).expect("a due second");
+                            let now = i64::try_from(second).unwrap_or(i64::MAX);
+                            let mut session = output.session(&cap);
+                            for key in keys {
+                                if folds.get(&key).is_some_and(|f| day_expiry(f.start, retention_ms) <= now) {
+                                    let gone = folds.remove(&key).and_then(|f| f.session());
+                                    session.give_iterator(gone.map(|s| ((key, s), second, -1)).into_iter());
+                                }
+                            }
+                        }
+                        _ => break,
+                    }
+                }
+            }
+        })
+        .as_collection()
 }
 
 #[cfg(test)]
@@ -238,7 +393,10 @@ mod tests {
             };
             let first: Vec<SessionHit> = (0..300).map(|_| random_hit(&mut rng)).collect();
             let second: Vec<SessionHit> = (0..200).map(|_| random_hit(&mut rng)).collect();
-            let retracted: Vec<SessionHit> = first.iter().filter(|_| rng.random_bool(0.3)).cloned().collect();
+            // Hits are only ever retracted without an SDK id (a fold keeps
+            // no hits to take back).
+            let retracted: Vec<SessionHit> =
+                first.iter().filter(|h| rng.random_bool(0.3) && h.session.is_none()).cloned().collect();
             let mut kept = first.clone();
             for r in &retracted {
                 let at = kept.iter().position(|k| k == r).unwrap();
@@ -280,6 +438,33 @@ mod tests {
         assert_eq!(sessions[0].duration_ms(), 2 * 60_000);
         // Events alone make no session.
         assert!(run(vec![vec![(hit(0, 2, None), 1)]], 1).is_empty());
+    }
+
+    #[test]
+    fn an_sdk_session_folds_late_hits_and_leaves_with_its_start_day() {
+        let sdk = |ts_min: i64, page: Option<Symbol>| {
+            let mut h = hit(ts_min, 1, page);
+            h.session = Some(9);
+            h
+        };
+        let batches = vec![
+            vec![(sdk(30, Some(2)), 1), (sdk(40, None), 1)],
+            vec![(sdk(10, Some(1)), 1)],
+            vec![(sdk(50, Some(3)), 1), (sdk(5, None), 1), (sdk(10, Some(1)), 1)],
+        ];
+        let hits: Vec<SessionHit> = batches.iter().flatten().map(|(h, _)| *h).collect();
+        let sessions = sessions_of(&run(batches.clone(), 2));
+        assert_eq!(sessions_of(&reference(&hits)), sessions);
+        assert_eq!(sessions.len(), 1);
+        let s = sessions[0];
+        assert_eq!((s.pageviews, s.custom_events, s.entry, s.exit), (4, 2, 1, 3));
+        assert_eq!(s.duration_ms(), 45 * 60_000, "from the late custom event at 5 to the page view at 50");
+        // Gone once its day has left the window.
+        let day_end = Interval::Day.bucket_of(hits[0].ts) + Interval::Day.millis();
+        let until = |retention: i64| (day_end + retention) as Time;
+        let view = |until: Time| crate::testing::run(1, batches.clone(), until, 1_000, session_views);
+        assert_eq!(sessions_of(&view(until(1_000))).len(), 1);
+        assert!(view(until(1_000) + 1_000).is_empty());
     }
 
     #[test]

@@ -86,7 +86,7 @@ pub fn build(worker: &mut Worker, retention_ms: i64, views: Arc<ViewStore>) -> (
             clock.to_collection(scope),
         )
         .map(ViewUpdate::Anomaly);
-        let page_updates = pageview_views(pageview_rows, retention_ms).map(ViewUpdate::Pageview);
+        let page_updates = pageview_views(pageview_rows).map(ViewUpdate::Pageview);
         let error_views = error_group_views(error_rows, retention_ms);
         let new_groups = error_views.clone().flat_map(|u| new_group_signal(&u));
         let error_updates = error_views.map(ViewUpdate::Error);

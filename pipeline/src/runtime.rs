@@ -51,8 +51,6 @@ type RowReceiver = mpsc::Receiver<Rows>;
 pub struct PipelineConfig {
     /// Timely worker threads.
     pub workers: usize,
-    /// Each bucket is forgotten this long after it ends.
-    pub retention_ms: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,7 +94,7 @@ impl Pipeline {
         let worker_queued = queued.clone();
         let last_push = Arc::new(AtomicU64::new(0));
         let worker_last_push = last_push.clone();
-        let retention_ms = config.retention_ms;
+        let retention_ms = views.retention_ms();
         let guards = timely::execute(timely::Config::process(workers), move |worker| {
             let rx = receivers.lock().expect("receivers")[worker.index()].take().expect("one receiver per worker");
             let (mut inputs, probe) = dataflow::build(worker, retention_ms, worker_views.clone());
@@ -368,8 +366,7 @@ mod tests {
     fn batches_reach_the_views_on_every_worker_count() {
         for workers in [1, 2, 4] {
             let views = Arc::new(ViewStore::default());
-            let pipeline =
-                Pipeline::start(PipelineConfig { workers, retention_ms: 30 * 86_400_000 }, views.clone()).unwrap();
+            let pipeline = Pipeline::start(PipelineConfig { workers }, views.clone()).unwrap();
             let now = now_ms() as i64;
             for i in 0..40 {
                 let events = (0..25)
@@ -398,8 +395,7 @@ mod tests {
     #[test]
     fn alert_rules_see_the_signals_of_their_window_including_those_before_them() {
         let views = Arc::new(ViewStore::default());
-        let pipeline =
-            Pipeline::start(PipelineConfig { workers: 2, retention_ms: 30 * 86_400_000 }, views.clone()).unwrap();
+        let pipeline = Pipeline::start(PipelineConfig { workers: 2 }, views.clone()).unwrap();
         let names = views.names();
         let rule = |id: &str, watch, path: Option<&str>, window_s| RuleSpec {
             rule: names.intern(id),
@@ -469,8 +465,7 @@ mod tests {
     #[test]
     fn a_forgotten_project_leaves_the_views_and_stays_out() {
         let views = Arc::new(ViewStore::default());
-        let pipeline =
-            Pipeline::start(PipelineConfig { workers: 2, retention_ms: 30 * 86_400_000 }, views.clone()).unwrap();
+        let pipeline = Pipeline::start(PipelineConfig { workers: 2 }, views.clone()).unwrap();
         let now = now_ms() as i64;
         let push = |project: &str, n: usize| {
             let events = (0..n).map(|i| pageview(project, now - 1000, "/", &format!("v{i}"))).collect();
@@ -521,8 +516,7 @@ mod tests {
         use sightline_model::GroupRef;
 
         let views = Arc::new(ViewStore::default());
-        let pipeline =
-            Pipeline::start(PipelineConfig { workers: 1, retention_ms: 30 * 86_400_000 }, views.clone()).unwrap();
+        let pipeline = Pipeline::start(PipelineConfig { workers: 1 }, views.clone()).unwrap();
         let now = now_ms() as i64;
         let error = |i: i64| Event {
             kind: EventKind::Error {
@@ -584,8 +578,7 @@ mod tests {
 
         let mut rng = rand::rngs::StdRng::seed_from_u64(11);
         let views = Arc::new(ViewStore::default());
-        let pipeline =
-            Pipeline::start(PipelineConfig { workers: 2, retention_ms: 30 * 86_400_000 }, views.clone()).unwrap();
+        let pipeline = Pipeline::start(PipelineConfig { workers: 2 }, views.clone()).unwrap();
         let now = now_ms() as i64;
         // LCP in ms around 2 s with a long tail; CLS unitless, a fifth of
         // pages not shifting at all and the rest mostly well under 0.1.
@@ -659,8 +652,8 @@ mod tests {
         // A window that ends the events' minute bucket two seconds from now;
         // their hour and day buckets end later and stay.
         let retention_ms = now + 2_000 - bucket_end(Interval::Minute, ts);
-        let views = Arc::new(ViewStore::default());
-        let pipeline = Pipeline::start(PipelineConfig { workers: 2, retention_ms }, views.clone()).unwrap();
+        let views = Arc::new(ViewStore::new(retention_ms));
+        let pipeline = Pipeline::start(PipelineConfig { workers: 2 }, views.clone()).unwrap();
         let mut event = pageview("p", ts, "/", "v");
         event.kind = EventKind::Event { name: "signup".into(), props: [("plan".into(), PropValue::Bool(true))].into() };
         let mut vital = pageview("p", ts, "/", "v");
@@ -719,8 +712,7 @@ mod tests {
         use crate::views::ErrorsQuery;
 
         let views = Arc::new(ViewStore::default());
-        let pipeline =
-            Pipeline::start(PipelineConfig { workers: 2, retention_ms: 30 * 86_400_000 }, views.clone()).unwrap();
+        let pipeline = Pipeline::start(PipelineConfig { workers: 2 }, views.clone()).unwrap();
         let now = now_ms() as i64;
         let error = |visitor: &str, ago: i64| {
             let mut e = pageview("p", now - ago, "/", visitor);

@@ -1,5 +1,6 @@
-//! The error groups read model: per project, counts and distinct users per
-//! bucket and filterable attributes, each group's first and last sighting,
+//! The error groups read model: per project, counts and user sketches per
+//! bucket and filterable attributes (each bucket dropped whole once out of
+//! the window, as page views are), each group's first and last sighting,
 //! and its latest event.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -7,9 +8,10 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use sightline_model::{Event, EventKind, Frame, GroupRef, SourceContext};
-use sightline_operators::{ErrorUpdate, Interval, Signal, SignalRow, Symbol};
+use sightline_operators::{ErrorUpdate, Interval, Signal, SignalRow, Symbol, Time};
 
-use super::{Names, interval_index};
+use super::sketch::VisitorSketch;
+use super::{Names, expired, interval_index};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Attrs {
@@ -22,7 +24,7 @@ struct Attrs {
 #[derive(Debug, Default)]
 struct Cell {
     count: i64,
-    users: HashSet<u64>,
+    users: VisitorSketch,
 }
 
 #[derive(Debug, Default)]
@@ -47,6 +49,23 @@ impl ErrorViews {
     /// Drops everything of a deleted project.
     pub(super) fn forget(&mut self, project: Symbol) {
         self.projects.remove(&project);
+    }
+
+    /// Drops the buckets that left the window by the tick `through`.
+    pub(super) fn expire(&mut self, through: Time, retention_ms: i64) {
+        for project in self.projects.values_mut() {
+            for (buckets, interval) in project.by_interval.iter_mut().zip(Interval::ALL) {
+                while let Some(oldest) = buckets.first_entry() {
+                    if !expired(interval, *oldest.key(), through, retention_ms) {
+                        break;
+                    }
+                    oldest.remove();
+                }
+            }
+            if project.seen.is_empty() && project.by_interval.iter().all(BTreeMap::is_empty) {
+                project.latest.clear();
+            }
+        }
     }
 
     /// A project's error events of the minutes since `since` as alert
@@ -218,7 +237,7 @@ impl Filters {
 #[derive(Default)]
 struct Tally {
     count: i64,
-    users: HashSet<u64>,
+    users: VisitorSketch,
     releases: BTreeSet<Symbol>,
 }
 
@@ -231,31 +250,32 @@ struct Tallies {
 
 impl ErrorViews {
     /// Applies one consolidated update. Retractions of a tick must be
-    /// applied before its insertions (see `ViewStore::apply`).
+    /// applied before its insertions (see `ViewStore::apply`). Events of a
+    /// bucket already out of the window (`through`, `retention_ms`) are not
+    /// counted.
     pub(super) fn apply(
         &mut self,
         update: &ErrorUpdate,
         diff: i64,
+        (through, retention_ms): (Time, i64),
         new_groups: &mut NewGroups,
         retracted: &mut HashSet<(Symbol, Symbol)>,
     ) {
         match update {
-            ErrorUpdate::Count(c) | ErrorUpdate::User(c, _) => {
+            ErrorUpdate::Event(c, user) => {
+                if expired(c.interval, c.bucket, through, retention_ms) {
+                    return;
+                }
                 let project = self.projects.entry(c.project).or_default();
                 let buckets = &mut project.by_interval[interval_index(c.interval)];
                 let attrs = Attrs { group: c.group, release: c.release, path: c.path, device: c.device };
                 let cells = buckets.entry(c.bucket).or_default();
                 let cell = cells.entry(attrs).or_default();
-                match update {
-                    ErrorUpdate::User(_, user) if diff > 0 => {
-                        cell.users.insert(*user);
-                    }
-                    ErrorUpdate::User(_, user) => {
-                        cell.users.remove(user);
-                    }
-                    _ => cell.count += diff,
+                cell.count += diff;
+                if diff > 0 {
+                    cell.users.insert(*user);
                 }
-                if cell.count == 0 && cell.users.is_empty() {
+                if cell.count <= 0 {
                     cells.remove(&attrs);
                     if cells.is_empty() {
                         buckets.remove(&c.bucket);
@@ -311,7 +331,7 @@ impl ErrorViews {
                 }
                 let tally = tallies.by_group.entry(attrs.group).or_default();
                 tally.count += cell.count;
-                tally.users.extend(cell.users.iter().copied());
+                tally.users.merge(&cell.users);
                 tally.releases.insert(attrs.release);
                 *tallies.per_bucket.entry((attrs.group, t)).or_default() += cell.count;
             }
@@ -338,7 +358,7 @@ impl ErrorViews {
             error_type,
             message,
             count: tally.count,
-            users: tally.users.len() as i64,
+            users: tally.users.count(),
             first_seen,
             last_seen,
             releases: tally.releases.iter().map(|r| names.name(*r).to_string()).filter(|r| !r.is_empty()).collect(),

@@ -8,6 +8,7 @@ pub mod errors;
 pub mod events;
 pub mod pageviews;
 pub mod sessions;
+mod sketch;
 pub mod vitals;
 
 use std::collections::{BTreeMap, HashSet};
@@ -46,6 +47,13 @@ pub const CURRENT_VISITORS_MS: i64 = 5 * 60_000;
 /// The most buckets one answer's series may have.
 pub const MAX_SERIES_POINTS: i64 = 10_000;
 
+/// Whether a bucket has left the window by the tick `through`: it is kept
+/// `retention_ms` after it ends.
+fn expired(interval: Interval, bucket: i64, through: Time, retention_ms: i64) -> bool {
+    let leaves = bucket.saturating_add(interval.millis()).saturating_add(retention_ms);
+    leaves <= i64::try_from(through).unwrap_or(i64::MAX)
+}
+
 fn interval_index(interval: Interval) -> usize {
     match interval {
         Interval::Minute => 0,
@@ -69,8 +77,8 @@ pub enum ViewUpdate {
 impl ViewUpdate {
     fn project(&self) -> Symbol {
         match self {
-            ViewUpdate::Pageview(PageviewUpdate::Pageviews(key) | PageviewUpdate::Visitor(key, _)) => key.project,
-            ViewUpdate::Error(ErrorUpdate::Count(cell) | ErrorUpdate::User(cell, _)) => cell.project,
+            ViewUpdate::Pageview(update) => update.key.project,
+            ViewUpdate::Error(ErrorUpdate::Event(cell, _)) => cell.project,
             ViewUpdate::Error(ErrorUpdate::Seen { project, .. }) => *project,
             ViewUpdate::Vital(update) => update.cell.project,
             ViewUpdate::Event(cell) => cell.project,
@@ -129,11 +137,23 @@ pub struct ViewStore {
     forgotten: RwLock<HashSet<Symbol>>,
     /// Every tick before this one is fully applied.
     applied_through: AtomicU64,
+    /// Each bucket is forgotten this long after it ends.
+    retention_ms: i64,
     changes: broadcast::Sender<Arc<ViewChange>>,
 }
 
+/// The retention window of `ViewStore::default()`: `serve`'s default.
+pub const DEFAULT_RETENTION_MS: i64 = 30 * 86_400_000;
+
 impl Default for ViewStore {
     fn default() -> Self {
+        ViewStore::new(DEFAULT_RETENTION_MS)
+    }
+}
+
+impl ViewStore {
+    /// Views that forget each bucket `retention_ms` after it ends.
+    pub fn new(retention_ms: i64) -> Self {
         ViewStore {
             names: Interner::default(),
             prop_sets: PropSets::default(),
@@ -147,12 +167,16 @@ impl Default for ViewStore {
             rules_changed: watch::channel(0).0,
             forgotten: RwLock::default(),
             applied_through: AtomicU64::new(0),
+            retention_ms,
             changes: broadcast::channel(4096).0,
         }
     }
-}
 
-impl ViewStore {
+    /// How long after its end a bucket is kept.
+    pub fn retention_ms(&self) -> i64 {
+        self.retention_ms
+    }
+
     /// The interner shared with the pipeline's inputs.
     pub fn names(&self) -> &Interner {
         &self.names
@@ -197,8 +221,13 @@ impl ViewStore {
                 let insertions = updates.iter().filter(|(_, d)| *d > 0).filter(kept);
                 for (update, diff) in retractions.chain(insertions) {
                     match update {
-                        ViewUpdate::Pageview(u) => pageviews.apply(u, *diff as i64, &mut page_moves),
-                        ViewUpdate::Error(u) => errors.apply(u, *diff as i64, &mut new_groups, &mut retracted),
+                        ViewUpdate::Pageview(u) => {
+                            pageviews.apply(u, *diff as i64, through, self.retention_ms, &mut page_moves)
+                        }
+                        ViewUpdate::Error(u) => {
+                            let window = (through, self.retention_ms);
+                            errors.apply(u, *diff as i64, window, &mut new_groups, &mut retracted)
+                        }
                         ViewUpdate::Vital(u) => vitals.apply(u, *diff as i64),
                         ViewUpdate::Event(cell) => events.apply(cell, *diff as i64),
                         ViewUpdate::Session(u) => sessions.apply(u, *diff as i64),
@@ -218,6 +247,8 @@ impl ViewStore {
                 self.rules_changed.send_replace(through);
             }
         }
+        self.pageviews.write().unwrap_or_else(|e| e.into_inner()).expire(through, self.retention_ms);
+        self.errors.write().unwrap_or_else(|e| e.into_inner()).expire(through, self.retention_ms);
         self.applied_through.fetch_max(through, Ordering::AcqRel);
     }
 

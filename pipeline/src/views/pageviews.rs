@@ -1,30 +1,76 @@
-//! The page views read model: counts and visitor sets per project,
-//! interval, bucket, path and the other dimensions (device, browser, OS,
-//! referrer). A series point or total unions the visitor sets of the cells
-//! the filters keep; a breakdown groups the same cells by one dimension.
+//! The page views read model: page view counts and visitor sketches per
+//! project, interval, bucket, path and the other dimensions (device,
+//! browser, OS, referrer, release), with each bucket's rollups per path and
+//! in total. A question without filters reads the rollups; with filters it
+//! merges the sketches of the cells the filters keep; a breakdown groups the
+//! same cells by one dimension.
+//!
+//! A bucket is dropped whole once it has been out of the retention window:
+//! visitor sketches only grow, so nothing is ever taken out of one.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
-use sightline_operators::{Interval, PageDims, PageviewUpdate, Signal, SignalRow, Symbol};
+use sightline_operators::{Interval, PageDims, PageviewUpdate, Signal, SignalRow, Symbol, Time};
 
-use super::{Names, interval_index};
+use super::sketch::VisitorSketch;
+use super::{Names, expired, interval_index};
 
-/// One path with one set of dimensions in one bucket.
-#[derive(Debug, Default)]
+/// Page views and visitors of one cell: a path with one set of dimensions,
+/// a path, or a whole bucket.
+#[derive(Debug, Default, Clone)]
 struct PathCell {
     pageviews: i64,
-    visitors: HashSet<u64>,
+    visitors: VisitorSketch,
 }
 
-/// One project's page views, per interval, per bucket start, per path.
+impl PathCell {
+    fn add(&mut self, visitor: u64, diff: i64) {
+        self.pageviews += diff;
+        if diff > 0 {
+            self.visitors.insert(visitor);
+        }
+    }
+
+    fn merge(&mut self, other: &PathCell) {
+        self.pageviews += other.pageviews;
+        self.visitors.merge(&other.visitors);
+    }
+}
+
+/// One bucket of one project: its cells and their rollups.
+#[derive(Debug, Default)]
+struct Bucket {
+    total: PathCell,
+    by_path: HashMap<Symbol, PathCell>,
+    cells: HashMap<(Symbol, PageDims), PathCell>,
+}
+
+impl Bucket {
+    /// Adds a bucket's page views and visitors that pass `filters` to `into`,
+    /// from the smallest set of cells that answers it.
+    fn fold(&self, filters: &Resolved, into: &mut PathCell) {
+        match filters.path_only() {
+            Some(None) => into.merge(&self.total),
+            Some(Some(path)) => {
+                if let Some(cell) = self.by_path.get(&path) {
+                    into.merge(cell);
+                }
+            }
+            None => {
+                for (_, cell) in self.cells.iter().filter(|(cell, _)| filters.matches(cell)) {
+                    into.merge(cell);
+                }
+            }
+        }
+    }
+}
+
+/// One project's page views, per interval, per bucket start.
 #[derive(Debug, Default)]
 struct ProjectPageviews {
-    by_interval: [BTreeMap<i64, Cells>; 3],
+    by_interval: [BTreeMap<i64, Bucket>; 3],
 }
-
-/// The cells of one bucket, by path and dimensions.
-type Cells = HashMap<(Symbol, PageDims), PathCell>;
 
 /// All projects' page views.
 #[derive(Debug, Default)]
@@ -38,6 +84,21 @@ impl PageviewViews {
         self.projects.remove(&project);
     }
 
+    /// Drops the buckets that left the window by the tick `through`.
+    pub(super) fn expire(&mut self, through: Time, retention_ms: i64) {
+        for project in self.projects.values_mut() {
+            for (buckets, interval) in project.by_interval.iter_mut().zip(Interval::ALL) {
+                while let Some(oldest) = buckets.first_entry() {
+                    if !expired(interval, *oldest.key(), through, retention_ms) {
+                        break;
+                    }
+                    oldest.remove();
+                }
+            }
+        }
+        self.projects.retain(|_, p| p.by_interval.iter().any(|b| !b.is_empty()));
+    }
+
     /// A project's page views of the minutes since `since` as alert
     /// signals, each at its minute's start.
     pub(super) fn signals_since(&self, project: Symbol, since: i64) -> Vec<(SignalRow, isize)> {
@@ -45,7 +106,7 @@ impl PageviewViews {
             return Vec::new();
         };
         let minutes = p.by_interval[super::interval_index(Interval::Minute)].range(since..);
-        let cells = minutes.flat_map(|(bucket, cells)| cells.iter().map(move |(key, cell)| (*bucket, key, cell)));
+        let cells = minutes.flat_map(|(start, bucket)| bucket.cells.iter().map(move |(key, cell)| (*start, key, cell)));
         cells
             .map(|(bucket, (path, dims), cell)| {
                 let signal = SignalRow {
@@ -109,6 +170,11 @@ impl Resolved {
     pub(super) fn matches(&self, (path, dims): &(Symbol, PageDims)) -> bool {
         let have = [*path, dims.device, dims.browser, dims.os, dims.referrer, dims.release];
         self.0.iter().zip(have).all(|(want, have)| want.is_none_or(|w| w == have))
+    }
+
+    /// The path filter, if no other filter is set.
+    fn path_only(&self) -> Option<Option<Symbol>> {
+        self.0[1..].iter().all(Option::is_none).then_some(self.0[0])
     }
 }
 
@@ -174,36 +240,42 @@ pub struct PageviewsAnswer {
 pub(super) type PageviewMoves = BTreeMap<Symbol, BTreeMap<(i64, Symbol), (i64, i64)>>;
 
 impl PageviewViews {
-    pub(super) fn apply(&mut self, update: &PageviewUpdate, diff: i64, moves: &mut PageviewMoves) {
-        let (key, visitor) = match update {
-            PageviewUpdate::Pageviews(key) => (key, None),
-            PageviewUpdate::Visitor(key, v) => (key, Some(*v)),
-        };
+    /// Adds `diff` page views of a visitor to its cell and the cell's
+    /// rollups, unless its bucket has already left the window.
+    pub(super) fn apply(
+        &mut self,
+        PageviewUpdate { key, visitor }: &PageviewUpdate,
+        diff: i64,
+        through: Time,
+        retention_ms: i64,
+        moves: &mut PageviewMoves,
+    ) {
+        if expired(key.interval, key.bucket, through, retention_ms) {
+            return;
+        }
         let project = self.projects.entry(key.project).or_default();
         let buckets = &mut project.by_interval[interval_index(key.interval)];
-        let paths = buckets.entry(key.bucket).or_default();
-        let cell = paths.entry((key.path, key.dims)).or_default();
-        match visitor {
-            None => cell.pageviews += diff,
-            Some(v) if diff > 0 => {
-                cell.visitors.insert(v);
-            }
-            Some(v) => {
-                cell.visitors.remove(&v);
-            }
+        let bucket = buckets.entry(key.bucket).or_default();
+        bucket.total.add(*visitor, diff);
+        let path = bucket.by_path.entry(key.path).or_default();
+        let visitors_before = path.visitors.count();
+        path.add(*visitor, diff);
+        let visitors_moved = path.visitors.count() - visitors_before;
+        if path.pageviews <= 0 {
+            bucket.by_path.remove(&key.path);
         }
-        if cell.pageviews == 0 && cell.visitors.is_empty() {
-            paths.remove(&(key.path, key.dims));
-            if paths.is_empty() {
-                buckets.remove(&key.bucket);
-            }
+        let cell = bucket.cells.entry((key.path, key.dims)).or_default();
+        cell.add(*visitor, diff);
+        if cell.pageviews <= 0 {
+            bucket.cells.remove(&(key.path, key.dims));
+        }
+        if bucket.total.pageviews <= 0 {
+            buckets.remove(&key.bucket);
         }
         if key.interval == Interval::Minute {
             let entry = moves.entry(key.project).or_default().entry((key.bucket, key.path)).or_default();
-            match visitor {
-                None => entry.0 += diff,
-                Some(_) => entry.1 += diff,
-            }
+            entry.0 += diff;
+            entry.1 += visitors_moved;
         }
     }
 
@@ -216,8 +288,7 @@ impl PageviewViews {
             .map(|p| &p.by_interval[interval_index(q.interval)]);
         let filters = Resolved::new(names, &q.filters);
         let mut series = Vec::new();
-        let mut total_pageviews = 0;
-        let mut all_visitors: HashSet<u64> = HashSet::new();
+        let mut all = PathCell::default();
         let mut cursor = first;
         let fill_until = |series: &mut Vec<PageviewsPoint>, end: i64, cursor: &mut i64| {
             while *cursor < end {
@@ -226,48 +297,48 @@ impl PageviewViews {
             }
         };
         if let Some(buckets) = buckets {
-            for (&t, paths) in buckets.range(first..q.to) {
+            for (&t, bucket) in buckets.range(first..q.to) {
                 fill_until(&mut series, t, &mut cursor);
-                let mut pageviews = 0;
-                let mut visitors: HashSet<u64> = HashSet::new();
-                for (_, cell) in paths.iter().filter(|(cell, _)| filters.matches(cell)) {
-                    pageviews += cell.pageviews;
-                    visitors.extend(cell.visitors.iter().copied());
-                }
-                total_pageviews += pageviews;
-                series.push(PageviewsPoint { t, pageviews, visitors: visitors.len() as i64 });
-                all_visitors.extend(visitors);
+                let mut point = PathCell::default();
+                bucket.fold(&filters, &mut point);
+                series.push(PageviewsPoint { t, pageviews: point.pageviews, visitors: point.visitors.count() });
+                all.merge(&point);
                 cursor = t + width;
             }
         }
         fill_until(&mut series, q.to, &mut cursor);
-        PageviewsAnswer {
-            total: PageviewsTotal { pageviews: total_pageviews, visitors: all_visitors.len() as i64 },
-            series,
-        }
+        PageviewsAnswer { total: PageviewsTotal { pageviews: all.pageviews, visitors: all.visitors.count() }, series }
     }
 
     /// Page views and distinct visitors per value of `dimension` over a
     /// range, most visitors first.
     pub(super) fn breakdown(&self, names: &Names, q: &PageviewsQuery, dimension: PageDimension) -> Vec<BreakdownRow> {
         let filters = Resolved::new(names, &q.filters);
-        let mut rows: HashMap<Symbol, (i64, HashSet<u64>)> = HashMap::new();
+        let mut rows: HashMap<Symbol, PathCell> = HashMap::new();
         if let Some(buckets) = names.lookup(&q.project_id).and_then(|p| self.projects.get(&p)) {
             let buckets = &buckets.by_interval[interval_index(q.interval)];
-            for (_, cells) in buckets.range(q.interval.bucket_of(q.from)..q.to) {
-                for (cell, counts) in cells.iter().filter(|(cell, _)| filters.matches(cell)) {
-                    let (pageviews, visitors) = rows.entry(dimension.of(cell)).or_default();
-                    *pageviews += counts.pageviews;
-                    visitors.extend(counts.visitors.iter().copied());
+            for (_, bucket) in buckets.range(q.interval.bucket_of(q.from)..q.to) {
+                match (dimension, filters.path_only()) {
+                    // Pages without filters but the path: the path rollups.
+                    (PageDimension::Page, Some(path)) => {
+                        for (page, cell) in bucket.by_path.iter().filter(|(page, _)| path.is_none_or(|p| p == **page)) {
+                            rows.entry(*page).or_default().merge(cell);
+                        }
+                    }
+                    _ => {
+                        for (cell, counts) in bucket.cells.iter().filter(|(cell, _)| filters.matches(cell)) {
+                            rows.entry(dimension.of(cell)).or_default().merge(counts);
+                        }
+                    }
                 }
             }
         }
         let mut rows: Vec<BreakdownRow> = rows
             .into_iter()
-            .map(|(value, (pageviews, visitors))| BreakdownRow {
+            .map(|(value, cell)| BreakdownRow {
                 value: names.name(value).to_string(),
-                visitors: Some(visitors.len() as i64),
-                pageviews: Some(pageviews),
+                visitors: Some(cell.visitors.count()),
+                pageviews: Some(cell.pageviews),
                 sessions: None,
             })
             .collect();
@@ -282,11 +353,11 @@ impl PageviewViews {
             return 0;
         };
         let minutes = &p.by_interval[interval_index(Interval::Minute)];
-        let visitors: HashSet<u64> = minutes
-            .range(Interval::Minute.bucket_of(since)..)
-            .flat_map(|(_, cells)| cells.values().flat_map(|c| c.visitors.iter().copied()))
-            .collect();
-        visitors.len() as i64
+        let mut visitors = VisitorSketch::default();
+        for (_, bucket) in minutes.range(Interval::Minute.bucket_of(since)..) {
+            visitors.merge(&bucket.total.visitors);
+        }
+        visitors.count()
     }
 
     /// Page views per bucket of a project, for rates against other views.
@@ -296,7 +367,7 @@ impl PageviewViews {
             .map(|p| {
                 p.by_interval[interval_index(interval)]
                     .range(interval.bucket_of(from)..to)
-                    .map(|(&t, paths)| (t, paths.values().map(|c| c.pageviews).sum()))
+                    .map(|(&t, bucket)| (t, bucket.total.pageviews))
                     .collect()
             })
             .unwrap_or_default()
@@ -310,18 +381,16 @@ mod tests {
     use super::super::{ViewStore, ViewUpdate};
     use super::*;
 
-    fn bucket_key(views: &ViewStore, interval: Interval, bucket: i64, path: &str, browser: &str) -> BucketKey {
+    fn hit(views: &ViewStore, interval: Interval, bucket: i64, path: &str, browser: &str, v: u64) -> ViewUpdate {
         let names = views.names();
-        let dims = PageDims { browser: names.intern(browser), ..PageDims::default() };
-        BucketKey { project: names.intern("p"), interval, bucket, path: names.intern(path), dims }
+        let dims = PageDims { browser: names.intern(browser), device: names.intern("desktop"), ..PageDims::default() };
+        let key = BucketKey { project: names.intern("p"), interval, bucket, path: names.intern(path), dims };
+        // Visitors are hashes of their ids, as ingest makes them.
+        ViewUpdate::Pageview(PageviewUpdate { key, visitor: xxhash_rust::xxh3::xxh3_64(&v.to_le_bytes()) })
     }
 
-    fn key(views: &ViewStore, interval: Interval, bucket: i64, path: &str) -> ViewUpdate {
-        ViewUpdate::Pageview(PageviewUpdate::Pageviews(bucket_key(views, interval, bucket, path, "Firefox")))
-    }
-
-    fn visitor(views: &ViewStore, interval: Interval, bucket: i64, path: &str, v: u64) -> ViewUpdate {
-        ViewUpdate::Pageview(PageviewUpdate::Visitor(bucket_key(views, interval, bucket, path, "Firefox"), v))
+    fn query(interval: Interval, to: i64, filters: PageFilters) -> PageviewsQuery {
+        PageviewsQuery { project_id: "p".into(), interval, from: 0, to, filters }
     }
 
     #[test]
@@ -332,21 +401,13 @@ mod tests {
         views.apply(
             10,
             &[
-                (key(&views, m, 0, "/a"), 3),
-                (visitor(&views, m, 0, "/a", 1), 1),
-                (visitor(&views, m, 0, "/a", 2), 1),
-                (key(&views, m, 120_000, "/b"), 2),
-                (visitor(&views, m, 120_000, "/b", 2), 1),
+                (hit(&views, m, 0, "/a", "Firefox", 1), 2),
+                (hit(&views, m, 0, "/a", "Chrome", 2), 1),
+                (hit(&views, m, 120_000, "/b", "Firefox", 2), 2),
             ],
         );
         assert_eq!(views.applied_through(), 10);
-        let q = PageviewsQuery {
-            project_id: "p".into(),
-            interval: m,
-            from: 0,
-            to: 180_000,
-            filters: PageFilters::default(),
-        };
+        let q = query(m, 180_000, PageFilters::default());
         let answer = views.pageviews(&q);
         assert_eq!(answer.total, PageviewsTotal { pageviews: 5, visitors: 2 });
         assert_eq!(
@@ -357,16 +418,72 @@ mod tests {
                 PageviewsPoint { t: 120_000, pageviews: 2, visitors: 1 },
             ]
         );
-        let only_b = PageFilters { path: Some("/b".into()), ..PageFilters::default() };
-        let only_b = views.pageviews(&PageviewsQuery { filters: only_b, ..q.clone() });
+        let only_b = views.pageviews(&query(m, 180_000, PageFilters { path: Some("/b".into()), ..Default::default() }));
         assert_eq!(only_b.total, PageviewsTotal { pageviews: 2, visitors: 1 });
+        let firefox =
+            views.pageviews(&query(m, 180_000, PageFilters { browser: Some("Firefox".into()), ..Default::default() }));
+        assert_eq!(firefox.total, PageviewsTotal { pageviews: 4, visitors: 2 });
+        assert_eq!(firefox.series[0], PageviewsPoint { t: 0, pageviews: 2, visitors: 1 });
         let change = feed.try_recv().unwrap();
         assert_eq!(change.view(), "pageviews");
-        assert_eq!(serde_json::to_value(&*change).unwrap()["changes"].as_array().unwrap().len(), 2);
-        // Retractions empty the cells again.
-        views.apply(11, &[(key(&views, m, 0, "/a"), -3), (visitor(&views, m, 0, "/a", 1), -1)]);
+        let changes = serde_json::to_value(&*change).unwrap()["changes"].clone();
+        assert_eq!(changes[0]["pageviews"], 3);
+        assert_eq!(changes[0]["visitors"], 2);
+        assert_eq!(changes.as_array().unwrap().len(), 2);
+        // A retraction takes page views out; a visitor sketch never forgets.
+        views.apply(11, &[(hit(&views, m, 0, "/a", "Firefox", 1), -2)]);
         let answer = views.pageviews(&q);
-        assert_eq!(answer.series[0], PageviewsPoint { t: 0, pageviews: 0, visitors: 1 });
+        assert_eq!(answer.series[0], PageviewsPoint { t: 0, pageviews: 1, visitors: 2 });
         assert_eq!(views.pageviews(&PageviewsQuery { project_id: "other".into(), ..q }).total.pageviews, 0);
+    }
+
+    #[test]
+    fn rollups_answer_as_the_cells_do() {
+        let views = ViewStore::default();
+        let h = Interval::Hour;
+        let mut updates = Vec::new();
+        for v in 0..400u64 {
+            let path = ["/a", "/b", "/c"][(v % 3) as usize];
+            let browser = ["Firefox", "Chrome"][(v % 2) as usize];
+            updates.push((hit(&views, h, (v % 4) as i64 * 3_600_000, path, browser, v % 120), 1 + (v % 3) as isize));
+        }
+        views.apply(10, &updates);
+        let to = 4 * 3_600_000;
+        // The rollups (no filter; a path filter) against a scan of the
+        // cells: a filter every cell passes.
+        let scan = |path: Option<&str>| PageFilters {
+            path: path.map(str::to_string),
+            device: Some("desktop".into()),
+            ..Default::default()
+        };
+        let rollup = views.pageviews(&query(h, to, PageFilters::default()));
+        assert_eq!(rollup, views.pageviews(&query(h, to, scan(None))));
+        assert_eq!(rollup.total.visitors, 120);
+        let path = PageFilters { path: Some("/b".into()), ..Default::default() };
+        assert_eq!(views.pageviews(&query(h, to, path)), views.pageviews(&query(h, to, scan(Some("/b")))));
+        let pages = views.breakdown(&query(h, to, PageFilters::default()), PageDimension::Page);
+        assert_eq!(pages, views.breakdown(&query(h, to, scan(None)), PageDimension::Page));
+        assert_eq!(pages.iter().map(|r| r.pageviews.unwrap()).sum::<i64>(), rollup.total.pageviews);
+        assert_eq!(pages[0].visitors, Some(40));
+    }
+
+    #[test]
+    fn buckets_leave_whole_once_out_of_the_window() {
+        let views = ViewStore::new(1_000);
+        let hits =
+            |views: &ViewStore| Interval::ALL.map(|interval| (hit(views, interval, 0, "/", "Firefox", 1), 1)).to_vec();
+        views.apply(60_000, &hits(&views));
+        let total = |interval: Interval| views.pageviews(&query(interval, 86_400_000, Default::default())).total;
+        assert_eq!(total(Interval::Minute).pageviews, 1);
+        // The minute bucket ends at 60 s and is kept a second longer.
+        views.apply(61_000, &[]);
+        assert_eq!(total(Interval::Minute), PageviewsTotal { pageviews: 0, visitors: 0 });
+        assert_eq!(total(Interval::Hour).pageviews, 1);
+        // A late page view of a bucket already gone is not counted.
+        views.apply(61_001, &hits(&views));
+        assert_eq!(total(Interval::Minute).pageviews, 0);
+        assert_eq!(total(Interval::Hour).pageviews, 2);
+        views.apply(86_401_000, &[]);
+        assert_eq!(total(Interval::Day).pageviews, 0);
     }
 }
