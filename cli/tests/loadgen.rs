@@ -99,12 +99,12 @@ async fn the_views_hold_the_workload(mode: Mode) {
 }
 
 #[tokio::test]
-async fn loadgen_over_http_is_held_exactly_by_the_views() {
+async fn loadgen_over_http_is_held_by_the_views() {
     the_views_hold_the_workload(Mode::Embedded).await;
 }
 
 #[tokio::test]
-async fn loadgen_straight_onto_the_stream_is_held_exactly_by_the_views() {
+async fn loadgen_straight_onto_the_stream_is_held_by_the_views() {
     nats_is_up();
     the_views_hold_the_workload(Mode::Nats).await;
 }

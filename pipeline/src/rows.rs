@@ -1,21 +1,17 @@
 //! From accepted events to the rows each dataflow input takes.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
-
 use sightline_model::{Event, EventKind, referrer_domain};
 use sightline_operators::vitals::scale;
 use sightline_operators::{ErrorRow, EventDims, EventRow, PageDims, PageviewRow, SessionHit, VitalRow};
 
 use crate::interner::{Interner, PropSets};
 
-/// A stable 64-bit id for a visitor's anonymous id.
+/// A stable 64-bit id for a visitor's anonymous id (or a session id): XXH3,
+/// the same in every process, which is all the views need (they are rebuilt
+/// from the archive on start); the visitor sketches take its bits as they
+/// are.
 pub fn visitor_hash(anonymous_id: &str) -> u64 {
-    // DefaultHasher::new() uses fixed keys: the same id hashes the same way
-    // in every process of one build, which is all the views need (they are
-    // rebuilt from the archive on start).
-    let mut h = DefaultHasher::new();
-    anonymous_id.hash(&mut h);
-    h.finish()
+    xxhash_rust::xxh3::xxh3_64(anonymous_id.as_bytes())
 }
 
 /// The page view row of an event, if it is a page view.

@@ -11,7 +11,7 @@ use sightline_model::{Event, EventKind, Frame, GroupRef, SourceContext};
 use sightline_operators::{ErrorUpdate, Interval, Signal, SignalRow, Symbol, Time};
 
 use super::sketch::VisitorSketch;
-use super::{Names, expired, interval_index};
+use super::{CellMap, Names, expired, interval_index};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Attrs {
@@ -29,7 +29,7 @@ struct Cell {
 
 #[derive(Debug, Default)]
 struct ProjectErrors {
-    by_interval: [BTreeMap<i64, HashMap<Attrs, Cell>>; 3],
+    by_interval: [BTreeMap<i64, CellMap<Attrs, Cell>>; 3],
     /// group → (first, last) event time.
     seen: HashMap<Symbol, (i64, i64)>,
     /// group → its newest events, newest first, at most [`LATEST_EVENTS`].

@@ -7,9 +7,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
-use sightline_operators::{EventCell, EventDims, Interval, Symbol};
+use sightline_operators::{EventCell, EventDims, Interval, Symbol, Time};
 
-use super::{MAX_SERIES_POINTS, Names};
+use super::{MAX_SERIES_POINTS, Names, expired};
 use crate::interner::{PropPairs, PropSets};
 
 /// Most values a breakdown lists per property.
@@ -25,6 +25,11 @@ impl EventViews {
     /// Drops everything of a deleted project.
     pub(super) fn forget(&mut self, project: Symbol) {
         self.cells.retain(|cell, _| cell.project != project);
+    }
+
+    /// Drops the cells whose bucket left the window by the tick `through`.
+    pub(super) fn expire(&mut self, through: Time, retention_ms: i64) {
+        self.cells.retain(|cell, _| !expired(cell.interval, cell.bucket, through, retention_ms));
     }
 }
 
@@ -116,7 +121,12 @@ impl Resolved {
 }
 
 impl EventViews {
-    pub(super) fn apply(&mut self, cell: &EventCell, diff: i64) {
+    /// Adds `diff` events to a cell, unless its bucket has already left the
+    /// window.
+    pub(super) fn apply(&mut self, cell: &EventCell, diff: i64, (through, retention_ms): (Time, i64)) {
+        if expired(cell.interval, cell.bucket, through, retention_ms) {
+            return;
+        }
         let count = self.cells.entry(*cell).or_default();
         *count += diff;
         if *count == 0 {
@@ -207,7 +217,7 @@ mod tests {
                     props: sets.intern(&names, &props),
                 },
             };
-            views.apply(&cell, 1);
+            views.apply(&cell, 1, (0, i64::MAX / 4));
         };
         add(0, "signup", "Chrome", "pro");
         add(0, "signup", "Firefox", "free");

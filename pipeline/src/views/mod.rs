@@ -41,6 +41,11 @@ use crate::interner::{Interner, PropSets};
 /// The names behind the symbols.
 pub(crate) type Names = Interner;
 
+/// The read model's hash maps of cells: keys are small integers and
+/// symbols, which SipHash (std's default) hashed at several % of the
+/// pipeline's time (perf).
+type CellMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 /// "Current visitors" were seen this recently.
 pub const CURRENT_VISITORS_MS: i64 = 5 * 60_000;
 
@@ -139,6 +144,8 @@ pub struct ViewStore {
     applied_through: AtomicU64,
     /// Each bucket is forgotten this long after it ends.
     retention_ms: i64,
+    /// The second of the last [`ViewStore::expire`].
+    expired_second: AtomicU64,
     changes: broadcast::Sender<Arc<ViewChange>>,
 }
 
@@ -168,6 +175,7 @@ impl ViewStore {
             forgotten: RwLock::default(),
             applied_through: AtomicU64::new(0),
             retention_ms,
+            expired_second: AtomicU64::new(0),
             changes: broadcast::channel(4096).0,
         }
     }
@@ -228,8 +236,8 @@ impl ViewStore {
                             let window = (through, self.retention_ms);
                             errors.apply(u, *diff as i64, window, &mut new_groups, &mut retracted)
                         }
-                        ViewUpdate::Vital(u) => vitals.apply(u, *diff as i64),
-                        ViewUpdate::Event(cell) => events.apply(cell, *diff as i64),
+                        ViewUpdate::Vital(u) => vitals.apply(u, *diff as i64, (through, self.retention_ms)),
+                        ViewUpdate::Event(cell) => events.apply(cell, *diff as i64, (through, self.retention_ms)),
                         ViewUpdate::Session(u) => sessions.apply(u, *diff as i64),
                         ViewUpdate::Rule(sample) => {
                             alerts.apply(sample, *diff as i64);
@@ -247,9 +255,23 @@ impl ViewStore {
                 self.rules_changed.send_replace(through);
             }
         }
-        self.pageviews.write().unwrap_or_else(|e| e.into_inner()).expire(through, self.retention_ms);
-        self.errors.write().unwrap_or_else(|e| e.into_inner()).expire(through, self.retention_ms);
+        self.expire(through);
         self.applied_through.fetch_max(through, Ordering::AcqRel);
+    }
+
+    /// Drops the buckets of the counted views (page views, errors, custom
+    /// events, vitals) that left the window by the tick `through`, at most
+    /// once a second (the events and vitals views are scanned whole).
+    fn expire(&self, through: Time) {
+        let second = through / 1_000;
+        if self.expired_second.swap(second, Ordering::AcqRel) == second {
+            return;
+        }
+        let retention_ms = self.retention_ms;
+        self.pageviews.write().unwrap_or_else(|e| e.into_inner()).expire(through, retention_ms);
+        self.errors.write().unwrap_or_else(|e| e.into_inner()).expire(through, retention_ms);
+        self.events.write().unwrap_or_else(|e| e.into_inner()).expire(through, retention_ms);
+        self.vitals.write().unwrap_or_else(|e| e.into_inner()).expire(through, retention_ms);
     }
 
     fn publish(&self, through: Time, page_moves: pageviews::PageviewMoves, new_groups: errors::NewGroups) {

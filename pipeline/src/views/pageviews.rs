@@ -14,7 +14,7 @@ use serde::Serialize;
 use sightline_operators::{Interval, PageDims, PageviewUpdate, Signal, SignalRow, Symbol, Time};
 
 use super::sketch::VisitorSketch;
-use super::{Names, expired, interval_index};
+use super::{CellMap, Names, expired, interval_index};
 
 /// Page views and visitors of one cell: a path with one set of dimensions,
 /// a path, or a whole bucket.
@@ -42,8 +42,8 @@ impl PathCell {
 #[derive(Debug, Default)]
 struct Bucket {
     total: PathCell,
-    by_path: HashMap<Symbol, PathCell>,
-    cells: HashMap<(Symbol, PageDims), PathCell>,
+    by_path: CellMap<Symbol, PathCell>,
+    cells: CellMap<(Symbol, PageDims), PathCell>,
 }
 
 impl Bucket {

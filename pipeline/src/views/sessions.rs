@@ -11,7 +11,7 @@ use serde::Serialize;
 use sightline_operators::{PageDims, SessionUpdate, Symbol};
 
 use super::pageviews::{PageFilters, Resolved};
-use super::{Names, interval_for, interval_index};
+use super::{CellMap, Names, interval_for, interval_index};
 
 /// What the sessions starting in one bucket, entering on one page with one
 /// set of dimensions, add up to.
@@ -21,12 +21,13 @@ struct Totals {
     bounces: i64,
     duration_ms: i64,
     pageviews: i64,
-    /// Sessions per exit page.
-    exits: HashMap<Symbol, i64>,
+    /// Sessions per exit page: a list, as most cells hold one session (a
+    /// map per cell took about 100 bytes more).
+    exits: Vec<(Symbol, i64)>,
 }
 
 /// A bucket's sessions by (entry page, entry dimensions).
-type BucketSessions = HashMap<(Symbol, PageDims), Totals>;
+type BucketSessions = CellMap<(Symbol, PageDims), Totals>;
 
 #[derive(Debug, Default)]
 struct ProjectSessions {
@@ -65,11 +66,18 @@ pub struct SessionsSummary {
     pub pages_per_session: f64,
 }
 
-fn add(map: &mut HashMap<Symbol, i64>, key: Symbol, diff: i64) {
-    let count = map.entry(key).or_default();
-    *count += diff;
-    if *count == 0 {
-        map.remove(&key);
+fn add(exits: &mut Vec<(Symbol, i64)>, page: Symbol, diff: i64) {
+    match exits.iter().position(|(p, _)| *p == page) {
+        Some(at) => {
+            exits[at].1 += diff;
+            if exits[at].1 == 0 {
+                exits.swap_remove(at);
+            }
+        }
+        None => {
+            exits.reserve_exact(1);
+            exits.push((page, diff));
+        }
     }
 }
 
@@ -133,7 +141,7 @@ impl SessionViews {
         let mut pages: HashMap<Symbol, i64> = HashMap::new();
         for ((entry, _), totals) in self.matching(names, q) {
             if exits {
-                for (&page, &count) in &totals.exits {
+                for &(page, count) in &totals.exits {
                     *pages.entry(page).or_default() += count;
                 }
             } else {

@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use sightline_model::VitalName;
 use sightline_operators::vitals::{empty_histogram, unscale};
-use sightline_operators::{Interval, Rating, Signal, SignalRow, Symbol, VitalCell, VitalUpdate};
+use sightline_operators::{Interval, Rating, Signal, SignalRow, Symbol, Time, VitalCell, VitalUpdate};
 
-use super::{Names, interval_for};
+use super::{Names, expired, interval_for};
 
 /// Every project's vitals histograms.
 #[derive(Debug, Default)]
@@ -22,6 +22,11 @@ impl VitalViews {
     /// Drops everything of a deleted project.
     pub(super) fn forget(&mut self, project: Symbol) {
         self.cells.retain(|cell, _| cell.project != project);
+    }
+
+    /// Drops the cells whose bucket left the window by the tick `through`.
+    pub(super) fn expire(&mut self, through: Time, retention_ms: i64) {
+        self.cells.retain(|cell, _| !expired(cell.interval, cell.bucket, through, retention_ms));
     }
 
     /// A project's vital measurements of the minutes since `since` as alert
@@ -116,7 +121,12 @@ impl PageVitals {
 }
 
 impl VitalViews {
-    pub(super) fn apply(&mut self, update: &VitalUpdate, diff: i64) {
+    /// Adds `diff` measurements to a cell, unless its bucket has already
+    /// left the window.
+    pub(super) fn apply(&mut self, update: &VitalUpdate, diff: i64, (through, retention_ms): (Time, i64)) {
+        if expired(update.cell.interval, update.cell.bucket, through, retention_ms) {
+            return;
+        }
         let cell = self.cells.entry(update.cell).or_default();
         let count = cell.entry((update.rating, update.value)).or_default();
         *count += diff;
