@@ -32,13 +32,13 @@ pub struct EventDims {
 }
 
 /// Where a count lives. Field order is sort order: a range of buckets of
-/// one project is one contiguous run.
+/// one event name of one project is one contiguous run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct EventCell {
     pub project: Symbol,
     pub interval: Interval,
-    pub bucket: i64,
     pub name: Symbol,
+    pub bucket: i64,
     pub dims: EventDims,
 }
 

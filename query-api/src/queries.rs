@@ -184,7 +184,7 @@ pub async fn breakdown(
     let mut rows = match page_dimension {
         Some(d) => {
             let query = PageviewsQuery { project_id: id, interval: interval_for(from, to), from, to, filters };
-            state.views.breakdown(&query, d)
+            state.views.breakdown(&query, d, params.limit.unwrap_or(100))
         }
         // Entry and exit pages are per session: the filters match the
         // session's entry page view.

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 use sightline_operators::{EventCell, EventDims, Interval, Symbol, Time};
 
-use super::{MAX_SERIES_POINTS, Names, expired};
+use super::{MAX_SERIES_POINTS, Names, Oldest, expired};
 use crate::interner::{PropPairs, PropSets};
 
 /// Most values a breakdown lists per property.
@@ -19,6 +19,9 @@ pub const BREAKDOWN_VALUES: usize = 20;
 #[derive(Debug, Default)]
 pub(super) struct EventViews {
     cells: BTreeMap<EventCell, i64>,
+    /// The oldest bucket start held per interval: expiry scans the cells
+    /// only once one of them has left the window.
+    oldest: Oldest,
 }
 
 impl EventViews {
@@ -29,7 +32,10 @@ impl EventViews {
 
     /// Drops the cells whose bucket left the window by the tick `through`.
     pub(super) fn expire(&mut self, through: Time, retention_ms: i64) {
-        self.cells.retain(|cell, _| !expired(cell.interval, cell.bucket, through, retention_ms));
+        if self.oldest.any_expired(through, retention_ms) {
+            self.cells.retain(|cell, _| !expired(cell.interval, cell.bucket, through, retention_ms));
+            self.oldest = Oldest::of(self.cells.keys().map(|cell| (cell.interval, cell.bucket)));
+        }
     }
 }
 
@@ -127,6 +133,7 @@ impl EventViews {
         if expired(cell.interval, cell.bucket, through, retention_ms) {
             return;
         }
+        self.oldest.note(cell.interval, cell.bucket);
         let count = self.cells.entry(*cell).or_default();
         *count += diff;
         if *count == 0 {
@@ -143,11 +150,30 @@ impl EventViews {
         if let Some(project) = names.lookup(&q.project_id) {
             let filter = Resolved::new(names, q);
             let dims = EventDims { path: 0, device: 0, browser: 0, release: 0, props: 0 };
-            let at = |bucket| EventCell { project, interval: q.interval, bucket, name: 0, dims };
+            let at = |name, bucket| EventCell { project, interval: q.interval, name, bucket, dims };
+            // The range of each event name (the one asked for, or each the
+            // project has) is one run of cells.
+            let event_names = match filter.name {
+                Some(name) => vec![name],
+                None => {
+                    let mut seen = Vec::new();
+                    let mut next = at(0, i64::MIN);
+                    while let Some((cell, _)) = self.cells.range(next..).next() {
+                        if cell.project != project || cell.interval != q.interval {
+                            break;
+                        }
+                        seen.push(cell.name);
+                        let Some(after) = cell.name.checked_add(1) else { break };
+                        next = at(after, i64::MIN);
+                    }
+                    seen
+                }
+            };
+            let runs = event_names.into_iter().flat_map(|name| self.cells.range(at(name, first)..at(name, q.to)));
             // Each property set's pairs, and whether they hold every
             // filtered pair: looked up once per set.
             let mut sets: HashMap<Symbol, (bool, PropPairs)> = HashMap::new();
-            for (cell, &count) in self.cells.range(at(first)..at(q.to)) {
+            for (cell, &count) in runs {
                 if !filter.matches_dims(cell.name, &cell.dims) {
                     continue;
                 }

@@ -59,6 +59,28 @@ fn expired(interval: Interval, bucket: i64, through: Time, retention_ms: i64) ->
     leaves <= i64::try_from(through).unwrap_or(i64::MAX)
 }
 
+/// The oldest bucket start a view holds per interval (`None`: none held),
+/// for views whose expiry is a scan of every cell.
+#[derive(Debug, Default)]
+struct Oldest([Option<i64>; 3]);
+
+impl Oldest {
+    fn of(buckets: impl Iterator<Item = (Interval, i64)>) -> Oldest {
+        let mut oldest = Oldest::default();
+        buckets.for_each(|(interval, bucket)| oldest.note(interval, bucket));
+        oldest
+    }
+
+    fn note(&mut self, interval: Interval, bucket: i64) {
+        let held = &mut self.0[interval_index(interval)];
+        *held = Some(held.map_or(bucket, |b| b.min(bucket)));
+    }
+
+    fn any_expired(&self, through: Time, retention_ms: i64) -> bool {
+        Interval::ALL.iter().zip(&self.0).any(|(i, b)| b.is_some_and(|b| expired(*i, b, through, retention_ms)))
+    }
+}
+
 fn interval_index(interval: Interval) -> usize {
     match interval {
         Interval::Minute => 0,
@@ -390,9 +412,10 @@ impl ViewStore {
         self.errors.read().unwrap_or_else(|e| e.into_inner()).group(&self.names, q, fingerprint)
     }
 
-    /// Page views and visitors per page, referrer, device, browser or OS.
-    pub fn breakdown(&self, q: &PageviewsQuery, dimension: PageDimension) -> Vec<BreakdownRow> {
-        self.pageviews.read().unwrap_or_else(|e| e.into_inner()).breakdown(&self.names, q, dimension)
+    /// Page views and visitors per page, referrer, device, browser, OS or
+    /// release: the `limit` values with the most visitors, most first.
+    pub fn breakdown(&self, q: &PageviewsQuery, dimension: PageDimension, limit: usize) -> Vec<BreakdownRow> {
+        self.pageviews.read().unwrap_or_else(|e| e.into_inner()).breakdown(&self.names, q, dimension, limit)
     }
 
     /// Sessions per entry page (or exit page, with `exits`), most first.

@@ -1,9 +1,9 @@
 //! The page views read model: page view counts and visitor sketches per
 //! project, interval, bucket, path and the other dimensions (device,
-//! browser, OS, referrer, release), with each bucket's rollups per path and
-//! in total. A question without filters reads the rollups; with filters it
-//! merges the sketches of the cells the filters keep; a breakdown groups the
-//! same cells by one dimension.
+//! browser, OS, referrer, release), with each bucket's rollups per value of
+//! each dimension and in total. A question with at most one filter reads
+//! the rollups; with more it merges the sketches of the cells the filters
+//! keep; a breakdown groups the same rollups or cells by one dimension.
 //!
 //! A bucket is dropped whole once it has been out of the retention window:
 //! visitor sketches only grow, so nothing is ever taken out of one.
@@ -42,7 +42,8 @@ impl PathCell {
 #[derive(Debug, Default)]
 struct Bucket {
     total: PathCell,
-    by_path: CellMap<Symbol, PathCell>,
+    /// Per value of each dimension, by [`PageDimension::index`].
+    by: [CellMap<Symbol, PathCell>; 6],
     cells: CellMap<(Symbol, PageDims), PathCell>,
 }
 
@@ -50,16 +51,41 @@ impl Bucket {
     /// Adds a bucket's page views and visitors that pass `filters` to `into`,
     /// from the smallest set of cells that answers it.
     fn fold(&self, filters: &Resolved, into: &mut PathCell) {
-        match filters.path_only() {
+        match filters.single() {
             Some(None) => into.merge(&self.total),
-            Some(Some(path)) => {
-                if let Some(cell) = self.by_path.get(&path) {
+            Some(Some((dimension, value))) => {
+                if let Some(cell) = self.by[dimension.index()].get(&value) {
                     into.merge(cell);
                 }
             }
             None => {
                 for (_, cell) in self.cells.iter().filter(|(cell, _)| filters.matches(cell)) {
                     into.merge(cell);
+                }
+            }
+        }
+    }
+
+    /// Calls `visit` with each (value of `dimension`, cell) of the bucket that
+    /// passes `filters`: from the dimension's rollup when at most a filter
+    /// on the same dimension is set.
+    fn grouped(&self, filters: &Resolved, dimension: PageDimension, visit: &mut impl FnMut(Symbol, &PathCell)) {
+        let only = match filters.single() {
+            Some(None) => Some(None),
+            Some(Some((filtered, value))) if filtered == dimension => Some(Some(value)),
+            _ => None,
+        };
+        match only {
+            Some(only) => {
+                for (value, cell) in &self.by[dimension.index()] {
+                    if only.is_none_or(|o| o == *value) {
+                        visit(*value, cell);
+                    }
+                }
+            }
+            None => {
+                for (key, cell) in self.cells.iter().filter(|(key, _)| filters.matches(key)) {
+                    visit(dimension.of(key), cell);
                 }
             }
         }
@@ -172,9 +198,20 @@ impl Resolved {
         self.0.iter().zip(have).all(|(want, have)| want.is_none_or(|w| w == have))
     }
 
-    /// The path filter, if no other filter is set.
-    fn path_only(&self) -> Option<Option<Symbol>> {
-        self.0[1..].iter().all(Option::is_none).then_some(self.0[0])
+    /// No filter is set.
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.iter().all(Option::is_none)
+    }
+
+    /// `Some(None)` without filters, `Some(Some(_))` with exactly one (its
+    /// dimension and value), `None` with more.
+    fn single(&self) -> Option<Option<(PageDimension, Symbol)>> {
+        let mut set = PageDimension::ALL.into_iter().filter_map(|d| self.0[d.index()].map(|v| (d, v)));
+        match (set.next(), set.next()) {
+            (None, _) => Some(None),
+            (Some(one), None) => Some(Some(one)),
+            _ => None,
+        }
     }
 }
 
@@ -190,6 +227,27 @@ pub enum PageDimension {
 }
 
 impl PageDimension {
+    const ALL: [PageDimension; 6] = [
+        PageDimension::Page,
+        PageDimension::Device,
+        PageDimension::Browser,
+        PageDimension::Os,
+        PageDimension::Referrer,
+        PageDimension::Release,
+    ];
+
+    /// Its place among the filters (`Resolved`) and a bucket's rollups.
+    fn index(self) -> usize {
+        match self {
+            PageDimension::Page => 0,
+            PageDimension::Device => 1,
+            PageDimension::Browser => 2,
+            PageDimension::Os => 3,
+            PageDimension::Referrer => 4,
+            PageDimension::Release => 5,
+        }
+    }
+
     fn of(self, (path, dims): &(Symbol, PageDims)) -> Symbol {
         match self {
             PageDimension::Page => *path,
@@ -257,12 +315,19 @@ impl PageviewViews {
         let buckets = &mut project.by_interval[interval_index(key.interval)];
         let bucket = buckets.entry(key.bucket).or_default();
         bucket.total.add(*visitor, diff);
-        let path = bucket.by_path.entry(key.path).or_default();
-        let visitors_before = path.visitors.count();
-        path.add(*visitor, diff);
-        let visitors_moved = path.visitors.count() - visitors_before;
-        if path.pageviews <= 0 {
-            bucket.by_path.remove(&key.path);
+        let mut visitors_moved = 0;
+        for dimension in PageDimension::ALL {
+            let rollup = &mut bucket.by[dimension.index()];
+            let value = dimension.of(&(key.path, key.dims));
+            let cell = rollup.entry(value).or_default();
+            let visitors_before = cell.visitors.count();
+            cell.add(*visitor, diff);
+            if dimension == PageDimension::Page {
+                visitors_moved = cell.visitors.count() - visitors_before;
+            }
+            if cell.pageviews <= 0 {
+                rollup.remove(&value);
+            }
         }
         let cell = bucket.cells.entry((key.path, key.dims)).or_default();
         cell.add(*visitor, diff);
@@ -311,27 +376,53 @@ impl PageviewViews {
     }
 
     /// Page views and distinct visitors per value of `dimension` over a
-    /// range, most visitors first.
-    pub(super) fn breakdown(&self, names: &Names, q: &PageviewsQuery, dimension: PageDimension) -> Vec<BreakdownRow> {
+    /// range: the `limit` values with the most visitors, most first.
+    ///
+    /// Merging every value's sketches over every bucket took most of the
+    /// time, so it is done only for values that can make the cut: a value's
+    /// union has at least its largest bucket's visitors and at most the sum
+    /// of its buckets' (and its page views); values whose most is well
+    /// under the `limit`-th largest least are left out.
+    pub(super) fn breakdown(
+        &self,
+        names: &Names,
+        q: &PageviewsQuery,
+        dimension: PageDimension,
+        limit: usize,
+    ) -> Vec<BreakdownRow> {
         let filters = Resolved::new(names, &q.filters);
-        let mut rows: HashMap<Symbol, PathCell> = HashMap::new();
-        if let Some(buckets) = names.lookup(&q.project_id).and_then(|p| self.projects.get(&p)) {
-            let buckets = &buckets.by_interval[interval_index(q.interval)];
-            for (_, bucket) in buckets.range(q.interval.bucket_of(q.from)..q.to) {
-                match (dimension, filters.path_only()) {
-                    // Pages without filters but the path: the path rollups.
-                    (PageDimension::Page, Some(path)) => {
-                        for (page, cell) in bucket.by_path.iter().filter(|(page, _)| path.is_none_or(|p| p == **page)) {
-                            rows.entry(*page).or_default().merge(cell);
-                        }
-                    }
-                    _ => {
-                        for (cell, counts) in bucket.cells.iter().filter(|(cell, _)| filters.matches(cell)) {
-                            rows.entry(dimension.of(cell)).or_default().merge(counts);
-                        }
-                    }
+        let Some(project) = names.lookup(&q.project_id).and_then(|p| self.projects.get(&p)) else {
+            return Vec::new();
+        };
+        let buckets = &project.by_interval[interval_index(q.interval)];
+        let range = || buckets.range(q.interval.bucket_of(q.from)..q.to).map(|(_, bucket)| bucket);
+        // Page views, and the least and most visitors, per value.
+        let mut bounds: HashMap<Symbol, (i64, i64, i64)> = HashMap::new();
+        for bucket in range() {
+            bucket.grouped(&filters, dimension, &mut |value, cell| {
+                let (pageviews, least, most) = bounds.entry(value).or_default();
+                let visitors = cell.visitors.count();
+                *pageviews += cell.pageviews;
+                *least = (*least).max(visitors);
+                *most += visitors;
+            });
+        }
+        let mut leasts: Vec<i64> = bounds.values().map(|(_, least, _)| *least).collect();
+        let cut = if leasts.len() > limit && limit > 0 {
+            *leasts.select_nth_unstable_by(limit - 1, |a, b| b.cmp(a)).1
+        } else {
+            0
+        };
+        // A sketch's count is within a few % of the truth: keep a margin.
+        let may_make_it = |(pageviews, _, most): &(i64, i64, i64)| (*most).min(*pageviews) * 100 >= cut * 95;
+        let mut rows: HashMap<Symbol, PathCell> =
+            bounds.iter().filter(|(_, b)| may_make_it(b)).map(|(value, _)| (*value, PathCell::default())).collect();
+        for bucket in range() {
+            bucket.grouped(&filters, dimension, &mut |value, cell| {
+                if let Some(row) = rows.get_mut(&value) {
+                    row.merge(cell);
                 }
-            }
+            });
         }
         let mut rows: Vec<BreakdownRow> = rows
             .into_iter()
@@ -343,6 +434,7 @@ impl PageviewViews {
             })
             .collect();
         rows.sort_by(|a, b| (b.visitors, b.pageviews, &a.value).cmp(&(a.visitors, a.pageviews, &b.value)));
+        rows.truncate(limit);
         rows
     }
 
@@ -461,10 +553,44 @@ mod tests {
         assert_eq!(rollup.total.visitors, 120);
         let path = PageFilters { path: Some("/b".into()), ..Default::default() };
         assert_eq!(views.pageviews(&query(h, to, path)), views.pageviews(&query(h, to, scan(Some("/b")))));
-        let pages = views.breakdown(&query(h, to, PageFilters::default()), PageDimension::Page);
-        assert_eq!(pages, views.breakdown(&query(h, to, scan(None)), PageDimension::Page));
+        let pages = views.breakdown(&query(h, to, PageFilters::default()), PageDimension::Page, 10);
+        assert_eq!(pages, views.breakdown(&query(h, to, scan(None)), PageDimension::Page, 10));
         assert_eq!(pages.iter().map(|r| r.pageviews.unwrap()).sum::<i64>(), rollup.total.pageviews);
         assert_eq!(pages[0].visitors, Some(40));
+        // One filter reads that dimension's rollup; with a second one that
+        // every cell passes, the cells are scanned.
+        let firefox = PageFilters { browser: Some("Firefox".into()), ..Default::default() };
+        let firefox_scan = PageFilters { device: Some("desktop".into()), ..firefox.clone() };
+        assert_eq!(views.pageviews(&query(h, to, firefox.clone())), views.pageviews(&query(h, to, firefox_scan)));
+        assert_eq!(views.pageviews(&query(h, to, firefox)).total.visitors, 60);
+    }
+
+    #[test]
+    fn a_breakdown_leaves_out_only_values_that_cannot_make_the_cut() {
+        let views = ViewStore::default();
+        let h = Interval::Hour;
+        // 60 pages with a steep spread over 24 hours, the visitors of each
+        // hour new: ranking them needs the union over the hours.
+        let mut updates = Vec::new();
+        for page in 0..60u64 {
+            let per_hour = 400 / (page + 1);
+            for hour in 0..24 {
+                for v in 0..per_hour {
+                    let visitor = (page * 24 + hour) * 1_000 + v;
+                    updates.push((hit(&views, h, hour as i64 * 3_600_000, &format!("/{page}"), "Firefox", visitor), 1));
+                }
+            }
+        }
+        views.apply(10, &updates);
+        let all = views.breakdown(&query(h, 24 * 3_600_000, PageFilters::default()), PageDimension::Page, 1_000);
+        assert_eq!(all.len(), 60);
+        for limit in [1, 5, 20] {
+            let top = views.breakdown(&query(h, 24 * 3_600_000, PageFilters::default()), PageDimension::Page, limit);
+            assert_eq!(top, all[..limit], "limit {limit}");
+        }
+        let browsers = views.breakdown(&query(h, 24 * 3_600_000, PageFilters::default()), PageDimension::Browser, 3);
+        assert_eq!(browsers.len(), 1);
+        assert_eq!(browsers[0].pageviews, Some(updates.len() as i64));
     }
 
     #[test]

@@ -8,26 +8,63 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
-use sightline_operators::{PageDims, SessionUpdate, Symbol};
+use sightline_operators::{PageDims, Session, SessionUpdate, Symbol};
 
 use super::pageviews::{PageFilters, Resolved};
 use super::{CellMap, Names, interval_for, interval_index};
+
+/// What some sessions add up to.
+#[derive(Debug, Default, Clone, Copy)]
+struct Sums {
+    sessions: i64,
+    bounces: i64,
+    duration_ms: i64,
+    pageviews: i64,
+}
+
+impl Sums {
+    fn add(&mut self, s: &Session, diff: i64) {
+        self.sessions += diff;
+        self.bounces += diff * i64::from(s.bounce());
+        self.duration_ms += diff * s.duration_ms();
+        self.pageviews += diff * i64::from(s.pageviews);
+    }
+
+    fn merge(&mut self, other: &Sums) {
+        self.sessions += other.sessions;
+        self.bounces += other.bounces;
+        self.duration_ms += other.duration_ms;
+        self.pageviews += other.pageviews;
+    }
+}
 
 /// What the sessions starting in one bucket, entering on one page with one
 /// set of dimensions, add up to.
 #[derive(Debug, Default)]
 struct Totals {
-    sessions: i64,
-    bounces: i64,
-    duration_ms: i64,
-    pageviews: i64,
+    sums: Sums,
     /// Sessions per exit page: a list, as most cells hold one session (a
     /// map per cell took about 100 bytes more).
     exits: Vec<(Symbol, i64)>,
 }
 
-/// A bucket's sessions by (entry page, entry dimensions).
-type BucketSessions = CellMap<(Symbol, PageDims), Totals>;
+/// A bucket's sessions by (entry page, entry dimensions), and in total and
+/// per entry and exit page (what questions without filters read).
+#[derive(Debug, Default)]
+struct BucketSessions {
+    total: Sums,
+    entries: CellMap<Symbol, i64>,
+    exits: CellMap<Symbol, i64>,
+    cells: CellMap<(Symbol, PageDims), Totals>,
+}
+
+fn count(pages: &mut CellMap<Symbol, i64>, page: Symbol, diff: i64) {
+    let n = pages.entry(page).or_default();
+    *n += diff;
+    if *n == 0 {
+        pages.remove(&page);
+    }
+}
 
 #[derive(Debug, Default)]
 struct ProjectSessions {
@@ -86,19 +123,27 @@ impl SessionViews {
         let s = &update.session;
         let buckets =
             &mut self.projects.entry(update.project).or_default().by_interval[interval_index(update.interval)];
-        let cells = buckets.entry(update.bucket).or_default();
-        let totals = cells.entry((s.entry, s.source)).or_default();
-        totals.sessions += diff;
-        totals.bounces += diff * i64::from(s.bounce());
-        totals.duration_ms += diff * s.duration_ms();
-        totals.pageviews += diff * i64::from(s.pageviews);
+        let bucket = buckets.entry(update.bucket).or_default();
+        bucket.total.add(s, diff);
+        count(&mut bucket.entries, s.entry, diff);
+        count(&mut bucket.exits, s.exit, diff);
+        let totals = bucket.cells.entry((s.entry, s.source)).or_default();
+        totals.sums.add(s, diff);
         add(&mut totals.exits, s.exit, diff);
-        if totals.sessions == 0 {
-            cells.remove(&(s.entry, s.source));
-            if cells.is_empty() {
+        if totals.sums.sessions == 0 {
+            bucket.cells.remove(&(s.entry, s.source));
+            if bucket.cells.is_empty() {
                 buckets.remove(&update.bucket);
             }
         }
+    }
+
+    /// The buckets of the range.
+    fn buckets<'a>(&'a self, names: &Names, q: &SessionsQuery) -> impl Iterator<Item = &'a BucketSessions> + 'a {
+        let interval = interval_for(q.from, q.to);
+        let project = names.lookup(&q.project_id).and_then(|p| self.projects.get(&p));
+        let (first, to) = (interval.bucket_of(q.from), q.to);
+        project.into_iter().flat_map(move |p| p.by_interval[interval_index(interval)].range(first..to)).map(|(_, b)| b)
     }
 
     /// The totals of every (entry page, dimensions) the filters keep, in
@@ -108,44 +153,44 @@ impl SessionViews {
         names: &Names,
         q: &SessionsQuery,
     ) -> impl Iterator<Item = (&'a (Symbol, PageDims), &'a Totals)> + 'a {
-        let interval = interval_for(q.from, q.to);
         let filters = Resolved::new(names, &q.filters);
-        let buckets = names.lookup(&q.project_id).and_then(|p| self.projects.get(&p));
-        let (first, to) = (interval.bucket_of(q.from), q.to);
-        buckets
-            .into_iter()
-            .flat_map(move |p| p.by_interval[interval_index(interval)].range(first..to))
-            .flat_map(|(_, cells)| cells.iter())
-            .filter(move |(entry, _)| filters.matches(entry))
+        self.buckets(names, q).flat_map(|b| b.cells.iter()).filter(move |(entry, _)| filters.matches(entry))
     }
 
     pub(super) fn summary(&self, names: &Names, q: &SessionsQuery) -> SessionsSummary {
-        let (mut sessions, mut bounces, mut duration, mut pageviews) = (0, 0, 0, 0);
-        for (_, totals) in self.matching(names, q) {
-            sessions += totals.sessions;
-            bounces += totals.bounces;
-            duration += totals.duration_ms;
-            pageviews += totals.pageviews;
+        let mut sums = Sums::default();
+        if Resolved::new(names, &q.filters).is_empty() {
+            self.buckets(names, q).for_each(|b| sums.merge(&b.total));
+        } else {
+            self.matching(names, q).for_each(|(_, totals)| sums.merge(&totals.sums));
         }
-        let per_session = |n: i64| if sessions > 0 { n as f64 / sessions as f64 } else { 0.0 };
+        let per_session = |n: i64| if sums.sessions > 0 { n as f64 / sums.sessions as f64 } else { 0.0 };
         SessionsSummary {
-            sessions,
-            bounce_rate: per_session(bounces),
-            avg_duration_ms: per_session(duration),
-            pages_per_session: per_session(pageviews),
+            sessions: sums.sessions,
+            bounce_rate: per_session(sums.bounces),
+            avg_duration_ms: per_session(sums.duration_ms),
+            pages_per_session: per_session(sums.pageviews),
         }
     }
 
     /// Sessions per entry (or exit) page in a range, most first.
     pub(super) fn pages(&self, names: &Names, q: &SessionsQuery, exits: bool) -> Vec<(Symbol, i64)> {
         let mut pages: HashMap<Symbol, i64> = HashMap::new();
-        for ((entry, _), totals) in self.matching(names, q) {
-            if exits {
-                for &(page, count) in &totals.exits {
-                    *pages.entry(page).or_default() += count;
+        if Resolved::new(names, &q.filters).is_empty() {
+            for bucket in self.buckets(names, q) {
+                for (&page, &n) in if exits { &bucket.exits } else { &bucket.entries } {
+                    *pages.entry(page).or_default() += n;
                 }
-            } else {
-                *pages.entry(*entry).or_default() += totals.sessions;
+            }
+        } else {
+            for ((entry, _), totals) in self.matching(names, q) {
+                if exits {
+                    for &(page, n) in &totals.exits {
+                        *pages.entry(page).or_default() += n;
+                    }
+                } else {
+                    *pages.entry(*entry).or_default() += totals.sums.sessions;
+                }
             }
         }
         let mut pages: Vec<(Symbol, i64)> = pages.into_iter().filter(|(_, n)| *n != 0).collect();

@@ -3,19 +3,22 @@
 //! quantized value).
 //! A range is answered by merging its cells into one `hdrhistogram`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use sightline_model::VitalName;
 use sightline_operators::vitals::{empty_histogram, unscale};
 use sightline_operators::{Interval, Rating, Signal, SignalRow, Symbol, Time, VitalCell, VitalUpdate};
 
-use super::{Names, expired, interval_for};
+use super::{Names, Oldest, expired, interval_for};
 
 /// Every project's vitals histograms.
 #[derive(Debug, Default)]
 pub(super) struct VitalViews {
     cells: BTreeMap<VitalCell, BTreeMap<(Rating, u64), i64>>,
+    /// The oldest bucket start held per interval: expiry scans the cells
+    /// only once one of them has left the window.
+    oldest: Oldest,
 }
 
 impl VitalViews {
@@ -26,7 +29,10 @@ impl VitalViews {
 
     /// Drops the cells whose bucket left the window by the tick `through`.
     pub(super) fn expire(&mut self, through: Time, retention_ms: i64) {
-        self.cells.retain(|cell, _| !expired(cell.interval, cell.bucket, through, retention_ms));
+        if self.oldest.any_expired(through, retention_ms) {
+            self.cells.retain(|cell, _| !expired(cell.interval, cell.bucket, through, retention_ms));
+            self.oldest = Oldest::of(self.cells.keys().map(|cell| (cell.interval, cell.bucket)));
+        }
     }
 
     /// A project's vital measurements of the minutes since `since` as alert
@@ -127,6 +133,7 @@ impl VitalViews {
         if expired(update.cell.interval, update.cell.bucket, through, retention_ms) {
             return;
         }
+        self.oldest.note(update.cell.interval, update.cell.bucket);
         let cell = self.cells.entry(update.cell).or_default();
         let count = cell.entry((update.rating, update.value)).or_default();
         *count += diff;
@@ -147,15 +154,26 @@ impl VitalViews {
     /// The vitals of each page with measurements in the range, the pages
     /// with the most measurements first (`q.path` is ignored).
     pub(super) fn by_page(&self, names: &Names, q: &VitalsQuery, limit: usize) -> VitalsByPage {
-        let mut pages: BTreeMap<Symbol, Summary> = BTreeMap::new();
         let q = VitalsQuery { path: None, ..q.clone() };
-        self.scan(names, &q, |cell, counts| pages.entry(cell.path).or_insert_with(Summary::new).add(counts));
-        let mut pages: Vec<(Symbol, Summary)> = pages.into_iter().collect();
-        pages.sort_by_key(|(path, summary)| (std::cmp::Reverse(summary.count()), *path));
-        let pages = pages
-            .into_iter()
-            .take(limit)
-            .map(|(path, summary)| PageVitals::new(names.name(path).to_string(), summary.finish(q.metric)))
+        // Measurements per page pick the pages; only theirs are merged into
+        // histograms (one per page of the site took most of the time).
+        let mut counts: HashMap<Symbol, i64> = HashMap::new();
+        self.scan(names, &q, |cell, values| *counts.entry(cell.path).or_default() += values.values().sum::<i64>());
+        let mut top: Vec<(Symbol, i64)> = counts.into_iter().filter(|(_, n)| *n > 0).collect();
+        top.sort_by_key(|(path, count)| (std::cmp::Reverse(*count), *path));
+        top.truncate(limit);
+        let mut summaries: HashMap<Symbol, Summary> = top.iter().map(|(path, _)| (*path, Summary::new())).collect();
+        self.scan(names, &q, |cell, values| {
+            if let Some(summary) = summaries.get_mut(&cell.path) {
+                summary.add(values);
+            }
+        });
+        let pages = top
+            .iter()
+            .map(|(path, _)| {
+                let summary = summaries.remove(path).expect("a summary per page");
+                PageVitals::new(names.name(*path).to_string(), summary.finish(q.metric))
+            })
             .collect();
         VitalsByPage { name: q.metric.as_str().to_owned(), pages }
     }
