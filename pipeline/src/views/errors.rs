@@ -27,9 +27,26 @@ struct Cell {
     users: VisitorSketch,
 }
 
+/// A group's events in one bucket, over all its cells: what a question
+/// without filters reads.
+#[derive(Debug, Default)]
+struct GroupCell {
+    count: i64,
+    users: VisitorSketch,
+    /// Events per release.
+    releases: Vec<(Symbol, i64)>,
+}
+
+/// One bucket of a project's errors: its cells, and per group.
+#[derive(Debug, Default)]
+struct ErrorBucket {
+    by_group: CellMap<Symbol, GroupCell>,
+    cells: CellMap<Attrs, Cell>,
+}
+
 #[derive(Debug, Default)]
 struct ProjectErrors {
-    by_interval: [BTreeMap<i64, CellMap<Attrs, Cell>>; 3],
+    by_interval: [BTreeMap<i64, ErrorBucket>; 3],
     /// group → (first, last) event time.
     seen: HashMap<Symbol, (i64, i64)>,
     /// group → its newest events, newest first, at most [`LATEST_EVENTS`].
@@ -76,7 +93,7 @@ impl ErrorViews {
         };
         let minutes = p.by_interval[super::interval_index(Interval::Minute)].range(since..);
         minutes
-            .flat_map(|(bucket, cells)| cells.iter().map(move |(attrs, cell)| (*bucket, attrs, cell)))
+            .flat_map(|(start, bucket)| bucket.cells.iter().map(move |(attrs, cell)| (*start, attrs, cell)))
             .map(|(bucket, attrs, cell)| {
                 let signal = SignalRow {
                     project,
@@ -269,15 +286,26 @@ impl ErrorViews {
                 let project = self.projects.entry(c.project).or_default();
                 let buckets = &mut project.by_interval[interval_index(c.interval)];
                 let attrs = Attrs { group: c.group, release: c.release, path: c.path, device: c.device };
-                let cells = buckets.entry(c.bucket).or_default();
-                let cell = cells.entry(attrs).or_default();
+                let bucket = buckets.entry(c.bucket).or_default();
+                let group = bucket.by_group.entry(c.group).or_default();
+                group.count += diff;
+                match group.releases.iter().position(|(r, _)| *r == c.release) {
+                    Some(at) => group.releases[at].1 += diff,
+                    None => group.releases.push((c.release, diff)),
+                }
+                group.releases.retain(|(_, n)| *n > 0);
+                let cell = bucket.cells.entry(attrs).or_default();
                 cell.count += diff;
                 if diff > 0 {
+                    group.users.insert(*user);
                     cell.users.insert(*user);
                 }
+                if group.count <= 0 {
+                    bucket.by_group.remove(&c.group);
+                }
                 if cell.count <= 0 {
-                    cells.remove(&attrs);
-                    if cells.is_empty() {
+                    bucket.cells.remove(&attrs);
+                    if bucket.cells.is_empty() {
                         buckets.remove(&c.bucket);
                     }
                 }
@@ -324,8 +352,19 @@ impl ErrorViews {
             return tallies;
         };
         let buckets = &project.by_interval[interval_index(interval)];
-        for (&t, cells) in buckets.range(interval.bucket_of(q.from)..q.to) {
-            for (attrs, cell) in cells {
+        let unfiltered = filters.release.is_none() && filters.path.is_none() && filters.device.is_none();
+        for (&t, bucket) in buckets.range(interval.bucket_of(q.from)..q.to) {
+            if unfiltered {
+                for (&g, cell) in bucket.by_group.iter().filter(|(g, _)| group.is_none_or(|want| want == **g)) {
+                    let tally = tallies.by_group.entry(g).or_default();
+                    tally.count += cell.count;
+                    tally.users.merge(&cell.users);
+                    tally.releases.extend(cell.releases.iter().map(|(r, _)| *r));
+                    *tallies.per_bucket.entry((g, t)).or_default() += cell.count;
+                }
+                continue;
+            }
+            for (attrs, cell) in &bucket.cells {
                 if !filters.matches(attrs) || group.is_some_and(|g| g != attrs.group) {
                     continue;
                 }
@@ -413,7 +452,7 @@ impl ErrorViews {
             .map(|p| {
                 p.by_interval[interval_index(interval)]
                     .range(interval.bucket_of(from)..to)
-                    .map(|(&t, cells)| (t, cells.values().map(|c| c.count).sum()))
+                    .map(|(&t, bucket)| (t, bucket.by_group.values().map(|g| g.count).sum()))
                     .collect()
             })
             .unwrap_or_default()
@@ -488,5 +527,44 @@ mod trend_tests {
         assert_eq!(trend.iter().sum::<i64>(), hourly.iter().sum::<i64>());
         assert_eq!(super::trend(&series(&[3, 0, 5])), vec![3, 0, 5], "short ranges keep their buckets");
         assert!(super::trend(&[]).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sightline_operators::ErrorCell;
+
+    use super::super::{ViewStore, ViewUpdate};
+    use super::*;
+
+    #[test]
+    fn the_group_rollups_answer_as_the_cells_do() {
+        let views = ViewStore::default();
+        let names = views.names();
+        let mut updates = Vec::new();
+        for i in 0..300u64 {
+            let cell = ErrorCell {
+                bucket: (i % 5) as i64 * 3_600_000,
+                interval: Interval::Hour,
+                group: names.intern(["g1", "g2", "g3"][(i % 3) as usize]),
+                project: names.intern("p"),
+                release: names.intern(["1.0", "1.1"][(i % 2) as usize]),
+                path: names.intern(["/a", "/b", "/c", "/d"][(i % 4) as usize]),
+                device: names.intern("desktop"),
+            };
+            let user = xxhash_rust::xxh3::xxh3_64(&(i % 70).to_le_bytes());
+            updates.push((ViewUpdate::Error(ErrorUpdate::Event(cell, user)), 1 + (i % 2) as isize));
+        }
+        views.apply(10, &updates);
+        // Longer than six hours: answered from hour buckets.
+        let q = ErrorsQuery { project_id: "p".into(), from: 0, to: 7 * 3_600_000, ..Default::default() };
+        // A filter every cell passes makes the answer a scan of the cells.
+        let scanned = ErrorsQuery { device: Some("desktop".into()), ..q.clone() };
+        let (rollup, scan) = (views.errors(&q), views.errors(&scanned));
+        assert_eq!(rollup, scan);
+        assert_eq!(rollup.groups.len(), 3);
+        assert_eq!(rollup.groups.iter().map(|g| g.count).sum::<i64>(), 450);
+        assert_eq!(rollup.groups[0].releases, vec!["1.0".to_string(), "1.1".to_string()]);
+        assert_eq!(views.error_rate("p", Interval::Hour, 0, 5 * 3_600_000)[0].errors, 90);
     }
 }

@@ -12,10 +12,16 @@ use sightline_operators::{Interval, Rating, Signal, SignalRow, Symbol, Time, Vit
 
 use super::{Names, Oldest, expired, interval_for};
 
+/// Measurements per (rating, quantized value).
+type Counts = BTreeMap<(Rating, u64), i64>;
+
 /// Every project's vitals histograms.
 #[derive(Debug, Default)]
 pub(super) struct VitalViews {
-    cells: BTreeMap<VitalCell, BTreeMap<(Rating, u64), i64>>,
+    cells: BTreeMap<VitalCell, Counts>,
+    /// The same per (bucket, metric, path) over every device, browser and
+    /// release (those keys 0): what a question without those filters reads.
+    by_path: BTreeMap<VitalCell, Counts>,
     /// The oldest bucket start held per interval: expiry scans the cells
     /// only once one of them has left the window.
     oldest: Oldest,
@@ -25,12 +31,14 @@ impl VitalViews {
     /// Drops everything of a deleted project.
     pub(super) fn forget(&mut self, project: Symbol) {
         self.cells.retain(|cell, _| cell.project != project);
+        self.by_path.retain(|cell, _| cell.project != project);
     }
 
     /// Drops the cells whose bucket left the window by the tick `through`.
     pub(super) fn expire(&mut self, through: Time, retention_ms: i64) {
         if self.oldest.any_expired(through, retention_ms) {
             self.cells.retain(|cell, _| !expired(cell.interval, cell.bucket, through, retention_ms));
+            self.by_path.retain(|cell, _| !expired(cell.interval, cell.bucket, through, retention_ms));
             self.oldest = Oldest::of(self.cells.keys().map(|cell| (cell.interval, cell.bucket)));
         }
     }
@@ -134,13 +142,16 @@ impl VitalViews {
             return;
         }
         self.oldest.note(update.cell.interval, update.cell.bucket);
-        let cell = self.cells.entry(update.cell).or_default();
-        let count = cell.entry((update.rating, update.value)).or_default();
-        *count += diff;
-        if *count == 0 {
-            cell.remove(&(update.rating, update.value));
-            if cell.is_empty() {
-                self.cells.remove(&update.cell);
+        let page = VitalCell { device: 0, browser: 0, release: 0, ..update.cell };
+        for (cells, cell) in [(&mut self.cells, update.cell), (&mut self.by_path, page)] {
+            let counts = cells.entry(cell).or_default();
+            let count = counts.entry((update.rating, update.value)).or_default();
+            *count += diff;
+            if *count == 0 {
+                counts.remove(&(update.rating, update.value));
+                if counts.is_empty() {
+                    cells.remove(&cell);
+                }
             }
         }
     }
@@ -178,8 +189,9 @@ impl VitalViews {
         VitalsByPage { name: q.metric.as_str().to_owned(), pages }
     }
 
-    /// Calls `visit` with every cell of the range that passes the filters.
-    fn scan(&self, names: &Names, q: &VitalsQuery, mut visit: impl FnMut(&VitalCell, &BTreeMap<(Rating, u64), i64>)) {
+    /// Calls `visit` with every cell of the range that passes the filters
+    /// (from the per-path cells without a device, browser or release filter).
+    fn scan(&self, names: &Names, q: &VitalsQuery, mut visit: impl FnMut(&VitalCell, &Counts)) {
         let Some(project) = names.lookup(&q.project_id) else {
             return;
         };
@@ -197,7 +209,8 @@ impl VitalViews {
             browser: 0,
             release: 0,
         };
-        for (cell, counts) in self.cells.range(at(interval.bucket_of(q.from))..at(q.to)) {
+        let cells = if wanted[1..].iter().all(Option::is_none) { &self.by_path } else { &self.cells };
+        for (cell, counts) in cells.range(at(interval.bucket_of(q.from))..at(q.to)) {
             let have = [cell.path, cell.device, cell.browser, cell.release];
             if !wanted.iter().zip(have).any(|(want, have)| want.is_some_and(|w| w != have)) {
                 visit(cell, counts);
@@ -217,7 +230,7 @@ impl Summary {
         Summary { histogram: empty_histogram(), by_rating: [0; 3] }
     }
 
-    fn add(&mut self, counts: &BTreeMap<(Rating, u64), i64>) {
+    fn add(&mut self, counts: &Counts) {
         for (&(rating, value), &count) in counts {
             let count = u64::try_from(count).unwrap_or(0);
             self.histogram.record_n(value, count).expect("quantized values are within the histogram's bounds");
@@ -249,5 +262,55 @@ impl Summary {
             needs_improvement: share(self.by_rating[Rating::NeedsImprovement as usize]),
             poor: share(self.by_rating[Rating::Poor as usize]),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sightline_operators::vitals::{quantize, rate, scale};
+
+    use super::super::{ViewStore, ViewUpdate};
+    use super::*;
+
+    #[test]
+    fn the_per_page_cells_answer_as_the_cells_do() {
+        let views = ViewStore::default();
+        let names = views.names();
+        let mut updates = Vec::new();
+        for i in 0..400u64 {
+            let cell = VitalCell {
+                project: names.intern("p"),
+                metric: VitalName::Lcp,
+                interval: Interval::Hour,
+                bucket: (i % 3) as i64 * 3_600_000,
+                path: names.intern(["/", "/a", "/b"][(i % 3) as usize]),
+                device: names.intern("desktop"),
+                browser: names.intern(["Chrome", "Firefox"][(i % 2) as usize]),
+                release: names.intern(["1.0", "1.1", "1.2"][(i % 3) as usize]),
+            };
+            let value = scale(VitalName::Lcp, 500.0 + i as f64 * 20.0);
+            let update = VitalUpdate { cell, rating: rate(VitalName::Lcp, value), value: quantize(value) };
+            updates.push((ViewUpdate::Vital(update), 1));
+        }
+        views.apply(10, &updates);
+        let q = VitalsQuery {
+            project_id: "p".into(),
+            metric: VitalName::Lcp,
+            from: 0,
+            to: 7 * 3_600_000,
+            path: None,
+            device: None,
+            browser: None,
+            release: None,
+        };
+        // A filter every cell passes makes the answer a scan of the cells.
+        let scanned = VitalsQuery { device: Some("desktop".into()), ..q.clone() };
+        assert_eq!(views.vitals(&q), views.vitals(&scanned));
+        assert_eq!(views.vitals(&q).count, 400);
+        assert_eq!(views.vitals_by_page(&q, 2), views.vitals_by_page(&scanned, 2));
+        let pages = views.vitals_by_page(&q, 2).pages;
+        assert_eq!((pages.len(), pages[0].count), (2, 134));
+        let firefox = VitalsQuery { browser: Some("Firefox".into()), ..q };
+        assert_eq!(views.vitals(&firefox).count, 200);
     }
 }
