@@ -19,9 +19,6 @@ type Counts = BTreeMap<(Rating, u64), i64>;
 #[derive(Debug, Default)]
 pub(super) struct VitalViews {
     cells: BTreeMap<VitalCell, Counts>,
-    /// The same per (bucket, metric, path) over every device, browser and
-    /// release (those keys 0): what a question without those filters reads.
-    by_path: BTreeMap<VitalCell, Counts>,
     /// The oldest bucket start held per interval: expiry scans the cells
     /// only once one of them has left the window.
     oldest: Oldest,
@@ -31,14 +28,12 @@ impl VitalViews {
     /// Drops everything of a deleted project.
     pub(super) fn forget(&mut self, project: Symbol) {
         self.cells.retain(|cell, _| cell.project != project);
-        self.by_path.retain(|cell, _| cell.project != project);
     }
 
     /// Drops the cells whose bucket left the window by the tick `through`.
     pub(super) fn expire(&mut self, through: Time, retention_ms: i64) {
         if self.oldest.any_expired(through, retention_ms) {
             self.cells.retain(|cell, _| !expired(cell.interval, cell.bucket, through, retention_ms));
-            self.by_path.retain(|cell, _| !expired(cell.interval, cell.bucket, through, retention_ms));
             self.oldest = Oldest::of(self.cells.keys().map(|cell| (cell.interval, cell.bucket)));
         }
     }
@@ -142,16 +137,13 @@ impl VitalViews {
             return;
         }
         self.oldest.note(update.cell.interval, update.cell.bucket);
-        let page = VitalCell { device: 0, browser: 0, release: 0, ..update.cell };
-        for (cells, cell) in [(&mut self.cells, update.cell), (&mut self.by_path, page)] {
-            let counts = cells.entry(cell).or_default();
-            let count = counts.entry((update.rating, update.value)).or_default();
-            *count += diff;
-            if *count == 0 {
-                counts.remove(&(update.rating, update.value));
-                if counts.is_empty() {
-                    cells.remove(&cell);
-                }
+        let counts = self.cells.entry(update.cell).or_default();
+        let count = counts.entry((update.rating, update.value)).or_default();
+        *count += diff;
+        if *count == 0 {
+            counts.remove(&(update.rating, update.value));
+            if counts.is_empty() {
+                self.cells.remove(&update.cell);
             }
         }
     }
@@ -189,8 +181,7 @@ impl VitalViews {
         VitalsByPage { name: q.metric.as_str().to_owned(), pages }
     }
 
-    /// Calls `visit` with every cell of the range that passes the filters
-    /// (from the per-path cells without a device, browser or release filter).
+    /// Calls `visit` with every cell of the range that passes the filters.
     fn scan(&self, names: &Names, q: &VitalsQuery, mut visit: impl FnMut(&VitalCell, &Counts)) {
         let Some(project) = names.lookup(&q.project_id) else {
             return;
@@ -209,8 +200,7 @@ impl VitalViews {
             browser: 0,
             release: 0,
         };
-        let cells = if wanted[1..].iter().all(Option::is_none) { &self.by_path } else { &self.cells };
-        for (cell, counts) in cells.range(at(interval.bucket_of(q.from))..at(q.to)) {
+        for (cell, counts) in self.cells.range(at(interval.bucket_of(q.from))..at(q.to)) {
             let have = [cell.path, cell.device, cell.browser, cell.release];
             if !wanted.iter().zip(have).any(|(want, have)| want.is_some_and(|w| w != have)) {
                 visit(cell, counts);
@@ -273,7 +263,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_per_page_cells_answer_as_the_cells_do() {
+    fn per_page_answers_match_the_whole_and_the_filters() {
         let views = ViewStore::default();
         let names = views.names();
         let mut updates = Vec::new();
@@ -303,7 +293,7 @@ mod tests {
             browser: None,
             release: None,
         };
-        // A filter every cell passes makes the answer a scan of the cells.
+        // A filter every cell passes changes nothing.
         let scanned = VitalsQuery { device: Some("desktop".into()), ..q.clone() };
         assert_eq!(views.vitals(&q), views.vitals(&scanned));
         assert_eq!(views.vitals(&q).count, 400);
