@@ -68,18 +68,23 @@ impl ErrorViews {
         self.projects.remove(&project);
     }
 
-    /// Drops the buckets that left the window by the tick `through`.
+    /// Drops the buckets that left the window by the tick `through`, and a
+    /// project's sample events once nothing else of it is left. (Only when
+    /// a bucket left: a batch's samples are noted before the dataflow's
+    /// counts of it arrive, and must not be dropped in between.)
     pub(super) fn expire(&mut self, through: Time, retention_ms: i64) {
         for project in self.projects.values_mut() {
+            let mut removed = false;
             for (buckets, interval) in project.by_interval.iter_mut().zip(Interval::ALL) {
                 while let Some(oldest) = buckets.first_entry() {
                     if !expired(interval, *oldest.key(), through, retention_ms) {
                         break;
                     }
                     oldest.remove();
+                    removed = true;
                 }
             }
-            if project.seen.is_empty() && project.by_interval.iter().all(BTreeMap::is_empty) {
+            if removed && project.seen.is_empty() && project.by_interval.iter().all(BTreeMap::is_empty) {
                 project.latest.clear();
             }
         }
@@ -566,5 +571,41 @@ mod tests {
         assert_eq!(rollup.groups.iter().map(|g| g.count).sum::<i64>(), 450);
         assert_eq!(rollup.groups[0].releases, vec!["1.0".to_string(), "1.1".to_string()]);
         assert_eq!(views.error_rate("p", Interval::Hour, 0, 5 * 3_600_000)[0].errors, 90);
+    }
+
+    #[test]
+    fn samples_noted_before_their_counts_arrive_are_kept() {
+        let views = ViewStore::default();
+        let project = views.names().intern("p");
+        let group = views.names().intern("g");
+        let event = Event {
+            id: uuid::Uuid::now_v7(),
+            project_id: "p".into(),
+            received_at: 0,
+            ts: 0,
+            client_ts: None,
+            anonymous_id: "a".into(),
+            session_id: None,
+            url: None,
+            path: "/".into(),
+            release: None,
+            device: sightline_model::DeviceClass::Desktop,
+            browser: "Firefox".into(),
+            os: "Linux".into(),
+            kind: EventKind::Error {
+                error_type: Some("TypeError".into()),
+                message: None,
+                stack: None,
+                frames: Vec::new(),
+                fingerprint: None,
+                group: None,
+            },
+        };
+        views.note_error_samples(vec![(project, group, event)]);
+        // Ticks pass (and expiry runs) before the dataflow's counts of it.
+        views.apply(5_000, &[]);
+        views.apply(6_000, &[]);
+        let errors = views.errors.read().unwrap();
+        assert_eq!(errors.projects[&project].latest[&group].len(), 1);
     }
 }
