@@ -38,6 +38,6 @@ build: dashboard
 bench: build
 	./bench/run.sh quick
 
-## The same at 10M events, with a CPU profile (about half an hour).
+## The same at 10M events, with a CPU profile (about twenty minutes).
 bench-full: build
 	./bench/run.sh full

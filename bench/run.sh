@@ -7,7 +7,7 @@
 # Usage: bench/run.sh [quick|full]   (make bench, make bench-full)
 #   quick: 1M events, short ramp steps; about two minutes after the build.
 #   full:  10M events, queries at 1M and 10M, a CPU profile of the embedded
-#          load; about half an hour.
+#          load; about twenty minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-quick}

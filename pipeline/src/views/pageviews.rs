@@ -320,10 +320,13 @@ impl PageviewViews {
             let rollup = &mut bucket.by[dimension.index()];
             let value = dimension.of(&(key.path, key.dims));
             let cell = rollup.entry(value).or_default();
-            let visitors_before = cell.visitors.count();
-            cell.add(*visitor, diff);
-            if dimension == PageDimension::Page {
-                visitors_moved = cell.visitors.count() - visitors_before;
+            // The live feed's visitors per (minute, path).
+            if key.interval == Interval::Minute && dimension == PageDimension::Page {
+                let before = cell.visitors.count();
+                cell.add(*visitor, diff);
+                visitors_moved = cell.visitors.count() - before;
+            } else {
+                cell.add(*visitor, diff);
             }
             if cell.pageviews <= 0 {
                 rollup.remove(&value);
