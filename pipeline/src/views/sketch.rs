@@ -1,34 +1,250 @@
-//! Distinct counts of visitors and users: Cloudflare's `cardinality-estimator`
-//! (HyperLogLog++ with an exact small-set representation).
+//! Distinct counts of visitors and users: an exact set while small, then a
+//! HyperLogLog with 4,096 one-byte registers (standard error 1.6 %), counted
+//! with Ertl's improved estimator ("New cardinality estimation algorithms
+//! for HyperLogLog sketches", 2017, as Redis counts its own).
 //!
-//! Up to two visitors take the sketch's 8 bytes and no heap; up to 128 take
-//! an array of their 25-bit hash prefixes, exact but for hash collisions
-//! (about one in 2,000 at 128); beyond that, a 3 KB HyperLogLog with 4,096
-//! registers, whose standard error is 1.6 %. Sketches merge, so a range or a
-//! filtered set of cells is the union of theirs, and they never forget: a
-//! cell leaves whole with its bucket.
+//! Up to two visitors take no heap; up to 128 a list of their 32-bit hash
+//! prefixes, exact but for prefix collisions (about one in 500,000 at 128);
+//! beyond that the registers. Sketches merge, so a range or a filtered set
+//! of cells is the union of theirs, and they never forget: a cell leaves
+//! whole with its bucket.
+//!
+//! Cloudflare's `cardinality-estimator` held these before. Its registers are
+//! six bits wide and packed, and its merge updates a running sum register by
+//! register: merging a page's hourly sketches over a day took 80 % of the
+//! top pages question at 10M events. One-byte registers merge as a
+//! vectorized maximum; the sums the estimator needs are kept up to date by
+//! inserts and recomputed once after merges.
 
-use cardinality_estimator::CardinalityEstimator;
+/// Index bits: 4,096 registers.
+const P: u32 = 12;
+const REGISTERS: usize = 1 << P;
+/// The bits of a 32-bit prefix below the index; a register's rank is at
+/// most `Q + 1`.
+const Q: u32 = 32 - P;
+/// Past this many visitors, the exact list becomes registers.
+const EXACT_MAX: usize = 128;
 
 /// A sketch of distinct 64-bit hashes (visitors and users are hashed at
 /// ingest).
-#[derive(Debug, Default, Clone)]
-pub(super) struct VisitorSketch(CardinalityEstimator<u64>);
+#[derive(Debug, Clone)]
+pub(super) struct VisitorSketch(Repr);
+
+#[derive(Debug, Clone)]
+enum Repr {
+    /// Up to two prefixes; 0 is an empty slot.
+    Few([u32; 2]),
+    /// 3 to `EXACT_MAX` distinct prefixes, in no order.
+    Exact(Box<Vec<u32>>),
+    Dense(Box<Registers>),
+}
+
+impl Default for VisitorSketch {
+    fn default() -> VisitorSketch {
+        VisitorSketch(Repr::Few([0; 2]))
+    }
+}
+
+/// The top 32 bits of a visitor's hash, never 0 (the empty slot).
+fn prefix(hash: u64) -> u32 {
+    ((hash >> 32) as u32).max(1)
+}
 
 impl VisitorSketch {
     /// Adds one visitor, by its hash.
     pub(super) fn insert(&mut self, hash: u64) {
-        self.0.insert_hash(hash);
+        self.insert_prefix(prefix(hash));
+    }
+
+    fn insert_prefix(&mut self, key: u32) {
+        match &mut self.0 {
+            Repr::Few(slots) => {
+                if slots.contains(&key) {
+                    return;
+                }
+                if let Some(free) = slots.iter_mut().find(|slot| **slot == 0) {
+                    *free = key;
+                } else {
+                    let mut keys = Vec::with_capacity(4);
+                    keys.extend_from_slice(slots);
+                    keys.push(key);
+                    self.0 = Repr::Exact(Box::new(keys));
+                }
+            }
+            Repr::Exact(keys) => {
+                if contains(keys, key) {
+                    return;
+                }
+                if keys.len() < EXACT_MAX {
+                    keys.push(key);
+                } else {
+                    let mut registers = Registers::new();
+                    keys.iter().chain([&key]).for_each(|key| registers.insert(*key));
+                    self.0 = Repr::Dense(registers);
+                }
+            }
+            Repr::Dense(registers) => registers.insert(key),
+        }
     }
 
     /// Adds every visitor of `other`.
     pub(super) fn merge(&mut self, other: &VisitorSketch) {
-        self.0.merge(&other.0);
+        match &other.0 {
+            Repr::Few(slots) => slots.iter().filter(|key| **key != 0).for_each(|key| self.insert_prefix(*key)),
+            Repr::Exact(keys) => keys.iter().for_each(|key| self.insert_prefix(*key)),
+            Repr::Dense(theirs) => match &mut self.0 {
+                Repr::Dense(mine) => mine.merge(theirs),
+                _ => {
+                    let mine = std::mem::replace(self, VisitorSketch(Repr::Dense(theirs.clone())));
+                    self.merge(&mine);
+                }
+            },
+        }
     }
 
     /// How many distinct visitors were added.
     pub(super) fn count(&self) -> i64 {
-        self.0.estimate() as i64
+        match &self.0 {
+            Repr::Few(slots) => slots.iter().filter(|key| **key != 0).count() as i64,
+            Repr::Exact(keys) => keys.len() as i64,
+            Repr::Dense(registers) => registers.estimate(),
+        }
+    }
+}
+
+/// HyperLogLog registers, with the sums the estimator reads.
+#[derive(Debug, Clone)]
+struct Registers {
+    ranks: [u8; REGISTERS],
+    /// Registers still 0, registers at rank `Q + 1`, and the sum of
+    /// 2^-rank over the rest: kept by inserts; `None` after a merge, until
+    /// they are counted again.
+    sums: Option<Sums>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Sums {
+    zeros: u32,
+    saturated: u32,
+    weights: f64,
+}
+
+impl Registers {
+    fn new() -> Box<Registers> {
+        Box::new(Registers {
+            ranks: [0; REGISTERS],
+            sums: Some(Sums { zeros: REGISTERS as u32, saturated: 0, weights: 0.0 }),
+        })
+    }
+
+    fn insert(&mut self, key: u32) {
+        let index = (key >> Q) as usize;
+        // Leading zeros of the bits below the index, plus one; at most Q + 1.
+        let rank = ((key << P) | (1 << (P - 1))).leading_zeros() as u8 + 1;
+        let old = self.ranks[index];
+        if rank <= old {
+            return;
+        }
+        self.ranks[index] = rank;
+        if let Some(sums) = &mut self.sums {
+            sums.take(old);
+            sums.add(rank);
+        }
+    }
+
+    fn merge(&mut self, other: &Registers) {
+        for (mine, theirs) in self.ranks.iter_mut().zip(&other.ranks) {
+            *mine = (*mine).max(*theirs);
+        }
+        self.sums = None;
+    }
+
+    fn sums(&self) -> Sums {
+        self.sums.unwrap_or_else(|| {
+            let mut histogram = [0u32; Q as usize + 2];
+            for rank in self.ranks {
+                histogram[rank as usize] += 1;
+            }
+            let mut sums = Sums { zeros: histogram[0], saturated: histogram[Q as usize + 1], weights: 0.0 };
+            for (rank, n) in histogram.iter().enumerate().take(Q as usize + 1).skip(1) {
+                sums.weights += f64::from(*n) * weight(rank as u8);
+            }
+            sums
+        })
+    }
+
+    /// Ertl's improved raw estimate: α∞·m² / (m·τ(1 − C₍q+1₎/m)·2^-q
+    /// + Σ C_k·2^-k + m·σ(C₀/m)).
+    fn estimate(&self) -> i64 {
+        let Sums { zeros, saturated, weights } = self.sums();
+        let m = REGISTERS as f64;
+        let saturated = m * tau(1.0 - f64::from(saturated) / m) * (-f64::from(Q)).exp2();
+        let denominator = saturated + weights + m * sigma(f64::from(zeros) / m);
+        let alpha_infinity = 1.0 / (2.0 * std::f64::consts::LN_2);
+        (alpha_infinity * m * m / denominator).round() as i64
+    }
+}
+
+impl Sums {
+    fn take(&mut self, rank: u8) {
+        match rank {
+            0 => self.zeros -= 1,
+            r if u32::from(r) == Q + 1 => self.saturated -= 1,
+            r => self.weights -= weight(r),
+        }
+    }
+
+    fn add(&mut self, rank: u8) {
+        match rank {
+            0 => self.zeros += 1,
+            r if u32::from(r) == Q + 1 => self.saturated += 1,
+            r => self.weights += weight(r),
+        }
+    }
+}
+
+/// 2^-rank, built from its exponent bits.
+fn weight(rank: u8) -> f64 {
+    f64::from_bits((1023 - u64::from(rank)) << 52)
+}
+
+/// Whether `keys` holds `key`: compared 16 at a time without an early exit
+/// within a block, which the compiler turns into vector compares.
+fn contains(keys: &[u32], key: u32) -> bool {
+    keys.chunks(16).any(|block| block.iter().fold(false, |found, k| found | (*k == key)))
+}
+
+/// σ(x) = x + Σ_{k≥1} x^(2^k)·2^(k−1).
+fn sigma(mut x: f64) -> f64 {
+    if x == 1.0 {
+        return f64::INFINITY;
+    }
+    let (mut y, mut z) = (1.0, x);
+    loop {
+        x *= x;
+        let before = z;
+        z += x * y;
+        y += y;
+        if z == before {
+            return z;
+        }
+    }
+}
+
+/// τ(x) = (1 − x − Σ_{k≥1} (1 − x^(2^−k))²·2^−k) / 3.
+fn tau(mut x: f64) -> f64 {
+    if x == 0.0 || x == 1.0 {
+        return 0.0;
+    }
+    let (mut y, mut z) = (1.0, 1.0 - x);
+    loop {
+        x = x.sqrt();
+        let before = z;
+        y *= 0.5;
+        z -= (1.0 - x).powi(2) * y;
+        if z == before {
+            return z / 3.0;
+        }
     }
 }
 
@@ -40,6 +256,16 @@ mod tests {
         xxhash_rust::xxh3::xxh3_64(&i.to_le_bytes())
     }
 
+    fn sketch_of(range: std::ops::Range<u64>) -> VisitorSketch {
+        let mut sketch = VisitorSketch::default();
+        range.for_each(|i| sketch.insert(hash(i)));
+        sketch
+    }
+
+    fn error(sketch: &VisitorSketch, truth: i64) -> f64 {
+        (sketch.count() - truth).abs() as f64 / truth as f64
+    }
+
     #[test]
     fn small_sets_are_exact_and_large_ones_within_the_error() {
         let mut sketch = VisitorSketch::default();
@@ -48,24 +274,37 @@ mod tests {
             sketch.insert(hash(i));
             assert_eq!(sketch.count(), i as i64 + 1);
         }
-        for i in 128..200_000 {
-            sketch.insert(hash(i));
+        // Across the switch to registers and the estimator's small range.
+        for truth in [129, 300, 1_000, 5_000, 20_000, 200_000, 2_000_000] {
+            let error = error(&sketch_of(0..truth), truth as i64);
+            assert!(error < 0.05, "{error} at {truth}");
         }
-        let error = (sketch.count() - 200_000).abs() as f64 / 200_000.0;
-        assert!(error < 0.05, "{} for 200,000", sketch.count());
     }
 
     #[test]
     fn a_merge_is_the_union() {
-        let (mut a, mut b) = (VisitorSketch::default(), VisitorSketch::default());
-        (0..60).for_each(|i| a.insert(hash(i)));
-        (30..100).for_each(|i| b.insert(hash(i)));
-        a.merge(&b);
+        let mut a = sketch_of(0..60);
+        a.merge(&sketch_of(30..100));
         assert_eq!(a.count(), 100);
-        let mut big = VisitorSketch::default();
-        (0..50_000).for_each(|i| big.insert(hash(i)));
-        a.merge(&big);
-        let error = (a.count() - 50_000).abs() as f64 / 50_000.0;
-        assert!(error < 0.05, "{}", a.count());
+        a.merge(&sketch_of(0..50_000));
+        assert!(error(&a, 50_000) < 0.05, "{}", a.count());
+        // Registers merged answer as if every visitor had been inserted into
+        // one sketch; their sums are recomputed after the merge.
+        let mut hours = VisitorSketch::default();
+        for hour in 0..24 {
+            hours.merge(&sketch_of(hour * 10_000..hour * 10_000 + 20_000));
+        }
+        let whole = sketch_of(0..250_000);
+        assert_eq!(hours.count(), whole.count());
+        assert!(error(&whole, 250_000) < 0.05, "{}", whole.count());
+    }
+
+    #[test]
+    fn kept_sums_equal_recounted_ones() {
+        let Repr::Dense(registers) = sketch_of(0..30_000).0 else { panic!("30,000 visitors are registers") };
+        let kept = registers.sums.expect("inserts keep the sums");
+        let recounted = Registers { sums: None, ..(*registers).clone() }.sums();
+        assert_eq!((kept.zeros, kept.saturated), (recounted.zeros, recounted.saturated));
+        assert!((kept.weights - recounted.weights).abs() < 1e-9);
     }
 }

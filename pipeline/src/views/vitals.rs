@@ -3,17 +3,41 @@
 //! quantized value).
 //! A range is answered by merging its cells into one `hdrhistogram`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 use sightline_model::VitalName;
 use sightline_operators::vitals::{empty_histogram, unscale};
 use sightline_operators::{Interval, Rating, Signal, SignalRow, Symbol, Time, VitalCell, VitalUpdate};
 
-use super::{Names, Oldest, expired, interval_for};
+use super::{CellMap, Names, Oldest, expired, interval_for};
 
-/// Measurements per (rating, quantized value).
-type Counts = BTreeMap<(Rating, u64), i64>;
+/// One cell's measurements: how many in all, and how many per (rating,
+/// quantized value), in that order. Most cells hold a few values: a sorted
+/// list is a tenth of a B-tree's memory, and the total spares a question
+/// that ranks pages a walk over every cell's values.
+#[derive(Debug, Default)]
+struct Counts {
+    total: i64,
+    values: Vec<((Rating, u64), i64)>,
+}
+
+impl Counts {
+    /// Adds `diff` measurements of one value; whether the cell is now empty.
+    fn add(&mut self, value: (Rating, u64), diff: i64) -> bool {
+        self.total += diff;
+        match self.values.binary_search_by_key(&value, |(v, _)| *v) {
+            Ok(at) => {
+                self.values[at].1 += diff;
+                if self.values[at].1 == 0 {
+                    self.values.remove(at);
+                }
+            }
+            Err(at) => self.values.insert(at, (value, diff)),
+        }
+        self.values.is_empty()
+    }
+}
 
 /// Every project's vitals histograms.
 #[derive(Debug, Default)]
@@ -47,8 +71,8 @@ impl VitalViews {
             .iter()
             .filter(|(cell, _)| cell.project == project && cell.interval == Interval::Minute && cell.bucket >= since);
         minutes
-            .flat_map(|(cell, values)| {
-                values.iter().map(move |(&(_, value), &count)| {
+            .flat_map(|(cell, counts)| {
+                counts.values.iter().map(move |&((_, value), count)| {
                     let signal = SignalRow {
                         project,
                         received_s: cell.bucket.div_euclid(1000),
@@ -137,14 +161,8 @@ impl VitalViews {
             return;
         }
         self.oldest.note(update.cell.interval, update.cell.bucket);
-        let counts = self.cells.entry(update.cell).or_default();
-        let count = counts.entry((update.rating, update.value)).or_default();
-        *count += diff;
-        if *count == 0 {
-            counts.remove(&(update.rating, update.value));
-            if counts.is_empty() {
-                self.cells.remove(&update.cell);
-            }
+        if self.cells.entry(update.cell).or_default().add((update.rating, update.value), diff) {
+            self.cells.remove(&update.cell);
         }
     }
 
@@ -160,12 +178,12 @@ impl VitalViews {
         let q = VitalsQuery { path: None, ..q.clone() };
         // Measurements per page pick the pages; only theirs are merged into
         // histograms (one per page of the site took most of the time).
-        let mut counts: HashMap<Symbol, i64> = HashMap::new();
-        self.scan(names, &q, |cell, values| *counts.entry(cell.path).or_default() += values.values().sum::<i64>());
+        let mut counts: CellMap<Symbol, i64> = CellMap::default();
+        self.scan(names, &q, |cell, values| *counts.entry(cell.path).or_default() += values.total);
         let mut top: Vec<(Symbol, i64)> = counts.into_iter().filter(|(_, n)| *n > 0).collect();
         top.sort_by_key(|(path, count)| (std::cmp::Reverse(*count), *path));
         top.truncate(limit);
-        let mut summaries: HashMap<Symbol, Summary> = top.iter().map(|(path, _)| (*path, Summary::new())).collect();
+        let mut summaries: CellMap<Symbol, Summary> = top.iter().map(|(path, _)| (*path, Summary::new())).collect();
         self.scan(names, &q, |cell, values| {
             if let Some(summary) = summaries.get_mut(&cell.path) {
                 summary.add(values);
@@ -221,7 +239,7 @@ impl Summary {
     }
 
     fn add(&mut self, counts: &Counts) {
-        for (&(rating, value), &count) in counts {
+        for &((rating, value), count) in &counts.values {
             let count = u64::try_from(count).unwrap_or(0);
             self.histogram.record_n(value, count).expect("quantized values are within the histogram's bounds");
             self.by_rating[rating as usize] += count as i64;
