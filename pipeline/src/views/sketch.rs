@@ -16,6 +16,8 @@
 //! vectorized maximum; the sums the estimator needs are kept up to date by
 //! inserts and recomputed once after merges.
 
+use thin_vec::ThinVec;
+
 /// Index bits: 4,096 registers.
 const P: u32 = 12;
 const REGISTERS: usize = 1 << P;
@@ -34,8 +36,10 @@ pub(super) struct VisitorSketch(Repr);
 enum Repr {
     /// Up to two prefixes; 0 is an empty slot.
     Few([u32; 2]),
-    /// 3 to `EXACT_MAX` distinct prefixes, in no order.
-    Exact(Box<Vec<u32>>),
+    /// 3 to `EXACT_MAX` distinct prefixes, in no order; a `ThinVec` keeps
+    /// its length on the heap, so a sketch is 16 bytes and a lookup one
+    /// pointer away.
+    Exact(ThinVec<u32>),
     Dense(Box<Registers>),
 }
 
@@ -65,10 +69,10 @@ impl VisitorSketch {
                 if let Some(free) = slots.iter_mut().find(|slot| **slot == 0) {
                     *free = key;
                 } else {
-                    let mut keys = Vec::with_capacity(4);
+                    let mut keys = ThinVec::with_capacity(4);
                     keys.extend_from_slice(slots);
                     keys.push(key);
-                    self.0 = Repr::Exact(Box::new(keys));
+                    self.0 = Repr::Exact(keys);
                 }
             }
             Repr::Exact(keys) => {
@@ -297,6 +301,12 @@ mod tests {
         let whole = sketch_of(0..250_000);
         assert_eq!(hours.count(), whole.count());
         assert!(error(&whole, 250_000) < 0.05, "{}", whole.count());
+    }
+
+    #[test]
+    fn a_sketch_is_two_words() {
+        // Every read-model cell holds one.
+        assert_eq!(std::mem::size_of::<VisitorSketch>(), 16);
     }
 
     #[test]
