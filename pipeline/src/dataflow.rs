@@ -16,7 +16,7 @@ use sightline_operators::{
     error_group_views, event_views, new_group_signal, pageview_views, rule_windows, session_views, vital_views,
 };
 
-use crate::views::{Pending, ViewStore, ViewUpdate};
+use crate::views::{ViewStore, ViewUpdate};
 
 /// The inputs of one worker's dataflow.
 pub struct Inputs {
@@ -107,35 +107,72 @@ pub fn build(worker: &mut Worker, retention_ms: i64, views: Arc<ViewStore>) -> (
     (Inputs { pageviews, errors, vitals, events, sessions, signals, rules, clock }, probe)
 }
 
-/// The serving sink: gathers every update on worker 0, holds it until the
-/// frontier has passed its tick (so a reader never sees half a tick), then
-/// applies the consolidated updates of all finished ticks at once.
+/// The serving sink: gathers every update on worker 0 and holds it until the
+/// frontier has passed its tick (so a reader never sees half a tick). The
+/// updates of all finished ticks then go to the view applier thread, which
+/// consolidates and applies them while worker 0 goes on with the next tick:
+/// applied in the sink, the views held worker 0 (and worker 1, waiting at
+/// the exchange) for a third of the time. At most a few ticks wait for it;
+/// past that the sink waits, which holds back the dataflow and, through the
+/// queue, ingest.
 fn apply_to_views<'s>(
     updates: VecCollection<'s, Time, ViewUpdate>,
     worker: usize,
     views: Arc<ViewStore>,
 ) -> ProbeHandle<Time> {
     let (probe, stream) = updates.inner.probe();
-    let mut pending = Pending::new();
+    let mut pending: Vec<(ViewUpdate, Time, isize)> = Vec::new();
     let mut applied: Time = 0;
+    let mut applier = (worker == 0).then(|| ViewApplier::start(views));
     stream.sink(Exchange::new(|_: &(ViewUpdate, Time, isize)| 0u64), "ApplyToViews", move |(input, frontier)| {
-        input.for_each(|_cap, data| {
-            for (update, time, diff) in data.drain(..) {
-                pending.entry(time).or_default().push((update, diff));
-            }
-        });
-        if worker != 0 {
+        input.for_each(|_cap, data| pending.append(data));
+        let Some(applier) = applier.as_mut() else {
             return;
-        }
+        };
         let through = frontier.frontier().iter().next().copied().unwrap_or(Time::MAX);
         if through > applied {
-            let later = pending.split_off(&through);
-            let mut ready: Vec<(ViewUpdate, isize)> =
-                std::mem::replace(&mut pending, later).into_values().flatten().collect();
-            consolidate(&mut ready);
-            views.apply(through, &ready);
+            let finished = pending.extract_if(.., |(_, time, _)| *time < through);
+            applier.send(through, finished.map(|(update, _, diff)| (update, diff)));
             applied = through;
         }
     });
     probe
+}
+
+/// Updates of finished ticks, on their way to the views.
+type Ticks = (Time, Vec<(ViewUpdate, isize)>);
+
+/// The thread that applies finished ticks to the views, in order. Emptied
+/// buffers come back for reuse: growing fresh ones each tick had the kernel
+/// zero new pages for a fifth of worker 0's time.
+struct ViewApplier {
+    ticks: std::sync::mpsc::SyncSender<Ticks>,
+    emptied: std::sync::mpsc::Receiver<Vec<(ViewUpdate, isize)>>,
+}
+
+/// Finished ticks that may wait for the applier before the sink waits.
+const TICKS_AHEAD: usize = 4;
+
+impl ViewApplier {
+    fn start(views: Arc<ViewStore>) -> ViewApplier {
+        let (ticks, to_apply) = std::sync::mpsc::sync_channel::<Ticks>(TICKS_AHEAD);
+        let (give_back, emptied) = std::sync::mpsc::channel();
+        let apply = move || {
+            for (through, mut ready) in to_apply {
+                consolidate(&mut ready);
+                views.apply(through, &ready);
+                ready.clear();
+                let _ = give_back.send(ready);
+            }
+        };
+        std::thread::Builder::new().name("view-applier".into()).spawn(apply).expect("a thread for the view applier");
+        ViewApplier { ticks, emptied }
+    }
+
+    fn send(&mut self, through: Time, updates: impl Iterator<Item = (ViewUpdate, isize)>) {
+        let mut ready = self.emptied.try_recv().unwrap_or_default();
+        ready.extend(updates);
+        // The applier only stops when the process does.
+        let _ = self.ticks.send((through, ready));
+    }
 }

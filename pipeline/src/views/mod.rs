@@ -11,7 +11,7 @@ pub mod sessions;
 mod sketch;
 pub mod vitals;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -102,6 +102,19 @@ pub enum ViewUpdate {
 }
 
 impl ViewUpdate {
+    /// The read model it goes to, in the order `ViewStore::apply` takes them.
+    fn model(&self) -> usize {
+        match self {
+            ViewUpdate::Pageview(_) => 0,
+            ViewUpdate::Error(_) => 1,
+            ViewUpdate::Vital(_) => 2,
+            ViewUpdate::Event(_) => 3,
+            ViewUpdate::Session(_) => 4,
+            ViewUpdate::Rule(_) => 5,
+            ViewUpdate::Anomaly(_) => 6,
+        }
+    }
+
     fn project(&self) -> Symbol {
         match self {
             ViewUpdate::Pageview(update) => update.key.project,
@@ -229,49 +242,78 @@ impl ViewStore {
 
     /// Applies the consolidated updates of all ticks before `through`:
     /// retractions first, so a value replaced within the tick is seen as
-    /// replaced, not as removed and new.
+    /// replaced, not as removed and new. Each read model takes its updates
+    /// under its own lock, so a reader never sees half a tick of one model;
+    /// ingest, which notes error samples, waits only for the error updates.
     pub fn apply(&self, through: Time, updates: &[(ViewUpdate, isize)]) {
         if !updates.is_empty() {
             let mut page_moves = pageviews::PageviewMoves::new();
             let mut new_groups = errors::NewGroups::new();
             let mut retracted = HashSet::new();
-            let mut rules_changed = false;
-            {
-                let mut pageviews = self.pageviews.write().unwrap_or_else(|e| e.into_inner());
-                let mut errors = self.errors.write().unwrap_or_else(|e| e.into_inner());
-                let mut vitals = self.vitals.write().unwrap_or_else(|e| e.into_inner());
-                let mut events = self.events.write().unwrap_or_else(|e| e.into_inner());
-                let mut sessions = self.sessions.write().unwrap_or_else(|e| e.into_inner());
-                let mut alerts = self.alerts.write().unwrap_or_else(|e| e.into_inner());
-                let mut anomalies = self.anomalies.write().unwrap_or_else(|e| e.into_inner());
+            let window = (through, self.retention_ms);
+            let by_model = {
                 let forgotten = self.forgotten.read().unwrap_or_else(|e| e.into_inner());
                 let kept =
                     |(update, _): &&(ViewUpdate, isize)| forgotten.is_empty() || !forgotten.contains(&update.project());
                 let retractions = updates.iter().filter(|(_, d)| *d < 0).filter(kept);
                 let insertions = updates.iter().filter(|(_, d)| *d > 0).filter(kept);
+                let mut by_model: [Vec<(&ViewUpdate, isize)>; 7] = Default::default();
                 for (update, diff) in retractions.chain(insertions) {
-                    match update {
-                        ViewUpdate::Pageview(u) => {
-                            pageviews.apply(u, *diff as i64, through, self.retention_ms, &mut page_moves)
-                        }
-                        ViewUpdate::Error(u) => {
-                            let window = (through, self.retention_ms);
-                            errors.apply(u, *diff as i64, window, &mut new_groups, &mut retracted)
-                        }
-                        ViewUpdate::Vital(u) => vitals.apply(u, *diff as i64, (through, self.retention_ms)),
-                        ViewUpdate::Event(cell) => events.apply(cell, *diff as i64, (through, self.retention_ms)),
-                        ViewUpdate::Session(u) => sessions.apply(u, *diff as i64),
-                        ViewUpdate::Rule(sample) => {
-                            alerts.apply(sample, *diff as i64);
-                            rules_changed = true;
-                        }
-                        ViewUpdate::Anomaly(point) => {
-                            anomalies.apply(point, *diff);
-                            rules_changed = true;
-                        }
-                    }
+                    by_model[update.model()].push((update, *diff));
+                }
+                by_model
+            };
+            let any = |model: usize| !by_model[model].is_empty();
+            if any(0) {
+                let mut pageviews = self.pageviews.write().unwrap_or_else(|e| e.into_inner());
+                for (update, diff) in &by_model[0] {
+                    let ViewUpdate::Pageview(u) = update else { unreachable!("model 0 holds page views") };
+                    pageviews.apply(u, *diff as i64, through, self.retention_ms, &mut page_moves);
                 }
             }
+            if any(1) {
+                let mut errors = self.errors.write().unwrap_or_else(|e| e.into_inner());
+                for (update, diff) in &by_model[1] {
+                    let ViewUpdate::Error(u) = update else { unreachable!("model 1 holds errors") };
+                    errors.apply(u, *diff as i64, window, &mut new_groups, &mut retracted);
+                }
+            }
+            if any(2) {
+                let mut vitals = self.vitals.write().unwrap_or_else(|e| e.into_inner());
+                for (update, diff) in &by_model[2] {
+                    let ViewUpdate::Vital(u) = update else { unreachable!("model 2 holds vitals") };
+                    vitals.apply(u, *diff as i64, window);
+                }
+            }
+            if any(3) {
+                let mut events = self.events.write().unwrap_or_else(|e| e.into_inner());
+                for (update, diff) in &by_model[3] {
+                    let ViewUpdate::Event(cell) = update else { unreachable!("model 3 holds custom events") };
+                    events.apply(cell, *diff as i64, window);
+                }
+            }
+            if any(4) {
+                let mut sessions = self.sessions.write().unwrap_or_else(|e| e.into_inner());
+                for (update, diff) in &by_model[4] {
+                    let ViewUpdate::Session(u) = update else { unreachable!("model 4 holds sessions") };
+                    sessions.apply(u, *diff as i64);
+                }
+            }
+            if any(5) {
+                let mut alerts = self.alerts.write().unwrap_or_else(|e| e.into_inner());
+                for (update, diff) in &by_model[5] {
+                    let ViewUpdate::Rule(sample) = update else { unreachable!("model 5 holds rule windows") };
+                    alerts.apply(sample, *diff as i64);
+                }
+            }
+            if any(6) {
+                let mut anomalies = self.anomalies.write().unwrap_or_else(|e| e.into_inner());
+                for (update, diff) in &by_model[6] {
+                    let ViewUpdate::Anomaly(point) = update else { unreachable!("model 6 holds anomaly points") };
+                    anomalies.apply(point, *diff);
+                }
+            }
+            let rules_changed = any(5) || any(6);
             self.publish(through, page_moves, new_groups);
             if rules_changed {
                 self.rules_changed.send_replace(through);
@@ -480,6 +522,3 @@ impl ViewStore {
         points
     }
 }
-
-/// Groups updates by tick for the tests and the sink.
-pub(crate) type Pending = BTreeMap<Time, Vec<(ViewUpdate, isize)>>;
