@@ -3,7 +3,7 @@
 //! with Ertl's improved estimator ("New cardinality estimation algorithms
 //! for HyperLogLog sketches", 2017, as Redis counts its own).
 //!
-//! Up to two visitors take no heap; up to 128 a list of their 32-bit hash
+//! Up to three visitors take no heap; up to 128 a list of their 32-bit hash
 //! prefixes, exact but for prefix collisions (about one in 500,000 at 128);
 //! beyond that the registers. Sketches merge, so a range or a filtered set
 //! of cells is the union of theirs, and they never forget: a cell leaves
@@ -34,9 +34,10 @@ pub(super) struct VisitorSketch(Repr);
 
 #[derive(Debug, Clone)]
 enum Repr {
-    /// Up to two prefixes; 0 is an empty slot.
-    Few([u32; 2]),
-    /// 3 to `EXACT_MAX` distinct prefixes, in no order; a `ThinVec` keeps
+    /// Up to three prefixes (they fit beside the tag in the 16 bytes the
+    /// other variants take); 0 is an empty slot.
+    Few([u32; 3]),
+    /// 4 to `EXACT_MAX` distinct prefixes, in no order; a `ThinVec` keeps
     /// its length on the heap, so a sketch is 16 bytes and a lookup one
     /// pointer away.
     Exact(ThinVec<u32>),
@@ -45,7 +46,7 @@ enum Repr {
 
 impl Default for VisitorSketch {
     fn default() -> VisitorSketch {
-        VisitorSketch(Repr::Few([0; 2]))
+        VisitorSketch(Repr::Few([0; 3]))
     }
 }
 
@@ -69,7 +70,7 @@ impl VisitorSketch {
                 if let Some(free) = slots.iter_mut().find(|slot| **slot == 0) {
                     *free = key;
                 } else {
-                    let mut keys = ThinVec::with_capacity(4);
+                    let mut keys = ThinVec::with_capacity(8);
                     keys.extend_from_slice(slots);
                     keys.push(key);
                     self.0 = Repr::Exact(keys);
