@@ -69,7 +69,7 @@ QUERIES = {
         FROM {TABLE} WHERE {RANGE} AND type = 'error'
         GROUP BY error_type, message ORDER BY events DESC, error_type, message LIMIT 20""",
     "lcp_p75_per_page": f"""
-        SELECT path, quantile(0.75)(value) AS p75, count() AS samples
+        SELECT path, quantileExactInclusive(0.75)(value) AS p75, count() AS samples
         FROM {TABLE} WHERE {RANGE} AND type = 'vital' AND name = 'LCP'
         GROUP BY path ORDER BY samples DESC, path LIMIT 20""",
 }

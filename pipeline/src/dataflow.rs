@@ -172,7 +172,8 @@ impl ViewApplier {
     fn send(&mut self, through: Time, updates: impl Iterator<Item = (ViewUpdate, isize)>) {
         let mut ready = self.emptied.try_recv().unwrap_or_default();
         ready.extend(updates);
-        // The applier only stops when the process does.
-        let _ = self.ticks.send((through, ready));
+        // The applier ends only when this sender is dropped, or by a panic:
+        // that one is raised here too, as it was when the sink applied.
+        self.ticks.send((through, ready)).expect("the view applier thread has stopped");
     }
 }
