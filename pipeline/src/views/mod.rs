@@ -101,20 +101,38 @@ pub enum ViewUpdate {
     Anomaly(AnomalyPoint),
 }
 
-impl ViewUpdate {
-    /// The read model it goes to, in the order `ViewStore::apply` takes them.
-    fn model(&self) -> usize {
-        match self {
-            ViewUpdate::Pageview(_) => 0,
-            ViewUpdate::Error(_) => 1,
-            ViewUpdate::Vital(_) => 2,
-            ViewUpdate::Event(_) => 3,
-            ViewUpdate::Session(_) => 4,
-            ViewUpdate::Rule(_) => 5,
-            ViewUpdate::Anomaly(_) => 6,
-        }
-    }
+/// A tick's updates per read model, in the order given.
+#[derive(Default)]
+struct ByModel<'a> {
+    pageviews: Vec<(&'a PageviewUpdate, i64)>,
+    errors: Vec<(&'a ErrorUpdate, i64)>,
+    vitals: Vec<(&'a VitalUpdate, i64)>,
+    events: Vec<(&'a EventCell, i64)>,
+    sessions: Vec<(&'a SessionUpdate, i64)>,
+    rules: Vec<(&'a RuleSample, i64)>,
+    anomalies: Vec<(&'a AnomalyPoint, i64)>,
+}
 
+impl<'a> ByModel<'a> {
+    fn split(updates: impl Iterator<Item = &'a (ViewUpdate, isize)>) -> ByModel<'a> {
+        let mut by = ByModel::default();
+        for (update, diff) in updates {
+            let diff = *diff as i64;
+            match update {
+                ViewUpdate::Pageview(u) => by.pageviews.push((u, diff)),
+                ViewUpdate::Error(u) => by.errors.push((u, diff)),
+                ViewUpdate::Vital(u) => by.vitals.push((u, diff)),
+                ViewUpdate::Event(cell) => by.events.push((cell, diff)),
+                ViewUpdate::Session(u) => by.sessions.push((u, diff)),
+                ViewUpdate::Rule(sample) => by.rules.push((sample, diff)),
+                ViewUpdate::Anomaly(point) => by.anomalies.push((point, diff)),
+            }
+        }
+        by
+    }
+}
+
+impl ViewUpdate {
     fn project(&self) -> Symbol {
         match self {
             ViewUpdate::Pageview(update) => update.key.project,
@@ -251,69 +269,47 @@ impl ViewStore {
             let mut new_groups = errors::NewGroups::new();
             let mut retracted = HashSet::new();
             let window = (through, self.retention_ms);
-            let by_model = {
+            let tick = {
                 let forgotten = self.forgotten.read().unwrap_or_else(|e| e.into_inner());
                 let kept =
                     |(update, _): &&(ViewUpdate, isize)| forgotten.is_empty() || !forgotten.contains(&update.project());
                 let retractions = updates.iter().filter(|(_, d)| *d < 0).filter(kept);
                 let insertions = updates.iter().filter(|(_, d)| *d > 0).filter(kept);
-                let mut by_model: [Vec<(&ViewUpdate, isize)>; 7] = Default::default();
-                for (update, diff) in retractions.chain(insertions) {
-                    by_model[update.model()].push((update, *diff));
-                }
-                by_model
+                ByModel::split(retractions.chain(insertions))
             };
-            let any = |model: usize| !by_model[model].is_empty();
-            if any(0) {
+            if !tick.pageviews.is_empty() {
                 let mut pageviews = self.pageviews.write().unwrap_or_else(|e| e.into_inner());
-                for (update, diff) in &by_model[0] {
-                    let ViewUpdate::Pageview(u) = update else { unreachable!("model 0 holds page views") };
-                    pageviews.apply(u, *diff as i64, through, self.retention_ms, &mut page_moves);
+                for (u, diff) in tick.pageviews {
+                    pageviews.apply(u, diff, through, self.retention_ms, &mut page_moves);
                 }
             }
-            if any(1) {
+            if !tick.errors.is_empty() {
                 let mut errors = self.errors.write().unwrap_or_else(|e| e.into_inner());
-                for (update, diff) in &by_model[1] {
-                    let ViewUpdate::Error(u) = update else { unreachable!("model 1 holds errors") };
-                    errors.apply(u, *diff as i64, window, &mut new_groups, &mut retracted);
+                for (u, diff) in tick.errors {
+                    errors.apply(u, diff, window, &mut new_groups, &mut retracted);
                 }
             }
-            if any(2) {
+            if !tick.vitals.is_empty() {
                 let mut vitals = self.vitals.write().unwrap_or_else(|e| e.into_inner());
-                for (update, diff) in &by_model[2] {
-                    let ViewUpdate::Vital(u) = update else { unreachable!("model 2 holds vitals") };
-                    vitals.apply(u, *diff as i64, window);
-                }
+                tick.vitals.into_iter().for_each(|(u, diff)| vitals.apply(u, diff, window));
             }
-            if any(3) {
+            if !tick.events.is_empty() {
                 let mut events = self.events.write().unwrap_or_else(|e| e.into_inner());
-                for (update, diff) in &by_model[3] {
-                    let ViewUpdate::Event(cell) = update else { unreachable!("model 3 holds custom events") };
-                    events.apply(cell, *diff as i64, window);
-                }
+                tick.events.into_iter().for_each(|(cell, diff)| events.apply(cell, diff, window));
             }
-            if any(4) {
+            if !tick.sessions.is_empty() {
                 let mut sessions = self.sessions.write().unwrap_or_else(|e| e.into_inner());
-                for (update, diff) in &by_model[4] {
-                    let ViewUpdate::Session(u) = update else { unreachable!("model 4 holds sessions") };
-                    sessions.apply(u, *diff as i64);
-                }
+                tick.sessions.into_iter().for_each(|(u, diff)| sessions.apply(u, diff));
             }
-            if any(5) {
+            let rules_changed = !tick.rules.is_empty() || !tick.anomalies.is_empty();
+            if !tick.rules.is_empty() {
                 let mut alerts = self.alerts.write().unwrap_or_else(|e| e.into_inner());
-                for (update, diff) in &by_model[5] {
-                    let ViewUpdate::Rule(sample) = update else { unreachable!("model 5 holds rule windows") };
-                    alerts.apply(sample, *diff as i64);
-                }
+                tick.rules.into_iter().for_each(|(sample, diff)| alerts.apply(sample, diff));
             }
-            if any(6) {
+            if !tick.anomalies.is_empty() {
                 let mut anomalies = self.anomalies.write().unwrap_or_else(|e| e.into_inner());
-                for (update, diff) in &by_model[6] {
-                    let ViewUpdate::Anomaly(point) = update else { unreachable!("model 6 holds anomaly points") };
-                    anomalies.apply(point, *diff);
-                }
+                tick.anomalies.into_iter().for_each(|(point, diff)| anomalies.apply(point, diff as isize));
             }
-            let rules_changed = any(5) || any(6);
             self.publish(through, page_moves, new_groups);
             if rules_changed {
                 self.rules_changed.send_replace(through);
