@@ -393,8 +393,10 @@ impl PageviewViews {
         if bucket.total.pageviews <= 0 {
             buckets.remove(&key.bucket);
         }
-        let start = key.bucket.div_euclid(BLOCK_MS) * BLOCK_MS;
-        if key.interval == Interval::Hour && !block_expired(start, through, retention_ms) {
+        if key.interval == Interval::Hour
+            && let start = key.bucket.div_euclid(BLOCK_MS) * BLOCK_MS
+            && !block_expired(start, through, retention_ms)
+        {
             let block = project.page_blocks.entry(start).or_default();
             let page = block.entry(key.path).or_default();
             page.add(*visitor, diff);

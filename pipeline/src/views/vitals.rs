@@ -281,6 +281,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_cell_keeps_its_total_and_sorted_values_through_retractions() {
+        let mut counts = Counts::default();
+        assert!(!counts.add((Rating::Poor, 900), 2));
+        assert!(!counts.add((Rating::Good, 100), 1));
+        assert!(!counts.add((Rating::Good, 300), 1));
+        assert_eq!(counts.values, vec![((Rating::Good, 100), 1), ((Rating::Good, 300), 1), ((Rating::Poor, 900), 2)]);
+        assert!(!counts.add((Rating::Good, 300), -1));
+        assert!(!counts.add((Rating::Poor, 900), -1));
+        assert_eq!((counts.total, counts.values.len()), (2, 2));
+        assert!(!counts.add((Rating::Good, 100), -1));
+        assert!(counts.add((Rating::Poor, 900), -1), "the last value gone empties the cell");
+        assert_eq!(counts.total, 0);
+    }
+
+    #[test]
     fn per_page_answers_match_the_whole_and_the_filters() {
         let views = ViewStore::default();
         let names = views.names();
