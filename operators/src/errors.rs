@@ -38,8 +38,8 @@ pub struct ErrorCell {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum ErrorUpdate {
     /// `diff` events of one user in a cell: the read model counts them and
-    /// adds the user to the cell's user sketch (as page views do, see
-    /// [`crate::pageview_views`]), and drops the cell with its bucket.
+    /// adds the user to the cell's user sketch (as it does a page view's
+    /// visitor), and drops the cell with its bucket.
     Event(ErrorCell, u64),
     /// A group's first and last event time: +1 the current, -1 the old.
     Seen { project: Symbol, group: Symbol, first: i64, last: i64 },

@@ -21,7 +21,7 @@ pub use anomalies::{AnomalyPoint, Series, anomaly_scores};
 pub use buckets::Interval;
 pub use errors::{ErrorCell, ErrorRow, ErrorUpdate, error_group_views};
 pub use events::{EventCell, EventDims, EventRow, event_views};
-pub use pageviews::{BucketKey, PageDims, PageviewRow, PageviewUpdate, pageview_views};
+pub use pageviews::{PageDims, PageviewRow};
 pub use retention::expire_at;
 pub use sessions::{Session, SessionHit, SessionUpdate, session_views};
 pub use vitals::{Rating, VitalCell, VitalRow, VitalUpdate, vital_views};

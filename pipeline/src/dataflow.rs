@@ -13,7 +13,7 @@ use timely::worker::Worker;
 
 use sightline_operators::{
     ErrorRow, EventRow, Interval, PageviewRow, RuleSpec, SessionHit, SignalRow, Time, VitalRow, anomaly_scores,
-    error_group_views, event_views, new_group_signal, pageview_views, rule_windows, session_views, vital_views,
+    error_group_views, event_views, new_group_signal, rule_windows, session_views, vital_views,
 };
 
 use crate::views::{ViewStore, ViewUpdate};
@@ -86,7 +86,8 @@ pub fn build(worker: &mut Worker, retention_ms: i64, views: Arc<ViewStore>) -> (
             clock.to_collection(scope),
         )
         .map(ViewUpdate::Anomaly);
-        let page_updates = pageview_views(pageview_rows).map(ViewUpdate::Pageview);
+        // Page views go to the read model row by row (see `PageviewRow`).
+        let page_updates = pageview_rows.map(ViewUpdate::Pageview);
         let error_views = error_group_views(error_rows, retention_ms);
         let new_groups = error_views.clone().flat_map(|u| new_group_signal(&u));
         let error_updates = error_views.map(ViewUpdate::Error);

@@ -18,8 +18,8 @@ use std::sync::{Arc, RwLock};
 use serde::Serialize;
 use sightline_model::Event;
 use sightline_operators::{
-    AnomalyPoint, ErrorUpdate, EventCell, Interval, PageviewUpdate, RuleSample, Series, SessionUpdate, SignalRow,
-    Symbol, Time, VitalUpdate,
+    AnomalyPoint, ErrorUpdate, EventCell, Interval, PageviewRow, RuleSample, Series, SessionUpdate, SignalRow, Symbol,
+    Time, VitalUpdate,
 };
 use tokio::sync::{broadcast, watch};
 
@@ -92,7 +92,7 @@ fn interval_index(interval: Interval) -> usize {
 /// One output record of the dataflow, for any view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 pub enum ViewUpdate {
-    Pageview(PageviewUpdate),
+    Pageview(PageviewRow),
     Error(ErrorUpdate),
     Vital(VitalUpdate),
     Event(EventCell),
@@ -104,7 +104,7 @@ pub enum ViewUpdate {
 /// A tick's updates per read model, in the order given.
 #[derive(Default)]
 struct ByModel<'a> {
-    pageviews: Vec<(&'a PageviewUpdate, i64)>,
+    pageviews: Vec<(&'a PageviewRow, i64)>,
     errors: Vec<(&'a ErrorUpdate, i64)>,
     vitals: Vec<(&'a VitalUpdate, i64)>,
     events: Vec<(&'a EventCell, i64)>,
@@ -135,7 +135,7 @@ impl<'a> ByModel<'a> {
 impl ViewUpdate {
     fn project(&self) -> Symbol {
         match self {
-            ViewUpdate::Pageview(update) => update.key.project,
+            ViewUpdate::Pageview(row) => row.project,
             ViewUpdate::Error(ErrorUpdate::Event(cell, _)) => cell.project,
             ViewUpdate::Error(ErrorUpdate::Seen { project, .. }) => *project,
             ViewUpdate::Vital(update) => update.cell.project,

@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
-use sightline_operators::{Interval, PageDims, PageviewUpdate, Signal, SignalRow, Symbol, Time};
+use sightline_operators::{Interval, PageDims, PageviewRow, Signal, SignalRow, Symbol, Time};
 
 use super::sketch::VisitorSketch;
 use super::{CellMap, Names, expired, interval_index};
@@ -42,28 +42,65 @@ impl PathCell {
     }
 }
 
+/// A set of page dimensions as a small id, from a [`DimsTable`].
+pub(super) type DimsId = u32;
+
+/// Each distinct set of page dimensions seen, by id: cells key on (path,
+/// id), 8 bytes where the dimensions themselves took 24 (a third of a page
+/// view cell's table). Sets are few (the devices × browsers × systems ×
+/// referrers × releases that occur together) and never forgotten.
+#[derive(Debug, Default)]
+pub(super) struct DimsTable {
+    ids: CellMap<PageDims, DimsId>,
+    sets: Vec<PageDims>,
+}
+
+impl DimsTable {
+    /// The id of `dims`, made on first sight.
+    pub(super) fn id(&mut self, dims: PageDims) -> DimsId {
+        *self.ids.entry(dims).or_insert_with(|| {
+            self.sets.push(dims);
+            DimsId::try_from(self.sets.len() - 1).expect("fewer than 2^32 sets of dimensions")
+        })
+    }
+
+    /// A cell's path and dimensions.
+    pub(super) fn cell(&self, (path, id): &(Symbol, DimsId)) -> (Symbol, PageDims) {
+        (*path, self.sets[*id as usize])
+    }
+}
+
 /// One bucket of one project: its cells and their rollups.
 #[derive(Debug, Default)]
 struct Bucket {
     total: PathCell,
-    /// Per value of each dimension, by [`PageDimension::index`].
+    /// Per value of each dimension, by [`PageDimension::index`]; only those
+    /// [`rolled_up`] for the bucket's interval.
     by: [CellMap<Symbol, PathCell>; 6],
-    cells: CellMap<(Symbol, PageDims), PathCell>,
+    cells: CellMap<(Symbol, DimsId), PathCell>,
+}
+
+/// Whether buckets of `interval` keep a rollup per value of `dimension`.
+/// Minute buckets keep only the page's (the live feed's visitors per minute
+/// and page): a minute's cells are few enough to scan, and its other
+/// rollups took a fifth of the updates a page view makes.
+fn rolled_up(interval: Interval, dimension: PageDimension) -> bool {
+    interval != Interval::Minute || dimension == PageDimension::Page
 }
 
 impl Bucket {
     /// Adds a bucket's page views and visitors that pass `filters` to `into`,
     /// from the smallest set of cells that answers it.
-    fn fold(&self, filters: &Resolved, into: &mut PathCell) {
+    fn fold(&self, interval: Interval, filters: &Resolved, dims: &DimsTable, into: &mut PathCell) {
         match filters.single() {
             Some(None) => into.merge(&self.total),
-            Some(Some((dimension, value))) => {
+            Some(Some((dimension, value))) if rolled_up(interval, dimension) => {
                 if let Some(cell) = self.by[dimension.index()].get(&value) {
                     into.merge(cell);
                 }
             }
-            None => {
-                for (_, cell) in self.cells.iter().filter(|(cell, _)| filters.matches(cell)) {
+            _ => {
+                for (_, cell) in self.cells.iter().filter(|(key, _)| filters.matches(&dims.cell(key))) {
                     into.merge(cell);
                 }
             }
@@ -72,19 +109,29 @@ impl Bucket {
 
     /// Calls `visit` with each (value of `dimension`, cell) of the bucket that
     /// passes `filters`: from the dimension's rollup when at most a filter
-    /// on the same dimension is set.
-    fn grouped(&self, filters: &Resolved, dimension: PageDimension, visit: &mut impl FnMut(Symbol, &PathCell)) {
+    /// on the same dimension is set (and the bucket keeps it).
+    fn grouped(
+        &self,
+        interval: Interval,
+        filters: &Resolved,
+        dims: &DimsTable,
+        dimension: PageDimension,
+        visit: &mut impl FnMut(Symbol, &PathCell),
+    ) {
         match filters.only(dimension) {
-            Some(only) => {
+            Some(only) if rolled_up(interval, dimension) => {
                 for (value, cell) in &self.by[dimension.index()] {
                     if only.is_none_or(|o| o == *value) {
                         visit(*value, cell);
                     }
                 }
             }
-            None => {
-                for (key, cell) in self.cells.iter().filter(|(key, _)| filters.matches(key)) {
-                    visit(dimension.of(key), cell);
+            _ => {
+                for (key, cell) in self.cells.iter() {
+                    let key = dims.cell(key);
+                    if filters.matches(&key) {
+                        visit(dimension.of(&key), cell);
+                    }
                 }
             }
         }
@@ -138,6 +185,7 @@ impl ProjectPageviews {
 #[derive(Debug, Default)]
 pub(super) struct PageviewViews {
     projects: HashMap<Symbol, ProjectPageviews>,
+    dims: DimsTable,
 }
 
 impl PageviewViews {
@@ -176,12 +224,13 @@ impl PageviewViews {
         let minutes = p.by_interval[super::interval_index(Interval::Minute)].range(since..);
         let cells = minutes.flat_map(|(start, bucket)| bucket.cells.iter().map(move |(key, cell)| (*start, key, cell)));
         cells
-            .map(|(bucket, (path, dims), cell)| {
+            .map(|(bucket, key, cell)| {
+                let (path, dims) = self.dims.cell(key);
                 let signal = SignalRow {
                     project,
                     received_s: bucket.div_euclid(1000),
                     signal: Signal::Pageview,
-                    path: *path,
+                    path,
                     release: dims.release,
                     device: dims.device,
                 };
@@ -352,65 +401,70 @@ pub(super) type PageviewMoves = BTreeMap<Symbol, BTreeMap<(i64, Symbol), (i64, i
 
 impl PageviewViews {
     /// Adds `diff` page views of a visitor to its cell and the cell's
-    /// rollups, unless its bucket has already left the window.
+    /// rollups in its bucket of each interval, unless that bucket has
+    /// already left the window.
     pub(super) fn apply(
         &mut self,
-        PageviewUpdate { key, visitor }: &PageviewUpdate,
+        row: &PageviewRow,
         diff: i64,
         through: Time,
         retention_ms: i64,
         moves: &mut PageviewMoves,
     ) {
-        if expired(key.interval, key.bucket, through, retention_ms) {
-            return;
-        }
-        let project = self.projects.entry(key.project).or_default();
-        let buckets = &mut project.by_interval[interval_index(key.interval)];
-        let bucket = buckets.entry(key.bucket).or_default();
-        bucket.total.add(*visitor, diff);
-        let mut visitors_moved = 0;
-        for dimension in PageDimension::ALL {
-            let rollup = &mut bucket.by[dimension.index()];
-            let value = dimension.of(&(key.path, key.dims));
-            let cell = rollup.entry(value).or_default();
-            // The live feed's visitors per (minute, path).
-            if key.interval == Interval::Minute && dimension == PageDimension::Page {
-                let before = cell.visitors.count();
-                cell.add(*visitor, diff);
-                visitors_moved = cell.visitors.count() - before;
-            } else {
-                cell.add(*visitor, diff);
+        let dims = self.dims.id(row.dims);
+        let project = self.projects.entry(row.project).or_default();
+        for interval in Interval::ALL {
+            let start = interval.bucket_of(row.ts);
+            if expired(interval, start, through, retention_ms) {
+                continue;
             }
-            if cell.pageviews <= 0 {
-                rollup.remove(&value);
-            }
-        }
-        let cell = bucket.cells.entry((key.path, key.dims)).or_default();
-        cell.add(*visitor, diff);
-        if cell.pageviews <= 0 {
-            bucket.cells.remove(&(key.path, key.dims));
-        }
-        if bucket.total.pageviews <= 0 {
-            buckets.remove(&key.bucket);
-        }
-        if key.interval == Interval::Hour
-            && let start = key.bucket.div_euclid(BLOCK_MS) * BLOCK_MS
-            && !block_expired(start, through, retention_ms)
-        {
-            let block = project.page_blocks.entry(start).or_default();
-            let page = block.entry(key.path).or_default();
-            page.add(*visitor, diff);
-            if page.pageviews <= 0 {
-                block.remove(&key.path);
-                if block.is_empty() {
-                    project.page_blocks.remove(&start);
+            let buckets = &mut project.by_interval[interval_index(interval)];
+            let bucket = buckets.entry(start).or_default();
+            bucket.total.add(row.visitor, diff);
+            let mut visitors_moved = 0;
+            for dimension in PageDimension::ALL.into_iter().filter(|d| rolled_up(interval, *d)) {
+                let rollup = &mut bucket.by[dimension.index()];
+                let value = dimension.of(&(row.path, row.dims));
+                let cell = rollup.entry(value).or_default();
+                // The live feed's visitors per (minute, path).
+                if interval == Interval::Minute && dimension == PageDimension::Page {
+                    let before = cell.visitors.count();
+                    cell.add(row.visitor, diff);
+                    visitors_moved = cell.visitors.count() - before;
+                } else {
+                    cell.add(row.visitor, diff);
+                }
+                if cell.pageviews <= 0 {
+                    rollup.remove(&value);
                 }
             }
-        }
-        if key.interval == Interval::Minute {
-            let entry = moves.entry(key.project).or_default().entry((key.bucket, key.path)).or_default();
-            entry.0 += diff;
-            entry.1 += visitors_moved;
+            let cell = bucket.cells.entry((row.path, dims)).or_default();
+            cell.add(row.visitor, diff);
+            if cell.pageviews <= 0 {
+                bucket.cells.remove(&(row.path, dims));
+            }
+            if bucket.total.pageviews <= 0 {
+                buckets.remove(&start);
+            }
+            if interval == Interval::Hour
+                && let block_start = start.div_euclid(BLOCK_MS) * BLOCK_MS
+                && !block_expired(block_start, through, retention_ms)
+            {
+                let block = project.page_blocks.entry(block_start).or_default();
+                let page = block.entry(row.path).or_default();
+                page.add(row.visitor, diff);
+                if page.pageviews <= 0 {
+                    block.remove(&row.path);
+                    if block.is_empty() {
+                        project.page_blocks.remove(&block_start);
+                    }
+                }
+            }
+            if interval == Interval::Minute {
+                let entry = moves.entry(row.project).or_default().entry((start, row.path)).or_default();
+                entry.0 += diff;
+                entry.1 += visitors_moved;
+            }
         }
     }
 
@@ -435,7 +489,7 @@ impl PageviewViews {
             for (&t, bucket) in buckets.range(first..q.to) {
                 fill_until(&mut series, t, &mut cursor);
                 let mut point = PathCell::default();
-                bucket.fold(&filters, &mut point);
+                bucket.fold(q.interval, &filters, &self.dims, &mut point);
                 series.push(PageviewsPoint { t, pageviews: point.pageviews, visitors: point.visitors.count() });
                 all.merge(&point);
                 cursor = t + width;
@@ -477,7 +531,7 @@ impl PageviewViews {
             }
             _ => {
                 for (_, bucket) in project.by_interval[interval_index(q.interval)].range(first..q.to) {
-                    bucket.grouped(&filters, dimension, &mut &mut *visit);
+                    bucket.grouped(q.interval, &filters, &self.dims, dimension, &mut &mut *visit);
                 }
             }
         };
@@ -549,17 +603,16 @@ impl PageviewViews {
 
 #[cfg(test)]
 mod tests {
-    use sightline_operators::{BucketKey, PageDims};
-
     use super::super::{ViewStore, ViewUpdate};
     use super::*;
 
-    fn hit(views: &ViewStore, interval: Interval, bucket: i64, path: &str, browser: &str, v: u64) -> ViewUpdate {
+    /// A page view at `ts` of visitor `v`.
+    fn hit(views: &ViewStore, ts: i64, path: &str, browser: &str, v: u64) -> ViewUpdate {
         let names = views.names();
         let dims = PageDims { browser: names.intern(browser), device: names.intern("desktop"), ..PageDims::default() };
-        let key = BucketKey { project: names.intern("p"), interval, bucket, path: names.intern(path), dims };
         // Visitors are hashes of their ids, as ingest makes them.
-        ViewUpdate::Pageview(PageviewUpdate { key, visitor: xxhash_rust::xxh3::xxh3_64(&v.to_le_bytes()) })
+        let visitor = xxhash_rust::xxh3::xxh3_64(&v.to_le_bytes());
+        ViewUpdate::Pageview(PageviewRow { project: names.intern("p"), ts, path: names.intern(path), visitor, dims })
     }
 
     fn query(interval: Interval, to: i64, filters: PageFilters) -> PageviewsQuery {
@@ -574,9 +627,9 @@ mod tests {
         views.apply(
             10,
             &[
-                (hit(&views, m, 0, "/a", "Firefox", 1), 2),
-                (hit(&views, m, 0, "/a", "Chrome", 2), 1),
-                (hit(&views, m, 120_000, "/b", "Firefox", 2), 2),
+                (hit(&views, 0, "/a", "Firefox", 1), 2),
+                (hit(&views, 0, "/a", "Chrome", 2), 1),
+                (hit(&views, 120_000, "/b", "Firefox", 2), 2),
             ],
         );
         assert_eq!(views.applied_through(), 10);
@@ -597,6 +650,10 @@ mod tests {
             views.pageviews(&query(m, 180_000, PageFilters { browser: Some("Firefox".into()), ..Default::default() }));
         assert_eq!(firefox.total, PageviewsTotal { pageviews: 4, visitors: 2 });
         assert_eq!(firefox.series[0], PageviewsPoint { t: 0, pageviews: 2, visitors: 1 });
+        // Minute buckets keep no browser rollup: their cells answer.
+        let browsers = views.breakdown(&query(m, 180_000, PageFilters::default()), PageDimension::Browser, 10);
+        let browsers: Vec<_> = browsers.iter().map(|r| (r.value.as_str(), r.pageviews, r.visitors)).collect();
+        assert_eq!(browsers, [("Firefox", Some(4), Some(2)), ("Chrome", Some(1), Some(1))]);
         let change = feed.try_recv().unwrap();
         assert_eq!(change.view(), "pageviews");
         let changes = serde_json::to_value(&*change).unwrap()["changes"].clone();
@@ -604,7 +661,7 @@ mod tests {
         assert_eq!(changes[0]["visitors"], 2);
         assert_eq!(changes.as_array().unwrap().len(), 2);
         // A retraction takes page views out; a visitor sketch never forgets.
-        views.apply(11, &[(hit(&views, m, 0, "/a", "Firefox", 1), -2)]);
+        views.apply(11, &[(hit(&views, 0, "/a", "Firefox", 1), -2)]);
         let answer = views.pageviews(&q);
         assert_eq!(answer.series[0], PageviewsPoint { t: 0, pageviews: 1, visitors: 2 });
         assert_eq!(views.pageviews(&PageviewsQuery { project_id: "other".into(), ..q }).total.pageviews, 0);
@@ -618,7 +675,7 @@ mod tests {
         for v in 0..400u64 {
             let path = ["/a", "/b", "/c"][(v % 3) as usize];
             let browser = ["Firefox", "Chrome"][(v % 2) as usize];
-            updates.push((hit(&views, h, (v % 4) as i64 * 3_600_000, path, browser, v % 120), 1 + (v % 3) as isize));
+            updates.push((hit(&views, (v % 4) as i64 * 3_600_000, path, browser, v % 120), 1 + (v % 3) as isize));
         }
         views.apply(10, &updates);
         let to = 4 * 3_600_000;
@@ -658,7 +715,7 @@ mod tests {
             for hour in 0..24 {
                 for v in 0..per_hour {
                     let visitor = (page * 24 + hour) * 1_000 + v;
-                    updates.push((hit(&views, h, hour as i64 * 3_600_000, &format!("/{page}"), "Firefox", visitor), 1));
+                    updates.push((hit(&views, hour as i64 * 3_600_000, &format!("/{page}"), "Firefox", visitor), 1));
                 }
             }
         }
@@ -681,7 +738,7 @@ mod tests {
         let mut updates = Vec::new();
         for v in 0..6_000u64 {
             let page = format!("/{}", v % 7 * (v % 5));
-            updates.push((hit(&views, h, (v % 30) as i64 * 3_600_000, &page, "Firefox", v % 2_000), 1));
+            updates.push((hit(&views, (v % 30) as i64 * 3_600_000, &page, "Firefox", v % 2_000), 1));
         }
         views.apply(10, &updates);
         // The range as hours: blocks where it holds all six hours of one.
@@ -714,8 +771,7 @@ mod tests {
     #[test]
     fn buckets_leave_whole_once_out_of_the_window() {
         let views = ViewStore::new(1_000);
-        let hits =
-            |views: &ViewStore| Interval::ALL.map(|interval| (hit(views, interval, 0, "/", "Firefox", 1), 1)).to_vec();
+        let hits = |views: &ViewStore| [(hit(views, 0, "/", "Firefox", 1), 1)];
         views.apply(60_000, &hits(&views));
         let total = |interval: Interval| views.pageviews(&query(interval, 86_400_000, Default::default())).total;
         assert_eq!(total(Interval::Minute).pageviews, 1);

@@ -8,9 +8,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
-use sightline_operators::{PageDims, Session, SessionUpdate, Symbol};
+use sightline_operators::{Session, SessionUpdate, Symbol};
 
-use super::pageviews::{PageFilters, Resolved};
+use super::pageviews::{DimsId, DimsTable, PageFilters, Resolved};
 use super::{CellMap, Names, interval_for, interval_index};
 
 /// What some sessions add up to.
@@ -55,7 +55,7 @@ struct BucketSessions {
     total: Sums,
     entries: CellMap<Symbol, i64>,
     exits: CellMap<Symbol, i64>,
-    cells: CellMap<(Symbol, PageDims), Totals>,
+    cells: CellMap<(Symbol, DimsId), Totals>,
 }
 
 fn count(pages: &mut CellMap<Symbol, i64>, page: Symbol, diff: i64) {
@@ -74,6 +74,8 @@ struct ProjectSessions {
 #[derive(Debug, Default)]
 pub(super) struct SessionViews {
     projects: HashMap<Symbol, ProjectSessions>,
+    /// The entry page views' dimensions of the cells.
+    dims: DimsTable,
 }
 
 impl SessionViews {
@@ -121,17 +123,18 @@ fn add(exits: &mut Vec<(Symbol, i64)>, page: Symbol, diff: i64) {
 impl SessionViews {
     pub(super) fn apply(&mut self, update: &SessionUpdate, diff: i64) {
         let s = &update.session;
+        let source = self.dims.id(s.source);
         let buckets =
             &mut self.projects.entry(update.project).or_default().by_interval[interval_index(update.interval)];
         let bucket = buckets.entry(update.bucket).or_default();
         bucket.total.add(s, diff);
         count(&mut bucket.entries, s.entry, diff);
         count(&mut bucket.exits, s.exit, diff);
-        let totals = bucket.cells.entry((s.entry, s.source)).or_default();
+        let totals = bucket.cells.entry((s.entry, source)).or_default();
         totals.sums.add(s, diff);
         add(&mut totals.exits, s.exit, diff);
         if totals.sums.sessions == 0 {
-            bucket.cells.remove(&(s.entry, s.source));
+            bucket.cells.remove(&(s.entry, source));
             if bucket.cells.is_empty() {
                 buckets.remove(&update.bucket);
             }
@@ -148,13 +151,10 @@ impl SessionViews {
 
     /// The totals of every (entry page, dimensions) the filters keep, in
     /// the buckets of the range.
-    fn matching<'a>(
-        &'a self,
-        names: &Names,
-        q: &SessionsQuery,
-    ) -> impl Iterator<Item = (&'a (Symbol, PageDims), &'a Totals)> + 'a {
+    fn matching<'a>(&'a self, names: &Names, q: &SessionsQuery) -> impl Iterator<Item = (Symbol, &'a Totals)> + 'a {
         let filters = Resolved::new(names, &q.filters);
-        self.buckets(names, q).flat_map(|b| b.cells.iter()).filter(move |(entry, _)| filters.matches(entry))
+        let cells = self.buckets(names, q).flat_map(|b| b.cells.iter());
+        cells.filter(move |(key, _)| filters.matches(&self.dims.cell(key))).map(|((entry, _), totals)| (*entry, totals))
     }
 
     pub(super) fn summary(&self, names: &Names, q: &SessionsQuery) -> SessionsSummary {
@@ -183,13 +183,13 @@ impl SessionViews {
                 }
             }
         } else {
-            for ((entry, _), totals) in self.matching(names, q) {
+            for (entry, totals) in self.matching(names, q) {
                 if exits {
                     for &(page, n) in &totals.exits {
                         *pages.entry(page).or_default() += n;
                     }
                 } else {
-                    *pages.entry(*entry).or_default() += totals.sums.sessions;
+                    *pages.entry(entry).or_default() += totals.sums.sessions;
                 }
             }
         }
