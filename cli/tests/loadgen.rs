@@ -80,12 +80,11 @@ async fn the_views_hold_the_workload(mode: Mode) {
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         assert_eq!(total.0, pageviews, "{mode:?}: page views of {id}");
-        // Visitors are a sketch's count: exact up to 1,024 (but for 32-bit
-        // hash prefix collisions, about one in 8,000 there), past that within
-        // its 1.6 % standard error (three of them here).
+        // Visitors are a sketch's count: the range's two days merge into
+        // registers past 128 visitors, within their 1.6 % standard error
+        // (three of them here).
         let error = (total.1 - visitors).abs() as f64 / visitors as f64;
-        let within = if visitors <= 1_024 { total.1 == visitors } else { error < 0.05 };
-        assert!(within, "{mode:?}: {} visitors of {id}, {visitors} distinct", total.1);
+        assert!(visitors > 128 && error < 0.05, "{mode:?}: {} visitors of {id}, {visitors} distinct", total.1);
         let groups = get(&server, &format!("/api/v1/projects/{id}/errors?{range}")).await;
         let counted: i64 = groups["groups"].as_array().unwrap().iter().map(|g| g["count"].as_i64().unwrap()).sum();
         assert_eq!(counted, errors, "{mode:?}: errors of {id}");
