@@ -74,7 +74,11 @@ async fn the_views_hold_the_workload(mode: Mode) {
         let total = loop {
             let answer = get(&server, &format!("/api/v1/projects/{id}/pageviews?interval=day&{range}")).await;
             let total = (answer["total"]["pageviews"].as_i64().unwrap(), answer["total"]["visitors"].as_i64().unwrap());
-            if total.0 == pageviews || Instant::now() > deadline {
+            // Each read model takes a tick under its own lock: the error
+            // counts may land a moment after the page views.
+            let groups = get(&server, &format!("/api/v1/projects/{id}/errors?{range}")).await;
+            let counted: i64 = groups["groups"].as_array().unwrap().iter().map(|g| g["count"].as_i64().unwrap()).sum();
+            if (total.0 == pageviews && counted == errors) || Instant::now() > deadline {
                 break total;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
