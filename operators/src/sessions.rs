@@ -200,8 +200,8 @@ struct SessionFold {
     custom_events: i32,
     /// The earliest page view and the latest one's time and page (in
     /// `HitValue` order; the latest's dimensions are not needed, and a fold
-    /// is kept per live session: 24 bytes less of it was 75 MB at 10M
-    /// events).
+    /// is kept per live session: 24 bytes less of it is about 75 MB at 10M
+    /// events, estimated from the table's size).
     entry: Option<(i64, Symbol, PageDims)>,
     exit: Option<(i64, Symbol)>,
 }
