@@ -20,11 +20,11 @@ pub use alerts::{MAX_WINDOW_S, RuleSample, RuleSpec, Signal, SignalRow, Watch, n
 pub use anomalies::{AnomalyPoint, Series, anomaly_scores};
 pub use buckets::Interval;
 pub use errors::{ErrorCell, ErrorRow, ErrorUpdate, error_group_views};
-pub use events::{EventCell, EventDims, EventRow, event_views};
+pub use events::{EventDims, EventRow};
 pub use pageviews::{PageDims, PageviewRow};
 pub use retention::expire_at;
-pub use sessions::{Session, SessionHit, SessionUpdate, session_views};
-pub use vitals::{Rating, VitalCell, VitalRow, VitalUpdate, vital_views};
+pub use sessions::{Session, SessionHit, SessionRow, session_views};
+pub use vitals::{Rating, VitalRow, VitalUpdate, vital_views};
 
 /// A timely time: the ingestion tick, ms since the Unix epoch.
 pub type Time = u64;

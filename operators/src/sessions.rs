@@ -4,7 +4,8 @@
 //! A session with the SDK's id is one session however long its gaps, so its
 //! numbers are a fold of its hits (earliest and latest hit, counts, the
 //! earliest and latest page view): [`fold_sdk_sessions`] keeps that fold
-//! per session and no hit, and a late hit moves it. Without an SDK id the
+//! per session and no hit, and a late hit moves it, until the session has
+//! settled ([`SETTLED_MS`]). Without an SDK id the
 //! key is (visitor, UTC day), split after 30 idle minutes: one `reduce` per
 //! key keeps its sessions up to date, so a late hit joins, bridges or
 //! splits the right session; a session ends at midnight, as in Google
@@ -27,6 +28,14 @@ use crate::{Symbol, Time};
 
 /// A gap longer than this ends a session (without an SDK session id).
 pub const IDLE_MS: i64 = 30 * 60_000;
+/// A session with the SDK's id whose latest hit is this far behind the
+/// stream's clock ([`SessionHit::clock`]) has settled: its fold is dropped,
+/// and a later hit with the same id starts a new session, as in Plausible's
+/// session cache. The SDKs end a session after 30 idle minutes, and events
+/// more than an hour late are rare; keeping every fold until its day left
+/// the window held one per session of the whole window (about 450 MB at
+/// 10M events, bench/README.md).
+pub const SETTLED_MS: i64 = 3 * 3_600_000;
 /// Sessions are timed to the second: hits of one page in one second are
 /// one value of the reduce, with a multiplicity, which keeps its input
 /// small for busy visitors.
@@ -49,6 +58,8 @@ pub struct SessionHit {
     pub visitor: u64,
     /// A hash of the SDK's session id, if it sent one.
     pub session: Option<u64>,
+    /// When the server received it, ms since the epoch.
+    pub received: i64,
     /// The page of a page view, with its dimensions; `None` for a custom
     /// event.
     pub page: Option<(Symbol, PageDims)>,
@@ -95,13 +106,23 @@ impl Session {
     }
 }
 
-/// A session counted in the bucket of its start.
+/// A session of a project; the read model counts it in its start's bucket
+/// of every interval.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct SessionUpdate {
+pub struct SessionRow {
     pub project: Symbol,
-    pub interval: Interval,
-    pub bucket: i64,
     pub session: Session,
+}
+
+impl SessionHit {
+    /// What the hit reads of the stream's clock: its event time, or when it
+    /// was received if that is earlier, so that a client clock ahead of
+    /// time does not move the stream's clock. It comes from the event, not
+    /// the wall clock, so a replay of the archive settles sessions as the
+    /// live stream did.
+    pub fn clock(&self) -> i64 {
+        self.ts.min(self.received)
+    }
 }
 
 fn key_of(hit: &SessionHit) -> SessionKey {
@@ -163,15 +184,16 @@ fn day_expiry(ts: i64, retention_ms: i64) -> i64 {
     Interval::Day.bucket_of(ts).saturating_add(Interval::Day.millis()).saturating_add(retention_ms)
 }
 
-/// Sessions per start bucket of every interval. A session with the SDK's
-/// id leaves when the day it started in leaves the window; a hit without
-/// one is kept until its day's bucket ends plus `retention_ms`, and its
-/// sessions leave with it.
+/// The sessions of the hits. The read model drops a bucket's sessions whole
+/// once it has left the window, so a session with the SDK's id is never
+/// retracted for its age; a hit without one is kept until its day's bucket
+/// ends plus `retention_ms` (for the `reduce`'s sake), and its sessions are
+/// retracted with it.
 pub fn session_views<'s>(
     hits: VecCollection<'s, Time, SessionHit>,
     retention_ms: i64,
-) -> VecCollection<'s, Time, SessionUpdate> {
-    let sdk = hits.clone().flat_map(|hit| hit.session.map(|id| ((hit.project, id), value_of(&hit))));
+) -> VecCollection<'s, Time, SessionRow> {
+    let sdk = hits.clone().flat_map(|hit| hit.session.map(|id| ((hit.project, id), (value_of(&hit), hit.clock()))));
     let sdk_sessions = fold_sdk_sessions(sdk, retention_ms).map(|((project, _), session)| (project, session));
     let by_visitor_day =
         expire_at(hits.filter(|hit| hit.session.is_none()), move |hit| day_expiry(hit.ts, retention_ms));
@@ -180,14 +202,7 @@ pub fn session_views<'s>(
         output.extend(sessionize(key.owner, hits).into_iter().map(|s| (s, 1)));
     });
     let visitor_day_sessions = visitor_day_sessions.map(|(key, session)| (key.project, session));
-    sdk_sessions.concat(visitor_day_sessions).flat_map(|(project, session)| {
-        Interval::ALL.map(move |interval| SessionUpdate {
-            project,
-            interval,
-            bucket: interval.bucket_of(session.start),
-            session,
-        })
-    })
+    sdk_sessions.concat(visitor_day_sessions).map(|(project, session)| SessionRow { project, session })
 }
 
 /// What is kept of one session with the SDK's id: what [`sessionize`]
@@ -253,30 +268,36 @@ fn add_count(count: i32, diff: i64) -> i32 {
     i32::try_from(i64::from(count).saturating_add(diff)).unwrap_or(if diff < 0 { i32::MIN } else { i32::MAX })
 }
 
-/// Sessions with the SDK's id, each a fold of its hits.
+/// Sessions with the SDK's id, each a fold of its hits; a hit comes with
+/// its reading of the stream's clock ([`SessionHit::clock`]).
 ///
 /// A `reduce` keeps every hit (about 170 bytes each with the retraction
 /// waiting for its expiry) and re-reads them all when one arrives; a fold
 /// keeps one `SessionFold` per session. The hits of a tick are folded once
 /// the tick is complete, in tick order, so the output is what the fold of
 /// all hits up to each tick makes: a changed session is retracted and
-/// inserted again at that tick. A session is retracted when the day it
-/// started in leaves the window (checked to the second).
+/// inserted again at that tick. After each tick the folds that have settled
+/// ([`SETTLED_MS`] behind the latest clock reading this worker has seen) are
+/// dropped without output: the session stays as it was. A hit of a day
+/// already out of the window is not counted.
 pub fn fold_sdk_sessions<'s>(
-    hits: VecCollection<'s, Time, (SdkSession, HitValue)>,
+    hits: VecCollection<'s, Time, (SdkSession, (HitValue, i64))>,
     retention_ms: i64,
 ) -> VecCollection<'s, Time, (SdkSession, Session)> {
-    type Hit = ((SdkSession, HitValue), Time, isize);
+    type Hit = ((SdkSession, (HitValue, i64)), Time, isize);
     type Out = ((SdkSession, Session), Time, isize);
-    type PendingHit = (SdkSession, HitValue, isize);
+    type PendingHit = (SdkSession, (HitValue, i64), isize);
     let exchange = Exchange::new(|((key, _), _, _): &Hit| key.hashed());
     hits.inner
         .unary_frontier::<CapacityContainerBuilder<Vec<Out>>, _, _, _>(exchange, "FoldSdkSessions", move |_, _| {
             let mut folds: HashMap<SdkSession, SessionFold> = HashMap::new();
             // Hits by tick, until the tick is complete.
             let mut pending: BTreeMap<Time, (Capability<Time>, Vec<PendingHit>)> = BTreeMap::new();
-            // Sessions that may leave at a second, by that second.
-            let mut due: BTreeMap<Time, (Capability<Time>, Vec<SdkSession>)> = BTreeMap::new();
+            let mut clock = i64::MIN;
+            // Sessions by the minute of their latest hit, to settle in that
+            // order. A session whose latest hit moved on is listed again
+            // under the later minute, and passed over under the earlier one.
+            let mut by_latest: BTreeMap<i64, Vec<SdkSession>> = BTreeMap::new();
             move |(input, frontier), output| {
                 input.for_each(|cap, data| {
                     for ((key, hit), time, diff) in data.drain(..) {
@@ -287,54 +308,45 @@ pub fn fold_sdk_sessions<'s>(
                     }
                 });
                 let reached = frontier.frontier().first().copied().unwrap_or(Time::MAX);
-                loop {
-                    let next_hits = pending.first_key_value().map(|(t, _)| *t).filter(|t| *t < reached);
-                    let next_due = due.first_key_value().map(|(t, _)| *t).filter(|t| *t <= reached);
-                    match (next_hits, next_due) {
-                        (Some(t), d) if d.is_none_or(|d| t < d) => {
-                            let (cap, hits) = pending.remove(&t).expect("a pending tick");
-                            let now = i64::try_from(t).unwrap_or(i64::MAX);
-                            let mut before: HashMap<SdkSession, Option<Session>> = HashMap::new();
-                            for (key, hit, diff) in hits {
-                                if day_expiry(hit.0, retention_ms) <= now {
-                                    continue;
-                                }
-                                let created = !folds.contains_key(&key);
-                                let fold = folds.entry(key).or_insert_with(|| SessionFold::new(hit.0));
-                                before.entry(key).or_insert_with(|| fold.session());
-                                let expires_before = day_expiry(fold.start, retention_ms);
-                                fold.add(hit, diff as i64);
-                                let expires = day_expiry(fold.start, retention_ms);
-                                if created || expires != expires_before {
-                                    // A new session, or one that now started a day earlier.
-                                    let second = (u64::try_from(expires).unwrap_or(0).div_ceil(1_000) * 1_000).max(t);
-                                    let (_, keys) =
-                                        due.entry(second).or_insert_with(|| (cap.delayed(&second), Vec::new()));
-                                    keys.push(key);
-                                }
-                            }
-                            let mut session = output.session(&cap);
-                            for (key, old) in before {
-                                let new = folds.get(&key).and_then(SessionFold::session);
-                                if old != new {
-                                    session.give_iterator(
-                                        old.map(|s| ((key, s), t, -1)).into_iter().chain(new.map(|s| ((key, s), t, 1))),
-                                    );
-                                }
+                while let Some(entry) = pending.first_entry()
+                    && *entry.key() < reached
+                {
+                    let (t, (cap, hits)) = entry.remove_entry();
+                    let now = i64::try_from(t).unwrap_or(i64::MAX);
+                    let mut before: HashMap<SdkSession, Option<Session>> = HashMap::new();
+                    for (key, (hit, reading), diff) in hits {
+                        clock = clock.max(reading);
+                        if day_expiry(hit.0, retention_ms) <= now {
+                            continue;
+                        }
+                        let created = !folds.contains_key(&key);
+                        let fold = folds.entry(key).or_insert_with(|| SessionFold::new(hit.0));
+                        before.entry(key).or_insert_with(|| fold.session());
+                        let latest_before = Interval::Minute.bucket_of(fold.end);
+                        fold.add(hit, diff as i64);
+                        let latest = Interval::Minute.bucket_of(fold.end);
+                        if created || latest != latest_before {
+                            by_latest.entry(latest).or_default().push(key);
+                        }
+                    }
+                    let mut session = output.session(&cap);
+                    for (key, old) in before {
+                        let new = folds.get(&key).and_then(SessionFold::session);
+                        if old != new {
+                            session.give_iterator(
+                                old.map(|s| ((key, s), t, -1)).into_iter().chain(new.map(|s| ((key, s), t, 1))),
+                            );
+                        }
+                    }
+                    let settled_before = clock.saturating_sub(SETTLED_MS);
+                    while let Some(minute) = by_latest.first_entry()
+                        && *minute.key() + Interval::Minute.millis() <= settled_before
+                    {
+                        for key in minute.remove() {
+                            if folds.get(&key).is_some_and(|f| f.end < settled_before) {
+                                folds.remove(&key);
                             }
                         }
-                        (_, Some(second)) => {
-                            let (cap, keys) = due.remove(&second).expect("a due second");
-                            let now = i64::try_from(second).unwrap_or(i64::MAX);
-                            let mut session = output.session(&cap);
-                            for key in keys {
-                                if folds.get(&key).is_some_and(|f| day_expiry(f.start, retention_ms) <= now) {
-                                    let gone = folds.remove(&key).and_then(|f| f.session());
-                                    session.give_iterator(gone.map(|s| ((key, s), second, -1)).into_iter());
-                                }
-                            }
-                        }
-                        _ => break,
                     }
                 }
             }
@@ -350,7 +362,7 @@ mod tests {
 
     use super::*;
 
-    type View = BTreeMap<SessionUpdate, isize>;
+    type View = BTreeMap<SessionRow, isize>;
 
     /// The obviously correct batch version: hits grouped by key, sorted,
     /// walked once.
@@ -363,10 +375,7 @@ mod tests {
         for (key, mut hits) in by_key {
             hits.sort();
             for session in sessionize(key.owner, hits.into_iter().map(|h| (h, 1))) {
-                for interval in Interval::ALL {
-                    let bucket = interval.bucket_of(session.start);
-                    *view.entry(SessionUpdate { project: key.project, interval, bucket, session }).or_default() += 1;
-                }
+                *view.entry(SessionRow { project: key.project, session }).or_default() += 1;
             }
         }
         view
@@ -378,17 +387,12 @@ mod tests {
 
     fn hit(ts_min: i64, visitor: u64, page: Option<Symbol>) -> SessionHit {
         let page = page.map(|p| (p, PageDims { referrer: p, ..PageDims::default() }));
-        SessionHit {
-            project: 0,
-            ts: 1_700_000_000_000 / 86_400_000 * 86_400_000 + ts_min * 60_000,
-            visitor,
-            session: None,
-            page,
-        }
+        let ts = 1_700_000_000_000 / 86_400_000 * 86_400_000 + ts_min * 60_000;
+        SessionHit { project: 0, ts, visitor, session: None, received: ts, page }
     }
 
     fn sessions_of(view: &View) -> Vec<Session> {
-        view.iter().filter(|(u, _)| u.interval == Interval::Day).map(|(u, _)| u.session).collect()
+        view.keys().map(|row| row.session).collect()
     }
 
     #[test]
@@ -400,6 +404,10 @@ mod tests {
                 ts: 1_700_000_000_000 + rng.random_range(0..36 * 3_600_000),
                 visitor: rng.random_range(0..6),
                 session: rng.random_bool(0.2).then(|| rng.random_range(0..3)),
+                // Received before any of them happened: the stream's clock
+                // stays put, no session settles, and the folds must match
+                // the batch reference however far apart their hits are.
+                received: 1_700_000_000_000,
                 page: rng.random_bool(0.8).then(|| {
                     let dims = PageDims { referrer: rng.random_range(0..2), ..PageDims::default() };
                     (rng.random_range(0..4), dims)
@@ -454,17 +462,16 @@ mod tests {
         assert!(run(vec![vec![(hit(0, 2, None), 1)]], 1).is_empty());
     }
 
+    fn sdk(id: u64, ts_min: i64, page: Option<Symbol>) -> SessionHit {
+        SessionHit { session: Some(id), ..hit(ts_min, 1, page) }
+    }
+
     #[test]
-    fn an_sdk_session_folds_late_hits_and_leaves_with_its_start_day() {
-        let sdk = |ts_min: i64, page: Option<Symbol>| {
-            let mut h = hit(ts_min, 1, page);
-            h.session = Some(9);
-            h
-        };
+    fn an_sdk_session_folds_late_hits() {
         let batches = vec![
-            vec![(sdk(30, Some(2)), 1), (sdk(40, None), 1)],
-            vec![(sdk(10, Some(1)), 1)],
-            vec![(sdk(50, Some(3)), 1), (sdk(5, None), 1), (sdk(10, Some(1)), 1)],
+            vec![(sdk(9, 30, Some(2)), 1), (sdk(9, 40, None), 1)],
+            vec![(sdk(9, 10, Some(1)), 1)],
+            vec![(sdk(9, 50, Some(3)), 1), (sdk(9, 5, None), 1), (sdk(9, 10, Some(1)), 1)],
         ];
         let hits: Vec<SessionHit> = batches.iter().flatten().map(|(h, _)| *h).collect();
         let sessions = sessions_of(&run(batches.clone(), 2));
@@ -473,21 +480,37 @@ mod tests {
         let s = sessions[0];
         assert_eq!((s.pageviews, s.custom_events, s.entry, s.exit), (4, 2, 1, 3));
         assert_eq!(s.duration_ms(), 45 * 60_000, "from the late custom event at 5 to the page view at 50");
-        // Gone once its day has left the window.
-        let day_end = Interval::Day.bucket_of(hits[0].ts) + Interval::Day.millis();
-        let until = |retention: i64| (day_end + retention) as Time;
-        let view = |until: Time| crate::testing::run(1, batches.clone(), until, 1_000, session_views);
-        assert_eq!(sessions_of(&view(until(1_000))).len(), 1);
-        assert!(view(until(1_000) + 1_000).is_empty());
+    }
+
+    #[test]
+    fn an_sdk_session_settles_once_the_stream_has_moved_on() {
+        let settled_min = SETTLED_MS / 60_000;
+        let early = vec![(sdk(9, 0, Some(1)), 1), (sdk(9, 10, Some(2)), 1)];
+        // Another session's hit moves the clock past session 9's latest hit
+        // by more than `SETTLED_MS`; a hit of session 9 after that is a new
+        // session, and the one before stays as it was.
+        let moved_on = vec![(sdk(8, 10 + settled_min + 1, Some(4)), 1)];
+        let late = vec![(sdk(9, 20, Some(3)), 1)];
+        let mut sessions = sessions_of(&run(vec![early.clone(), moved_on.clone(), late.clone()], 1));
+        sessions.sort_by_key(|s| (s.start, s.pageviews));
+        let shape: Vec<_> = sessions.iter().map(|s| (s.pageviews, s.entry, s.exit)).collect();
+        assert_eq!(shape, [(2, 1, 2), (1, 3, 3), (1, 4, 4)], "{sessions:?}");
+        // Within a tick, hits are folded before anything settles.
+        let together = vec![moved_on[0], late[0]];
+        let sessions = sessions_of(&run(vec![early.clone(), together], 2));
+        assert!(sessions.iter().any(|s| (s.pageviews, s.entry, s.exit) == (3, 1, 3)), "{sessions:?}");
+        assert_eq!(sessions.len(), 2);
+        // A hit received before its event time (a client clock ahead) reads
+        // the clock as when it was received: nothing settles.
+        let ahead = vec![(SessionHit { received: sdk(9, 15, None).ts, ..moved_on[0].0 }, 1)];
+        let sessions = sessions_of(&run(vec![early, ahead, late], 2));
+        assert!(sessions.iter().any(|s| (s.pageviews, s.entry, s.exit) == (3, 1, 3)), "{sessions:?}");
+        assert_eq!(sessions.len(), 2);
     }
 
     #[test]
     fn an_sdk_session_id_groups_across_idle_gaps_and_visitors() {
-        let sdk = |mut h: SessionHit| {
-            h.session = Some(7);
-            h
-        };
-        let hits = vec![(sdk(hit(0, 1, Some(1))), 1), (sdk(hit(120, 2, Some(2))), 1)];
+        let hits = vec![(sdk(7, 0, Some(1)), 1), (SessionHit { visitor: 2, ..sdk(7, 120, Some(2)) }, 1)];
         let sessions = sessions_of(&run(vec![hits], 1));
         assert_eq!(sessions.len(), 1);
         assert_eq!(sessions[0].pageviews, 2);

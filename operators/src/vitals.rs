@@ -1,10 +1,9 @@
-//! Core Web Vitals: per project · metric · path · device · browser ·
-//! release · bucket, a
-//! histogram of HDR-quantized values, split by Google's rating.
-//!
-//! Values are quantized inside the dataflow, so a histogram cell holds a
-//! few hundred distinct values, each with its count (the diff), never every
-//! sample; the read model merges cells for any range at query time.
+//! Core Web Vitals: each measurement is quantized (HDR) and rated here,
+//! and goes to the read model as it is, which counts it in its bucket of
+//! every interval per project · metric · path · device · browser ·
+//! release: a histogram cell holds a few hundred distinct values, each with
+//! its count, never every sample, and the read model merges cells for any
+//! range at query time.
 
 use std::sync::LazyLock;
 
@@ -13,7 +12,6 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use sightline_model::VitalName;
 
-use crate::buckets::Interval;
 use crate::{Symbol, Time};
 
 /// Largest value kept, in scaled units (an hour in µs); larger ones count
@@ -40,21 +38,6 @@ pub struct VitalRow {
     pub value: u64,
 }
 
-/// One histogram: a bucket of one metric on one path, device, browser and
-/// release.
-/// Field order is sort order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct VitalCell {
-    pub project: Symbol,
-    pub metric: VitalName,
-    pub interval: Interval,
-    pub bucket: i64,
-    pub path: Symbol,
-    pub device: Symbol,
-    pub browser: Symbol,
-    pub release: Symbol,
-}
-
 /// Google's rating of a measurement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Rating {
@@ -63,14 +46,14 @@ pub enum Rating {
     Poor,
 }
 
-/// A count in one histogram slot: the diff is how many measurements of
-/// `rating` fell into the quantization bucket starting at `value`.
+/// A measurement as the read model counts it: its row, with the value
+/// quantized, and its rating.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct VitalUpdate {
-    pub cell: VitalCell,
+    /// `value` is the lowest value of its quantization bucket, scaled.
+    pub row: VitalRow,
+    /// The rating of the value before it was quantized.
     pub rating: Rating,
-    /// The lowest value of the quantization bucket, scaled.
-    pub value: u64,
 }
 
 /// Measurements are kept as integers: microseconds for the timing metrics,
@@ -125,26 +108,13 @@ pub fn quantize(scaled: u64) -> u64 {
     LAYOUT.lowest_equivalent(scaled.min(MAX_SCALED))
 }
 
-/// Histograms of every vital per bucket of every interval: a count (the
-/// diff) per quantized value. The read model sums them and drops each
-/// bucket whole once it has left the window: nothing is kept here.
+/// Each measurement rated and quantized. The read model counts them per
+/// cell and drops each bucket whole once it has left the window: nothing is
+/// kept here.
 pub fn vital_views<'s>(rows: VecCollection<'s, Time, VitalRow>) -> VecCollection<'s, Time, VitalUpdate> {
-    rows.flat_map(|row| {
-        let rating = rate(row.metric, row.value);
-        let value = quantize(row.value);
-        Interval::ALL.map(|interval| {
-            let cell = VitalCell {
-                project: row.project,
-                metric: row.metric,
-                interval,
-                bucket: interval.bucket_of(row.ts),
-                path: row.path,
-                device: row.device,
-                browser: row.browser,
-                release: row.release,
-            };
-            VitalUpdate { cell, rating, value }
-        })
+    rows.map(|row| VitalUpdate {
+        rating: rate(row.metric, row.value),
+        row: VitalRow { value: quantize(row.value), ..row },
     })
 }
 
@@ -162,20 +132,9 @@ mod tests {
     fn reference(rows: &[(VitalRow, isize)]) -> View {
         let mut view = View::new();
         for (row, diff) in rows {
-            for interval in Interval::ALL {
-                let cell = VitalCell {
-                    project: row.project,
-                    metric: row.metric,
-                    interval,
-                    bucket: interval.bucket_of(row.ts),
-                    path: row.path,
-                    device: row.device,
-                    browser: row.browser,
-                    release: row.release,
-                };
-                let update = VitalUpdate { cell, rating: rate(row.metric, row.value), value: quantize(row.value) };
-                *view.entry(update).or_default() += diff;
-            }
+            let quantized = VitalRow { value: quantize(row.value), ..*row };
+            let update = VitalUpdate { row: quantized, rating: rate(row.metric, row.value) };
+            *view.entry(update).or_default() += diff;
         }
         view.retain(|_, d| *d != 0);
         view

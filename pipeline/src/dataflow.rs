@@ -13,7 +13,7 @@ use timely::worker::Worker;
 
 use sightline_operators::{
     ErrorRow, EventRow, Interval, PageviewRow, RuleSpec, SessionHit, SignalRow, Time, VitalRow, anomaly_scores,
-    error_group_views, event_views, new_group_signal, rule_windows, session_views, vital_views,
+    error_group_views, new_group_signal, rule_windows, session_views, vital_views,
 };
 
 use crate::views::{ViewStore, ViewUpdate};
@@ -92,7 +92,7 @@ pub fn build(worker: &mut Worker, retention_ms: i64, views: Arc<ViewStore>) -> (
         let new_groups = error_views.clone().flat_map(|u| new_group_signal(&u));
         let error_updates = error_views.map(ViewUpdate::Error);
         let vital_updates = vital_views(vital_rows).map(ViewUpdate::Vital);
-        let event_updates = event_views(events.to_collection(scope)).map(ViewUpdate::Event);
+        let event_updates = events.to_collection(scope).map(ViewUpdate::Event);
         let session_updates = session_views(sessions.to_collection(scope), retention_ms).map(ViewUpdate::Session);
         let signals = signals.to_collection(scope).concat(new_groups);
         let rule_updates = rule_windows(signals, rules.to_collection(scope)).map(ViewUpdate::Rule);

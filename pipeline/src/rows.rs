@@ -98,6 +98,7 @@ pub fn session_hit(event: &Event, names: &Interner, pageview: Option<&PageviewRo
         ts: event.ts,
         visitor: visitor_hash(&event.anonymous_id),
         session: event.session_id.as_deref().map(visitor_hash),
+        received: event.received_at,
         page,
     })
 }

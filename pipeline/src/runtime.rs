@@ -639,7 +639,7 @@ mod tests {
     fn views_shrink_on_their_own_as_time_passes_the_retention_window() {
         use sightline_model::{PropValue, VitalName};
 
-        use crate::views::{EventsQuery, VitalsQuery};
+        use crate::views::{EventsQuery, SessionsQuery, VitalsQuery};
 
         let now = now_ms() as i64;
         let mut ts = now - 120_000;
@@ -658,7 +658,10 @@ mod tests {
         event.kind = EventKind::Event { name: "signup".into(), props: [("plan".into(), PropValue::Bool(true))].into() };
         let mut vital = pageview("p", ts, "/", "v");
         vital.kind = EventKind::Vital { name: VitalName::Lcp, value: 1200.0 };
-        let events = vec![pageview("p", ts, "/", "v"), event, vital];
+        // Sessions without the SDK's id (from `reduce`) and with one (folded).
+        let mut sdk_session = pageview("p", ts, "/", "w");
+        sdk_session.session_id = Some("s1".into());
+        let events = vec![pageview("p", ts, "/", "v"), event, vital, sdk_session];
         pipeline.push(Envelope { batch_id: uuid::Uuid::now_v7(), project_id: "p".into(), received_at: now, events });
         let counts = |interval: Interval| {
             let (from, to) = (ts - 60_000, if interval == Interval::Minute { ts + 60_000 } else { ts + 7 * 3_600_000 });
@@ -688,20 +691,26 @@ mod tests {
                 browser: None,
                 release: None,
             });
-            (pv.total.pageviews, ev.total, vt.count)
+            let sessions = views.sessions_summary(&SessionsQuery {
+                project_id: "p".into(),
+                from,
+                to,
+                filters: Default::default(),
+            });
+            (pv.total.pageviews, ev.total, vt.count, sessions.sessions)
         };
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while counts(Interval::Minute) != (1, 1, 1) {
+        while counts(Interval::Minute) != (2, 1, 1, 2) {
             assert!(std::time::Instant::now() < deadline, "views did not fill: {:?}", counts(Interval::Minute));
             std::thread::sleep(Duration::from_millis(5));
         }
         // Time passes the minute bucket's window: its cells leave every view.
-        while counts(Interval::Minute) != (0, 0, 0) {
+        while counts(Interval::Minute) != (0, 0, 0, 0) {
             assert!(std::time::Instant::now() < deadline, "minute cells stayed: {:?}", counts(Interval::Minute));
             std::thread::sleep(Duration::from_millis(20));
         }
         assert!(now_ms() as i64 >= now + 2_000, "nothing left before its time");
-        assert_eq!(counts(Interval::Hour), (1, 1, 1), "hour buckets end later");
+        assert_eq!(counts(Interval::Hour), (2, 1, 1, 2), "hour buckets end later");
         pipeline.shutdown();
     }
 

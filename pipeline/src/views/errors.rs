@@ -11,7 +11,7 @@ use sightline_model::{Event, EventKind, Frame, GroupRef, SourceContext};
 use sightline_operators::{ErrorUpdate, Interval, Signal, SignalRow, Symbol, Time};
 
 use super::sketch::VisitorSketch;
-use super::{CellMap, Names, expired, interval_index};
+use super::{CellMap, Names, drop_expired, expired, interval_index};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Attrs {
@@ -74,16 +74,7 @@ impl ErrorViews {
     /// counts of it arrive, and must not be dropped in between.)
     pub(super) fn expire(&mut self, through: Time, retention_ms: i64) {
         for project in self.projects.values_mut() {
-            let mut removed = false;
-            for (buckets, interval) in project.by_interval.iter_mut().zip(Interval::ALL) {
-                while let Some(oldest) = buckets.first_entry() {
-                    if !expired(interval, *oldest.key(), through, retention_ms) {
-                        break;
-                    }
-                    oldest.remove();
-                    removed = true;
-                }
-            }
+            let removed = drop_expired(&mut project.by_interval, through, retention_ms);
             if removed && project.seen.is_empty() && project.by_interval.iter().all(BTreeMap::is_empty) {
                 project.latest.clear();
             }

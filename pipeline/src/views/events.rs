@@ -1,41 +1,67 @@
-//! The custom events read model: a count per cell (project, interval,
-//! bucket, name, path, device, browser, release, property set). A query
-//! scans the cells of its range once, keeps those its filters match, and
+//! The custom events read model: per project, interval, bucket and event
+//! name, a count per cell (path, device, browser and release, as an id from
+//! a [`DimsTable`], and the property set), and in hour and day buckets a
+//! count per property set. A query reads the buckets of its range: the
+//! property set counts when no dimension is filtered, else the cells; it
 //! sums them into a series, a total, counts per name and property
 //! breakdowns.
+//!
+//! A bucket is dropped whole once it has been out of the retention window,
+//! and what still arrives for it is not counted.
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
-use sightline_operators::{EventCell, EventDims, Interval, Symbol, Time};
+use sightline_operators::{EventRow, Interval, Symbol, Time};
 
-use super::{MAX_SERIES_POINTS, Names, Oldest, expired};
+use super::pageviews::{DimsId, DimsTable};
+use super::{CellMap, MAX_SERIES_POINTS, Names, add_count, drop_expired, expired, interval_index};
 use crate::interner::{PropPairs, PropSets};
 
 /// Most values a breakdown lists per property.
 pub const BREAKDOWN_VALUES: usize = 20;
 
+/// An event's device, browser and release.
+type EventDevice = (Symbol, Symbol, Symbol);
+
+/// The counts of one event name in one bucket.
+#[derive(Debug, Default)]
+struct NameCounts {
+    total: i64,
+    /// Per property set; only in hour and day buckets (a minute's cells are
+    /// few enough to scan, and nearly one per event).
+    by_props: CellMap<Symbol, i32>,
+    /// Per (path, device id, property set): 12 bytes of key where the
+    /// `EventCell` of every dimension took 40, in a `BTreeMap` of every
+    /// cell.
+    cells: CellMap<(Symbol, DimsId, Symbol), i32>,
+}
+
+/// One project's custom events, per interval, per bucket start, per name.
+#[derive(Debug, Default)]
+struct ProjectEvents {
+    by_interval: [BTreeMap<i64, CellMap<Symbol, NameCounts>>; 3],
+}
+
 /// Every project's custom event counts.
 #[derive(Debug, Default)]
 pub(super) struct EventViews {
-    cells: BTreeMap<EventCell, i64>,
-    /// The oldest bucket start held per interval: expiry scans the cells
-    /// only once one of them has left the window.
-    oldest: Oldest,
+    projects: HashMap<Symbol, ProjectEvents>,
+    devices: DimsTable<EventDevice>,
 }
 
 impl EventViews {
     /// Drops everything of a deleted project.
     pub(super) fn forget(&mut self, project: Symbol) {
-        self.cells.retain(|cell, _| cell.project != project);
+        self.projects.remove(&project);
     }
 
-    /// Drops the cells whose bucket left the window by the tick `through`.
+    /// Drops the buckets that left the window by the tick `through`.
     pub(super) fn expire(&mut self, through: Time, retention_ms: i64) {
-        if self.oldest.any_expired(through, retention_ms) {
-            self.cells.retain(|cell, _| !expired(cell.interval, cell.bucket, through, retention_ms));
-            self.oldest = Oldest::of(self.cells.keys().map(|cell| (cell.interval, cell.bucket)));
+        for project in self.projects.values_mut() {
+            drop_expired(&mut project.by_interval, through, retention_ms);
         }
+        self.projects.retain(|_, p| p.by_interval.iter().any(|b| !b.is_empty()));
     }
 }
 
@@ -116,28 +142,43 @@ impl Resolved {
         }
     }
 
-    fn matches_dims(&self, name: Symbol, dims: &EventDims) -> bool {
+    /// Whether a filter on path, device, browser or release is set.
+    fn any_dimension(&self) -> bool {
+        self.path.is_some() || self.device.is_some() || self.browser.is_some() || self.release.is_some()
+    }
+
+    fn matches_dims(&self, path: Symbol, (device, browser, release): EventDevice) -> bool {
         let ok = |want: Option<Symbol>, have: Symbol| want.is_none_or(|w| w == have);
-        ok(self.name, name)
-            && ok(self.path, dims.path)
-            && ok(self.device, dims.device)
-            && ok(self.browser, dims.browser)
-            && ok(self.release, dims.release)
+        ok(self.path, path) && ok(self.device, device) && ok(self.browser, browser) && ok(self.release, release)
     }
 }
 
 impl EventViews {
-    /// Adds `diff` events to a cell, unless its bucket has already left the
-    /// window.
-    pub(super) fn apply(&mut self, cell: &EventCell, diff: i64, (through, retention_ms): (Time, i64)) {
-        if expired(cell.interval, cell.bucket, through, retention_ms) {
-            return;
-        }
-        self.oldest.note(cell.interval, cell.bucket);
-        let count = self.cells.entry(*cell).or_default();
-        *count += diff;
-        if *count == 0 {
-            self.cells.remove(cell);
+    /// Counts `diff` events of a row in its bucket of every interval still in
+    /// the window.
+    pub(super) fn apply(&mut self, row: &EventRow, diff: i64, (through, retention_ms): (Time, i64)) {
+        let d = &row.dims;
+        let device = self.devices.id((d.device, d.browser, d.release));
+        let project = self.projects.entry(row.project).or_default();
+        for interval in Interval::ALL {
+            let start = interval.bucket_of(row.ts);
+            if expired(interval, start, through, retention_ms) {
+                continue;
+            }
+            let buckets = &mut project.by_interval[interval_index(interval)];
+            let bucket = buckets.entry(start).or_default();
+            let counts = bucket.entry(row.name).or_default();
+            counts.total += diff;
+            if interval != Interval::Minute {
+                add_count(&mut counts.by_props, d.props, diff);
+            }
+            add_count(&mut counts.cells, (d.path, device, d.props), diff);
+            if counts.total == 0 {
+                bucket.remove(&row.name);
+                if bucket.is_empty() {
+                    buckets.remove(&start);
+                }
+            }
         }
     }
 
@@ -147,47 +188,43 @@ impl EventViews {
         let mut per_bucket: BTreeMap<i64, i64> = BTreeMap::new();
         let mut per_name: HashMap<Symbol, i64> = HashMap::new();
         let mut per_prop: HashMap<(Symbol, Symbol), i64> = HashMap::new();
-        if let Some(project) = names.lookup(&q.project_id) {
+        let project = names.lookup(&q.project_id).and_then(|p| self.projects.get(&p));
+        if let Some(project) = project {
             let filter = Resolved::new(names, q);
-            let dims = EventDims { path: 0, device: 0, browser: 0, release: 0, props: 0 };
-            let at = |name, bucket| EventCell { project, interval: q.interval, name, bucket, dims };
-            // The range of each event name (the one asked for, or each the
-            // project has) is one run of cells.
-            let event_names = match filter.name {
-                Some(name) => vec![name],
-                None => {
-                    let mut seen = Vec::new();
-                    let mut next = at(0, i64::MIN);
-                    while let Some((cell, _)) = self.cells.range(next..).next() {
-                        if cell.project != project || cell.interval != q.interval {
-                            break;
-                        }
-                        seen.push(cell.name);
-                        let Some(after) = cell.name.checked_add(1) else { break };
-                        next = at(after, i64::MIN);
-                    }
-                    seen
-                }
-            };
-            let runs = event_names.into_iter().flat_map(|name| self.cells.range(at(name, first)..at(name, q.to)));
             // Each property set's pairs, and whether they hold every
             // filtered pair: looked up once per set.
             let mut sets: HashMap<Symbol, (bool, PropPairs)> = HashMap::new();
-            for (cell, &count) in runs {
-                if !filter.matches_dims(cell.name, &cell.dims) {
-                    continue;
-                }
-                let (matches, pairs) = sets.entry(cell.dims.props).or_insert_with(|| {
-                    let pairs = prop_sets.pairs(cell.dims.props);
+            let mut count_in = |bucket: i64, name: Symbol, props: Symbol, count: i64| {
+                let (matches, pairs) = sets.entry(props).or_insert_with(|| {
+                    let pairs = prop_sets.pairs(props);
                     (filter.props.iter().all(|wanted| pairs.contains(wanted)), pairs)
                 });
-                if !*matches {
-                    continue;
+                if *matches {
+                    *per_bucket.entry(bucket).or_default() += count;
+                    *per_name.entry(name).or_default() += count;
+                    for pair in pairs.iter() {
+                        *per_prop.entry(*pair).or_default() += count;
+                    }
                 }
-                *per_bucket.entry(cell.bucket).or_default() += count;
-                *per_name.entry(cell.name).or_default() += count;
-                for pair in pairs.iter() {
-                    *per_prop.entry(*pair).or_default() += count;
+            };
+            let buckets = project.by_interval[interval_index(q.interval)].range(first..q.to);
+            for (&bucket, by_name) in buckets {
+                let wanted: Vec<(&Symbol, &NameCounts)> = match filter.name {
+                    Some(name) => by_name.get_key_value(&name).into_iter().collect(),
+                    None => by_name.iter().collect(),
+                };
+                for (&name, counts) in wanted {
+                    if filter.any_dimension() || q.interval == Interval::Minute {
+                        for (&(path, device, props), &n) in &counts.cells {
+                            if filter.matches_dims(path, self.devices.get(device)) {
+                                count_in(bucket, name, props, i64::from(n));
+                            }
+                        }
+                    } else {
+                        for (&props, &n) in &counts.by_props {
+                            count_in(bucket, name, props, i64::from(n));
+                        }
+                    }
                 }
             }
         }
@@ -220,6 +257,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use sightline_model::PropValue;
+    use sightline_operators::EventDims;
 
     use super::*;
     use crate::interner::Interner;
@@ -230,10 +268,9 @@ mod tests {
         let (names, sets, mut views) = (Interner::default(), PropSets::default(), EventViews::default());
         let mut add = |hour: i64, name: &str, browser: &str, plan: &str| {
             let props: BTreeMap<String, PropValue> = [("plan".to_string(), PropValue::Str(plan.into()))].into();
-            let cell = EventCell {
+            let row = EventRow {
                 project: names.intern("p"),
-                interval: Interval::Hour,
-                bucket: hour * 3_600_000,
+                ts: hour * 3_600_000 + 60_000,
                 name: names.intern(name),
                 dims: EventDims {
                     path: names.intern("/"),
@@ -243,7 +280,7 @@ mod tests {
                     props: sets.intern(&names, &props),
                 },
             };
-            views.apply(&cell, 1, (0, i64::MAX / 4));
+            views.apply(&row, 1, (0, i64::MAX / 4));
         };
         add(0, "signup", "Chrome", "pro");
         add(0, "signup", "Firefox", "free");
@@ -265,26 +302,36 @@ mod tests {
 
     #[test]
     fn filters_combine_and_breakdowns_follow_them() {
-        let (names, sets, views) = fixture();
-        let signups = views.answer(&names, &sets, &query(Some("signup"), EventFilters::default()));
-        assert_eq!(signups.total, 3);
-        assert_eq!(signups.series, vec![EventsPoint { t: 0, count: 2 }, EventsPoint { t: 3_600_000, count: 1 }]);
-        assert_eq!(
-            signups.breakdown["plan"],
-            vec![BreakdownValue { value: "pro".into(), count: 2 }, BreakdownValue { value: "free".into(), count: 1 }]
-        );
-        let pro_chrome = EventFilters {
-            browser: Some("Chrome".into()),
-            props: vec![("plan".into(), "pro".into())],
-            ..Default::default()
-        };
-        let all = views.answer(&names, &sets, &query(None, pro_chrome));
-        assert_eq!(all.total, 3);
-        assert_eq!(all.names[0], EventNameCount { name: "signup".into(), count: 2 });
-        assert_eq!(all.names[1], EventNameCount { name: "purchase".into(), count: 1 });
-        let unknown = EventFilters { props: vec![("plan".into(), "enterprise".into())], ..Default::default() };
-        assert_eq!(views.answer(&names, &sets, &query(None, unknown)).total, 0);
-        let firefox = EventFilters { browser: Some("Firefox".into()), ..Default::default() };
-        assert_eq!(views.answer(&names, &sets, &query(Some("signup"), firefox)).breakdown["plan"][0].value, "free");
+        // Hour buckets answer from their property set counts without a
+        // dimension filter; minute buckets always from their cells.
+        for interval in [Interval::Hour, Interval::Minute] {
+            let query = |name: Option<&str>, filters: EventFilters| EventsQuery { interval, ..query(name, filters) };
+            let (names, sets, views) = fixture();
+            let signups = views.answer(&names, &sets, &query(Some("signup"), EventFilters::default()));
+            assert_eq!(signups.total, 3);
+            let counted: Vec<_> = signups.series.iter().filter(|p| p.count > 0).cloned().collect();
+            let at = |hour: i64, count| EventsPoint { t: interval.bucket_of(hour * 3_600_000 + 60_000), count };
+            assert_eq!(counted, vec![at(0, 2), at(1, 1)]);
+            assert_eq!(
+                signups.breakdown["plan"],
+                vec![
+                    BreakdownValue { value: "pro".into(), count: 2 },
+                    BreakdownValue { value: "free".into(), count: 1 }
+                ]
+            );
+            let pro_chrome = EventFilters {
+                browser: Some("Chrome".into()),
+                props: vec![("plan".into(), "pro".into())],
+                ..Default::default()
+            };
+            let all = views.answer(&names, &sets, &query(None, pro_chrome));
+            assert_eq!(all.total, 3);
+            assert_eq!(all.names[0], EventNameCount { name: "signup".into(), count: 2 });
+            assert_eq!(all.names[1], EventNameCount { name: "purchase".into(), count: 1 });
+            let unknown = EventFilters { props: vec![("plan".into(), "enterprise".into())], ..Default::default() };
+            assert_eq!(views.answer(&names, &sets, &query(None, unknown)).total, 0);
+            let firefox = EventFilters { browser: Some("Firefox".into()), ..Default::default() };
+            assert_eq!(views.answer(&names, &sets, &query(Some("signup"), firefox)).breakdown["plan"][0].value, "free");
+        }
     }
 }

@@ -18,7 +18,7 @@ use std::sync::{Arc, RwLock};
 use serde::Serialize;
 use sightline_model::Event;
 use sightline_operators::{
-    AnomalyPoint, ErrorUpdate, EventCell, Interval, PageviewRow, RuleSample, Series, SessionUpdate, SignalRow, Symbol,
+    AnomalyPoint, ErrorUpdate, EventRow, Interval, PageviewRow, RuleSample, Series, SessionRow, SignalRow, Symbol,
     Time, VitalUpdate,
 };
 use tokio::sync::{broadcast, watch};
@@ -59,26 +59,39 @@ fn expired(interval: Interval, bucket: i64, through: Time, retention_ms: i64) ->
     leaves <= i64::try_from(through).unwrap_or(i64::MAX)
 }
 
-/// The oldest bucket start a view holds per interval (`None`: none held),
-/// for views whose expiry is a scan of every cell.
-#[derive(Debug, Default)]
-struct Oldest([Option<i64>; 3]);
+/// `count + diff` for the read model's 32-bit counts, held to their range
+/// (a cell counts far fewer than 2^31 of anything).
+fn add_i32(count: i32, diff: i64) -> i32 {
+    i32::try_from(i64::from(count).saturating_add(diff)).unwrap_or(if diff < 0 { i32::MIN } else { i32::MAX })
+}
 
-impl Oldest {
-    fn of(buckets: impl Iterator<Item = (Interval, i64)>) -> Oldest {
-        let mut oldest = Oldest::default();
-        buckets.for_each(|(interval, bucket)| oldest.note(interval, bucket));
-        oldest
+/// Adds `diff` to a key's count; a count that reaches 0 leaves.
+fn add_count<K: Copy + Eq + std::hash::Hash>(counts: &mut CellMap<K, i32>, key: K, diff: i64) {
+    let n = counts.entry(key).or_default();
+    *n = add_i32(*n, diff);
+    if *n == 0 {
+        counts.remove(&key);
     }
+}
 
-    fn note(&mut self, interval: Interval, bucket: i64) {
-        let held = &mut self.0[interval_index(interval)];
-        *held = Some(held.map_or(bucket, |b| b.min(bucket)));
+/// Drops the buckets (per interval, by start) that left the window by the
+/// tick `through`; whether any did.
+fn drop_expired<B>(
+    by_interval: &mut [std::collections::BTreeMap<i64, B>; 3],
+    through: Time,
+    retention_ms: i64,
+) -> bool {
+    let mut dropped = false;
+    for (buckets, interval) in by_interval.iter_mut().zip(Interval::ALL) {
+        while let Some(oldest) = buckets.first_entry() {
+            if !expired(interval, *oldest.key(), through, retention_ms) {
+                break;
+            }
+            oldest.remove();
+            dropped = true;
+        }
     }
-
-    fn any_expired(&self, through: Time, retention_ms: i64) -> bool {
-        Interval::ALL.iter().zip(&self.0).any(|(i, b)| b.is_some_and(|b| expired(*i, b, through, retention_ms)))
-    }
+    dropped
 }
 
 fn interval_index(interval: Interval) -> usize {
@@ -95,8 +108,8 @@ pub enum ViewUpdate {
     Pageview(PageviewRow),
     Error(ErrorUpdate),
     Vital(VitalUpdate),
-    Event(EventCell),
-    Session(SessionUpdate),
+    Event(EventRow),
+    Session(SessionRow),
     Rule(RuleSample),
     Anomaly(AnomalyPoint),
 }
@@ -107,8 +120,8 @@ struct ByModel<'a> {
     pageviews: Vec<(&'a PageviewRow, i64)>,
     errors: Vec<(&'a ErrorUpdate, i64)>,
     vitals: Vec<(&'a VitalUpdate, i64)>,
-    events: Vec<(&'a EventCell, i64)>,
-    sessions: Vec<(&'a SessionUpdate, i64)>,
+    events: Vec<(&'a EventRow, i64)>,
+    sessions: Vec<(&'a SessionRow, i64)>,
     rules: Vec<(&'a RuleSample, i64)>,
     anomalies: Vec<(&'a AnomalyPoint, i64)>,
 }
@@ -122,7 +135,7 @@ impl<'a> ByModel<'a> {
                 ViewUpdate::Pageview(u) => by.pageviews.push((u, diff)),
                 ViewUpdate::Error(u) => by.errors.push((u, diff)),
                 ViewUpdate::Vital(u) => by.vitals.push((u, diff)),
-                ViewUpdate::Event(cell) => by.events.push((cell, diff)),
+                ViewUpdate::Event(row) => by.events.push((row, diff)),
                 ViewUpdate::Session(u) => by.sessions.push((u, diff)),
                 ViewUpdate::Rule(sample) => by.rules.push((sample, diff)),
                 ViewUpdate::Anomaly(point) => by.anomalies.push((point, diff)),
@@ -138,8 +151,8 @@ impl ViewUpdate {
             ViewUpdate::Pageview(row) => row.project,
             ViewUpdate::Error(ErrorUpdate::Event(cell, _)) => cell.project,
             ViewUpdate::Error(ErrorUpdate::Seen { project, .. }) => *project,
-            ViewUpdate::Vital(update) => update.cell.project,
-            ViewUpdate::Event(cell) => cell.project,
+            ViewUpdate::Vital(update) => update.row.project,
+            ViewUpdate::Event(row) => row.project,
             ViewUpdate::Session(update) => update.project,
             ViewUpdate::Rule(sample) => sample.project,
             ViewUpdate::Anomaly(point) => point.project,
@@ -295,11 +308,11 @@ impl ViewStore {
             }
             if !tick.events.is_empty() {
                 let mut events = self.events.write().unwrap_or_else(|e| e.into_inner());
-                tick.events.into_iter().for_each(|(cell, diff)| events.apply(cell, diff, window));
+                tick.events.into_iter().for_each(|(row, diff)| events.apply(row, diff, window));
             }
             if !tick.sessions.is_empty() {
                 let mut sessions = self.sessions.write().unwrap_or_else(|e| e.into_inner());
-                tick.sessions.into_iter().for_each(|(u, diff)| sessions.apply(u, diff));
+                tick.sessions.into_iter().for_each(|(row, diff)| sessions.apply(row, diff, window));
             }
             let rules_changed = !tick.rules.is_empty() || !tick.anomalies.is_empty();
             if !tick.rules.is_empty() {
@@ -320,8 +333,8 @@ impl ViewStore {
     }
 
     /// Drops the buckets of the counted views (page views, errors, custom
-    /// events, vitals) that left the window by the tick `through`, at most
-    /// once a second (the events and vitals views are scanned whole).
+    /// events, vitals) and of sessions that left the window by the tick
+    /// `through`, at most once a second.
     fn expire(&self, through: Time) {
         let second = through / 1_000;
         if self.expired_second.swap(second, Ordering::AcqRel) == second {
@@ -332,6 +345,7 @@ impl ViewStore {
         self.errors.write().unwrap_or_else(|e| e.into_inner()).expire(through, retention_ms);
         self.events.write().unwrap_or_else(|e| e.into_inner()).expire(through, retention_ms);
         self.vitals.write().unwrap_or_else(|e| e.into_inner()).expire(through, retention_ms);
+        self.sessions.write().unwrap_or_else(|e| e.into_inner()).expire(through, retention_ms);
     }
 
     fn publish(&self, through: Time, page_moves: pageviews::PageviewMoves, new_groups: errors::NewGroups) {

@@ -18,7 +18,7 @@ use serde::Serialize;
 use sightline_operators::{Interval, PageDims, PageviewRow, Signal, SignalRow, Symbol, Time};
 
 use super::sketch::VisitorSketch;
-use super::{CellMap, Names, expired, interval_index};
+use super::{CellMap, Names, drop_expired, expired, interval_index};
 
 /// Page views and visitors of one cell: a path with one set of dimensions,
 /// a path, or a whole bucket.
@@ -45,28 +45,41 @@ impl PathCell {
 /// A set of page dimensions as a small id, from a [`DimsTable`].
 pub(super) type DimsId = u32;
 
-/// Each distinct set of page dimensions seen, by id: cells key on (path,
-/// id), 8 bytes where the dimensions themselves took 24 (a third of a page
+/// Each distinct set of dimensions seen, by id: cells key on (path, id),
+/// 8 bytes where the page dimensions themselves took 24 (a third of a page
 /// view cell's table). Sets are few (the devices × browsers × systems ×
 /// referrers × releases that occur together) and never forgotten.
-#[derive(Debug, Default)]
-pub(super) struct DimsTable {
-    ids: CellMap<PageDims, DimsId>,
-    sets: Vec<PageDims>,
+#[derive(Debug)]
+pub(super) struct DimsTable<D = PageDims> {
+    ids: CellMap<D, DimsId>,
+    sets: Vec<D>,
 }
 
-impl DimsTable {
+impl<D> Default for DimsTable<D> {
+    fn default() -> Self {
+        DimsTable { ids: CellMap::default(), sets: Vec::new() }
+    }
+}
+
+impl<D: Copy + Eq + std::hash::Hash> DimsTable<D> {
     /// The id of `dims`, made on first sight.
-    pub(super) fn id(&mut self, dims: PageDims) -> DimsId {
+    pub(super) fn id(&mut self, dims: D) -> DimsId {
         *self.ids.entry(dims).or_insert_with(|| {
             self.sets.push(dims);
             DimsId::try_from(self.sets.len() - 1).expect("fewer than 2^32 sets of dimensions")
         })
     }
 
+    /// The dimensions of an id.
+    pub(super) fn get(&self, id: DimsId) -> D {
+        self.sets[id as usize]
+    }
+}
+
+impl DimsTable<PageDims> {
     /// A cell's path and dimensions.
     pub(super) fn cell(&self, (path, id): &(Symbol, DimsId)) -> (Symbol, PageDims) {
-        (*path, self.sets[*id as usize])
+        (*path, self.get(*id))
     }
 }
 
@@ -197,14 +210,7 @@ impl PageviewViews {
     /// Drops the buckets that left the window by the tick `through`.
     pub(super) fn expire(&mut self, through: Time, retention_ms: i64) {
         for project in self.projects.values_mut() {
-            for (buckets, interval) in project.by_interval.iter_mut().zip(Interval::ALL) {
-                while let Some(oldest) = buckets.first_entry() {
-                    if !expired(interval, *oldest.key(), through, retention_ms) {
-                        break;
-                    }
-                    oldest.remove();
-                }
-            }
+            drop_expired(&mut project.by_interval, through, retention_ms);
             while let Some(oldest) = project.page_blocks.first_entry() {
                 if !block_expired(*oldest.key(), through, retention_ms) {
                     break;

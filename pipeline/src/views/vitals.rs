@@ -1,90 +1,145 @@
-//! The web vitals read model: per histogram cell (project, metric,
-//! interval, bucket, path, device, browser, release), a count per (rating,
-//! quantized value).
-//! A range is answered by merging its cells into one `hdrhistogram`.
+//! The web vitals read model: per project, interval, bucket and metric, a
+//! histogram cell per (path; device, browser and release as an id from a
+//! [`DimsTable`]), each a count per (rating, quantized value). A range is
+//! answered by merging its cells into one `hdrhistogram`.
+//!
+//! A bucket is dropped whole once it has been out of the retention window,
+//! and what still arrives for it is not counted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use sightline_model::VitalName;
 use sightline_operators::vitals::{empty_histogram, unscale};
-use sightline_operators::{Interval, Rating, Signal, SignalRow, Symbol, Time, VitalCell, VitalUpdate};
+use sightline_operators::{Interval, Rating, Signal, SignalRow, Symbol, Time, VitalUpdate};
+use thin_vec::{ThinVec, thin_vec};
 
-use super::{CellMap, Names, Oldest, expired, interval_for};
+use super::pageviews::{DimsId, DimsTable};
+use super::{CellMap, Names, add_i32, drop_expired, expired, interval_for, interval_index};
+
+/// A measurement's device, browser and release.
+type VitalDevice = (Symbol, Symbol, Symbol);
+
+/// A quantized value (scaled; [`sightline_operators::vitals::MAX_SCALED`]
+/// fits in 32 bits) with its rating.
+type Slot = (Rating, u32);
 
 /// One cell's measurements: how many in all, and how many per (rating,
-/// quantized value), in that order. Most cells hold a few values: a sorted
-/// list is a tenth of a B-tree's memory, and the total spares a question
-/// that ranks pages a walk over every cell's values.
-#[derive(Debug, Default)]
+/// quantized value). Most cells hold one value (about one cell per
+/// measurement at minute resolution): it is held inline, and a cell takes
+/// 24 bytes where a total and a `Vec` of (rating, u64, i64) took 32 plus an
+/// allocation of 96.
+#[derive(Debug)]
 struct Counts {
-    total: i64,
-    values: Vec<((Rating, u64), i64)>,
+    total: i32,
+    values: Values,
+}
+
+#[derive(Debug, PartialEq)]
+enum Values {
+    /// Every measurement of the cell has this value.
+    One(Slot),
+    /// A count per value, sorted.
+    Many(ThinVec<(Slot, i32)>),
 }
 
 impl Counts {
+    fn new(slot: Slot) -> Counts {
+        Counts { total: 0, values: Values::One(slot) }
+    }
+
     /// Adds `diff` measurements of one value; whether the cell is now empty.
-    fn add(&mut self, value: (Rating, u64), diff: i64) -> bool {
-        self.total += diff;
-        match self.values.binary_search_by_key(&value, |(v, _)| *v) {
-            Ok(at) => {
-                self.values[at].1 += diff;
-                if self.values[at].1 == 0 {
-                    self.values.remove(at);
+    fn add(&mut self, slot: Slot, diff: i64) -> bool {
+        match &mut self.values {
+            Values::One(one) if *one == slot || self.total == 0 => *one = slot,
+            Values::One(one) => {
+                let (kept, added) = ((*one, self.total), (slot, add_i32(0, diff)));
+                self.values = Values::Many(if kept.0 < slot { thin_vec![kept, added] } else { thin_vec![added, kept] });
+            }
+            Values::Many(values) => {
+                match values.binary_search_by_key(&slot, |(v, _)| *v) {
+                    Ok(at) => {
+                        values[at].1 = add_i32(values[at].1, diff);
+                        if values[at].1 == 0 {
+                            values.remove(at);
+                        }
+                    }
+                    Err(at) => values.insert(at, (slot, add_i32(0, diff))),
+                }
+                if let [(only, _)] = values[..] {
+                    self.values = Values::One(only);
                 }
             }
-            Err(at) => self.values.insert(at, (value, diff)),
         }
-        self.values.is_empty()
+        self.total = add_i32(self.total, diff);
+        self.total == 0
     }
+
+    /// Calls `visit` with each value and its count.
+    fn each(&self, mut visit: impl FnMut(Slot, i64)) {
+        match &self.values {
+            Values::One(slot) => visit(*slot, i64::from(self.total)),
+            Values::Many(values) => values.iter().for_each(|(slot, n)| visit(*slot, i64::from(*n))),
+        }
+    }
+}
+
+/// A bucket's cells of one metric, by (path, device id).
+type MetricCells = CellMap<(Symbol, DimsId), Counts>;
+
+/// One project's vitals, per interval, per bucket start, per metric.
+#[derive(Debug, Default)]
+struct ProjectVitals {
+    by_interval: [BTreeMap<i64, Vec<(VitalName, MetricCells)>>; 3],
 }
 
 /// Every project's vitals histograms.
 #[derive(Debug, Default)]
 pub(super) struct VitalViews {
-    cells: BTreeMap<VitalCell, Counts>,
-    /// The oldest bucket start held per interval: expiry scans the cells
-    /// only once one of them has left the window.
-    oldest: Oldest,
+    projects: HashMap<Symbol, ProjectVitals>,
+    devices: DimsTable<VitalDevice>,
 }
 
 impl VitalViews {
     /// Drops everything of a deleted project.
     pub(super) fn forget(&mut self, project: Symbol) {
-        self.cells.retain(|cell, _| cell.project != project);
+        self.projects.remove(&project);
     }
 
-    /// Drops the cells whose bucket left the window by the tick `through`.
+    /// Drops the buckets that left the window by the tick `through`.
     pub(super) fn expire(&mut self, through: Time, retention_ms: i64) {
-        if self.oldest.any_expired(through, retention_ms) {
-            self.cells.retain(|cell, _| !expired(cell.interval, cell.bucket, through, retention_ms));
-            self.oldest = Oldest::of(self.cells.keys().map(|cell| (cell.interval, cell.bucket)));
+        for project in self.projects.values_mut() {
+            drop_expired(&mut project.by_interval, through, retention_ms);
         }
+        self.projects.retain(|_, p| p.by_interval.iter().any(|b| !b.is_empty()));
     }
 
     /// A project's vital measurements of the minutes since `since` as alert
-    /// signals, each at its minute's start (a scan of every cell: this runs
-    /// when a project gets its first rule).
+    /// signals, each at its minute's start.
     pub(super) fn signals_since(&self, project: Symbol, since: i64) -> Vec<(SignalRow, isize)> {
-        let minutes = self
-            .cells
-            .iter()
-            .filter(|(cell, _)| cell.project == project && cell.interval == Interval::Minute && cell.bucket >= since);
-        minutes
-            .flat_map(|(cell, counts)| {
-                counts.values.iter().map(move |&((_, value), count)| {
-                    let signal = SignalRow {
-                        project,
-                        received_s: cell.bucket.div_euclid(1000),
-                        signal: Signal::Vital { metric: cell.metric, value },
-                        path: cell.path,
-                        release: cell.release,
-                        device: cell.device,
-                    };
-                    (signal, count as isize)
-                })
-            })
-            .collect()
+        let Some(p) = self.projects.get(&project) else {
+            return Vec::new();
+        };
+        let mut signals = Vec::new();
+        for (&bucket, metrics) in p.by_interval[interval_index(Interval::Minute)].range(since..) {
+            for (metric, cells) in metrics {
+                for (&(path, device), counts) in cells {
+                    let (device, _, release) = self.devices.get(device);
+                    counts.each(|(_, value), count| {
+                        let signal = SignalRow {
+                            project,
+                            received_s: bucket.div_euclid(1000),
+                            signal: Signal::Vital { metric: *metric, value: u64::from(value) },
+                            path,
+                            release,
+                            device,
+                        };
+                        signals.push((signal, count as isize));
+                    });
+                }
+            }
+        }
+        signals
     }
 }
 
@@ -154,15 +209,39 @@ impl PageVitals {
 }
 
 impl VitalViews {
-    /// Adds `diff` measurements to a cell, unless its bucket has already
-    /// left the window.
+    /// Counts `diff` measurements in their bucket of every interval still in
+    /// the window.
     pub(super) fn apply(&mut self, update: &VitalUpdate, diff: i64, (through, retention_ms): (Time, i64)) {
-        if expired(update.cell.interval, update.cell.bucket, through, retention_ms) {
-            return;
-        }
-        self.oldest.note(update.cell.interval, update.cell.bucket);
-        if self.cells.entry(update.cell).or_default().add((update.rating, update.value), diff) {
-            self.cells.remove(&update.cell);
+        let row = &update.row;
+        let device = self.devices.id((row.device, row.browser, row.release));
+        // Quantized values are at most `MAX_SCALED`, below 2^32.
+        let slot = (update.rating, u32::try_from(row.value).unwrap_or(u32::MAX));
+        let project = self.projects.entry(row.project).or_default();
+        for interval in Interval::ALL {
+            let start = interval.bucket_of(row.ts);
+            if expired(interval, start, through, retention_ms) {
+                continue;
+            }
+            let buckets = &mut project.by_interval[interval_index(interval)];
+            let metrics = buckets.entry(start).or_default();
+            let at = match metrics.iter().position(|(m, _)| *m == row.metric) {
+                Some(at) => at,
+                None => {
+                    metrics.push((row.metric, MetricCells::default()));
+                    metrics.len() - 1
+                }
+            };
+            let cells = &mut metrics[at].1;
+            let key = (row.path, device);
+            if cells.entry(key).or_insert_with(|| Counts::new(slot)).add(slot, diff) {
+                cells.remove(&key);
+                if cells.is_empty() {
+                    metrics.swap_remove(at);
+                    if metrics.is_empty() {
+                        buckets.remove(&start);
+                    }
+                }
+            }
         }
     }
 
@@ -179,13 +258,13 @@ impl VitalViews {
         // Measurements per page pick the pages; only theirs are merged into
         // histograms (one per page of the site took most of the time).
         let mut counts: CellMap<Symbol, i64> = CellMap::default();
-        self.scan(names, &q, |cell, values| *counts.entry(cell.path).or_default() += values.total);
+        self.scan(names, &q, |path, values| *counts.entry(path).or_default() += i64::from(values.total));
         let mut top: Vec<(Symbol, i64)> = counts.into_iter().filter(|(_, n)| *n > 0).collect();
         top.sort_by_key(|(path, count)| (std::cmp::Reverse(*count), *path));
         top.truncate(limit);
         let mut summaries: CellMap<Symbol, Summary> = top.iter().map(|(path, _)| (*path, Summary::new())).collect();
-        self.scan(names, &q, |cell, values| {
-            if let Some(summary) = summaries.get_mut(&cell.path) {
+        self.scan(names, &q, |path, values| {
+            if let Some(summary) = summaries.get_mut(&path) {
                 summary.add(values);
             }
         });
@@ -199,29 +278,28 @@ impl VitalViews {
         VitalsByPage { name: q.metric.as_str().to_owned(), pages }
     }
 
-    /// Calls `visit` with every cell of the range that passes the filters.
-    fn scan(&self, names: &Names, q: &VitalsQuery, mut visit: impl FnMut(&VitalCell, &Counts)) {
-        let Some(project) = names.lookup(&q.project_id) else {
+    /// Calls `visit` with every cell of the range that passes the filters,
+    /// with its path.
+    fn scan(&self, names: &Names, q: &VitalsQuery, mut visit: impl FnMut(Symbol, &Counts)) {
+        let Some(project) = names.lookup(&q.project_id).and_then(|p| self.projects.get(&p)) else {
             return;
         };
         // A filter value never seen matches nothing.
         let resolve = |v: &Option<String>| v.as_deref().map(|v| names.lookup(v).unwrap_or(Symbol::MAX));
-        let wanted = [resolve(&q.path), resolve(&q.device), resolve(&q.browser), resolve(&q.release)];
+        let (path, device, browser, release) =
+            (resolve(&q.path), resolve(&q.device), resolve(&q.browser), resolve(&q.release));
+        let ok = |want: Option<Symbol>, have: Symbol| want.is_none_or(|w| w == have);
         let interval = interval_for(q.from, q.to);
-        let at = |bucket| VitalCell {
-            project,
-            metric: q.metric,
-            interval,
-            bucket,
-            path: 0,
-            device: 0,
-            browser: 0,
-            release: 0,
-        };
-        for (cell, counts) in self.cells.range(at(interval.bucket_of(q.from))..at(q.to)) {
-            let have = [cell.path, cell.device, cell.browser, cell.release];
-            if !wanted.iter().zip(have).any(|(want, have)| want.is_some_and(|w| w != have)) {
-                visit(cell, counts);
+        let buckets = project.by_interval[interval_index(interval)].range(interval.bucket_of(q.from)..q.to);
+        for (_, metrics) in buckets {
+            let Some((_, cells)) = metrics.iter().find(|(m, _)| *m == q.metric) else {
+                continue;
+            };
+            for (&(cell_path, id), counts) in cells {
+                let (d, b, r) = self.devices.get(id);
+                if ok(path, cell_path) && ok(device, d) && ok(browser, b) && ok(release, r) {
+                    visit(cell_path, counts);
+                }
             }
         }
     }
@@ -239,11 +317,12 @@ impl Summary {
     }
 
     fn add(&mut self, counts: &Counts) {
-        for &((rating, value), count) in &counts.values {
+        counts.each(|(rating, value), count| {
             let count = u64::try_from(count).unwrap_or(0);
+            let value = u64::from(value);
             self.histogram.record_n(value, count).expect("quantized values are within the histogram's bounds");
             self.by_rating[rating as usize] += count as i64;
-        }
+        });
     }
 
     fn count(&self) -> i64 {
@@ -275,6 +354,7 @@ impl Summary {
 
 #[cfg(test)]
 mod tests {
+    use sightline_operators::VitalRow;
     use sightline_operators::vitals::{quantize, rate, scale};
 
     use super::super::{ViewStore, ViewUpdate};
@@ -282,15 +362,18 @@ mod tests {
 
     #[test]
     fn a_cell_keeps_its_total_and_sorted_values_through_retractions() {
-        let mut counts = Counts::default();
+        let mut counts = Counts::new((Rating::Poor, 900));
         assert!(!counts.add((Rating::Poor, 900), 2));
+        assert_eq!(counts.values, Values::One((Rating::Poor, 900)), "one value is held inline");
         assert!(!counts.add((Rating::Good, 100), 1));
         assert!(!counts.add((Rating::Good, 300), 1));
-        assert_eq!(counts.values, vec![((Rating::Good, 100), 1), ((Rating::Good, 300), 1), ((Rating::Poor, 900), 2)]);
+        let sorted = thin_vec![((Rating::Good, 100), 1), ((Rating::Good, 300), 1), ((Rating::Poor, 900), 2)];
+        assert_eq!(counts.values, Values::Many(sorted));
         assert!(!counts.add((Rating::Good, 300), -1));
         assert!(!counts.add((Rating::Poor, 900), -1));
-        assert_eq!((counts.total, counts.values.len()), (2, 2));
+        assert_eq!(counts.total, 2);
         assert!(!counts.add((Rating::Good, 100), -1));
+        assert_eq!(counts.values, Values::One((Rating::Poor, 900)), "back inline");
         assert!(counts.add((Rating::Poor, 900), -1), "the last value gone empties the cell");
         assert_eq!(counts.total, 0);
     }
@@ -301,18 +384,18 @@ mod tests {
         let names = views.names();
         let mut updates = Vec::new();
         for i in 0..400u64 {
-            let cell = VitalCell {
+            let value = scale(VitalName::Lcp, 500.0 + i as f64 * 20.0);
+            let row = VitalRow {
                 project: names.intern("p"),
+                ts: (i % 3) as i64 * 3_600_000 + 60_000,
                 metric: VitalName::Lcp,
-                interval: Interval::Hour,
-                bucket: (i % 3) as i64 * 3_600_000,
                 path: names.intern(["/", "/a", "/b"][(i % 3) as usize]),
                 device: names.intern("desktop"),
                 browser: names.intern(["Chrome", "Firefox"][(i % 2) as usize]),
                 release: names.intern(["1.0", "1.1", "1.2"][(i % 3) as usize]),
+                value: quantize(value),
             };
-            let value = scale(VitalName::Lcp, 500.0 + i as f64 * 20.0);
-            let update = VitalUpdate { cell, rating: rate(VitalName::Lcp, value), value: quantize(value) };
+            let update = VitalUpdate { row, rating: rate(VitalName::Lcp, value) };
             updates.push((ViewUpdate::Vital(update), 1));
         }
         views.apply(10, &updates);
