@@ -166,6 +166,9 @@ pub fn anomaly_scores<'s>(
     let kept = |hour: i64| hour + (HISTORY_HOURS + 1) * HOUR_MS;
     let pageview_hours = expire_at(pageview_hours, move |(_, hour)| kept(*hour));
     let error_hours = expire_at(error_hours, move |(_, hour)| kept(*hour));
+    // Quantized before they wait for their expiry, so that the samples of an
+    // hour wait as a few hundred values with counts, not one by one.
+    let vital_samples = vital_samples.map(|(p, m, h, v)| (p, m, h, quantize(v)));
     let vital_samples = expire_at(vital_samples, move |(_, _, hour, _)| kept(*hour));
 
     // (project, hour) → page views and errors.
@@ -182,7 +185,7 @@ pub fn anomaly_scores<'s>(
         }
     });
     let rates = rates.map(|((p, h), rate)| ((p, Series::ErrorRate), (h, rate)));
-    let p75s = vital_samples.map(|(p, m, h, v)| ((p, m, h), quantize(v))).reduce(|_, values, out| {
+    let p75s = vital_samples.map(|(p, m, h, v)| ((p, m, h), v)).reduce(|_, values, out| {
         let total: isize = values.iter().map(|(_, n)| *n).sum();
         let rank = (total as f64 * 0.75).ceil() as isize;
         let mut seen = 0;

@@ -58,8 +58,9 @@ impl Default for VisitorSketch {
     }
 }
 
-/// The top 32 bits of a visitor's hash, never 0 (the empty slot).
-fn prefix(hash: u64) -> u32 {
+/// The top 32 bits of a visitor's hash, never 0 (the empty slot): what a
+/// sketch keeps of a visitor.
+pub(super) fn prefix(hash: u64) -> u32 {
     ((hash >> 32) as u32).max(1)
 }
 
@@ -69,7 +70,8 @@ impl VisitorSketch {
         self.insert_prefix(prefix(hash));
     }
 
-    fn insert_prefix(&mut self, key: u32) {
+    /// Adds one visitor, by its [`prefix`].
+    pub(super) fn insert_prefix(&mut self, key: u32) {
         match &mut self.0 {
             Repr::Few(slots) => {
                 if slots.contains(&key) {
