@@ -12,6 +12,7 @@
 //! Analytics, which bounds the work of one key to a day of one visitor's
 //! hits.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
 use differential_dataflow::{AsCollection, Hashable, VecCollection};
@@ -215,8 +216,7 @@ struct SessionFold {
     custom_events: i32,
     /// The earliest page view and the latest one's time and page (in
     /// `HitValue` order; the latest's dimensions are not needed, and a fold
-    /// is kept per live session: 24 bytes less of it is about 75 MB at 10M
-    /// events, estimated from the table's size).
+    /// is kept per live session).
     entry: Option<(i64, Symbol, PageDims)>,
     exit: Option<(i64, Symbol)>,
 }
@@ -319,8 +319,10 @@ pub fn fold_sdk_sessions<'s>(
                         if day_expiry(hit.0, retention_ms) <= now {
                             continue;
                         }
-                        let created = !folds.contains_key(&key);
-                        let fold = folds.entry(key).or_insert_with(|| SessionFold::new(hit.0));
+                        let (fold, created) = match folds.entry(key) {
+                            Entry::Occupied(held) => (held.into_mut(), false),
+                            Entry::Vacant(free) => (free.insert(SessionFold::new(hit.0)), true),
+                        };
                         before.entry(key).or_insert_with(|| fold.session());
                         let latest_before = Interval::Minute.bucket_of(fold.end);
                         fold.add(hit, diff as i64);

@@ -15,7 +15,7 @@ use serde::Serialize;
 use sightline_operators::{EventRow, Interval, Symbol, Time};
 
 use super::pageviews::{DimsId, DimsTable};
-use super::{CellMap, MAX_SERIES_POINTS, Names, add_count, drop_expired, expired, interval_index};
+use super::{CellMap, MAX_SERIES_POINTS, Names, add_count, drop_expired, in_window_buckets, interval_index};
 use crate::interner::{PropPairs, PropSets};
 
 /// Most values a breakdown lists per property.
@@ -160,12 +160,7 @@ impl EventViews {
         let d = &row.dims;
         let device = self.devices.id((d.device, d.browser, d.release));
         let project = self.projects.entry(row.project).or_default();
-        for interval in Interval::ALL {
-            let start = interval.bucket_of(row.ts);
-            if expired(interval, start, through, retention_ms) {
-                continue;
-            }
-            let buckets = &mut project.by_interval[interval_index(interval)];
+        in_window_buckets(&mut project.by_interval, row.ts, (through, retention_ms), |interval, start, buckets| {
             let bucket = buckets.entry(start).or_default();
             let counts = bucket.entry(row.name).or_default();
             counts.total += diff;
@@ -179,7 +174,7 @@ impl EventViews {
                     buckets.remove(&start);
                 }
             }
-        }
+        });
     }
 
     pub(super) fn answer(&self, names: &Names, prop_sets: &PropSets, q: &EventsQuery) -> EventsAnswer {

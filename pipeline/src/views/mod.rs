@@ -74,6 +74,23 @@ fn add_count<K: Copy + Eq + std::hash::Hash>(counts: &mut CellMap<K, i32>, key: 
     }
 }
 
+/// Calls `update` with each interval whose bucket of `ts` is still in the
+/// window, that bucket's start and the interval's buckets (by start): how a
+/// read model adds a row to its bucket of every interval.
+fn in_window_buckets<B>(
+    by_interval: &mut [std::collections::BTreeMap<i64, B>; 3],
+    ts: i64,
+    (through, retention_ms): (Time, i64),
+    mut update: impl FnMut(Interval, i64, &mut std::collections::BTreeMap<i64, B>),
+) {
+    for (buckets, interval) in by_interval.iter_mut().zip(Interval::ALL) {
+        let start = interval.bucket_of(ts);
+        if !expired(interval, start, through, retention_ms) {
+            update(interval, start, buckets);
+        }
+    }
+}
+
 /// Drops the buckets (per interval, by start) that left the window by the
 /// tick `through`; whether any did.
 fn drop_expired<B>(

@@ -20,7 +20,7 @@ use serde::Serialize;
 use sightline_operators::{Interval, PageDims, PageviewRow, Signal, SignalRow, Symbol, Time};
 
 use super::sketch::{VisitorSketch, prefix};
-use super::{CellMap, Names, drop_expired, expired, interval_index};
+use super::{CellMap, Names, drop_expired, expired, in_window_buckets, interval_index};
 
 /// Page views and visitors of one cell: a path with one set of dimensions,
 /// a path, or a whole bucket.
@@ -457,12 +457,7 @@ impl PageviewViews {
     ) {
         let dims = self.dims.id(row.dims);
         let project = self.projects.entry(row.project).or_default();
-        for interval in Interval::ALL {
-            let start = interval.bucket_of(row.ts);
-            if expired(interval, start, through, retention_ms) {
-                continue;
-            }
-            let buckets = &mut project.by_interval[interval_index(interval)];
+        in_window_buckets(&mut project.by_interval, row.ts, (through, retention_ms), |interval, start, buckets| {
             let bucket = buckets.entry(start).or_default();
             bucket.total.add(row.visitor, diff);
             let mut visitors_moved = 0;
@@ -524,7 +519,7 @@ impl PageviewViews {
                 entry.0 += diff;
                 entry.1 += visitors_moved;
             }
-        }
+        });
     }
 
     pub(super) fn answer(&self, names: &Names, q: &PageviewsQuery) -> PageviewsAnswer {

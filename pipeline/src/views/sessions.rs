@@ -13,11 +13,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
-use sightline_operators::{Interval, Session, SessionRow, Symbol, Time};
+use sightline_operators::{Session, SessionRow, Symbol, Time};
 use thin_vec::{ThinVec, thin_vec};
 
 use super::pageviews::{DimsId, DimsTable, PageFilters, Resolved};
-use super::{CellMap, Names, add_count, add_i32, drop_expired, expired, interval_for, interval_index};
+use super::{CellMap, Names, add_count, add_i32, drop_expired, in_window_buckets, interval_for, interval_index};
 
 /// What some sessions add up to, as a question adds them.
 #[derive(Debug, Default, Clone, Copy)]
@@ -172,12 +172,7 @@ impl SessionViews {
         let s = &row.session;
         let source = self.dims.id(s.source);
         let project = self.projects.entry(row.project).or_default();
-        for interval in Interval::ALL {
-            let start = interval.bucket_of(s.start);
-            if expired(interval, start, through, retention_ms) {
-                continue;
-            }
-            let buckets = &mut project.by_interval[interval_index(interval)];
+        in_window_buckets(&mut project.by_interval, s.start, (through, retention_ms), |_, start, buckets| {
             let bucket = buckets.entry(start).or_default();
             bucket.total.add(s, diff);
             add_count(&mut bucket.entries, s.entry, diff);
@@ -190,7 +185,7 @@ impl SessionViews {
                     buckets.remove(&start);
                 }
             }
-        }
+        });
     }
 
     /// Drops the buckets that left the window by the tick `through`.

@@ -15,7 +15,7 @@ use sightline_operators::{Interval, Rating, Signal, SignalRow, Symbol, Time, Vit
 use thin_vec::{ThinVec, thin_vec};
 
 use super::pageviews::{DimsId, DimsTable};
-use super::{CellMap, Names, add_i32, drop_expired, expired, interval_for, interval_index};
+use super::{CellMap, Names, add_i32, drop_expired, in_window_buckets, interval_for, interval_index};
 
 /// A measurement's device, browser and release.
 type VitalDevice = (Symbol, Symbol, Symbol);
@@ -243,12 +243,7 @@ impl VitalViews {
         // Quantized values are at most `MAX_SCALED`, below 2^32.
         let slot = (update.rating, u32::try_from(row.value).unwrap_or(u32::MAX));
         let project = self.projects.entry(row.project).or_default();
-        for interval in Interval::ALL {
-            let start = interval.bucket_of(row.ts);
-            if expired(interval, start, through, retention_ms) {
-                continue;
-            }
-            let buckets = &mut project.by_interval[interval_index(interval)];
+        in_window_buckets(&mut project.by_interval, row.ts, (through, retention_ms), |interval, start, buckets| {
             let metrics = buckets.entry(start).or_default();
             let at = match metrics.iter().position(|(m, _)| *m == row.metric) {
                 Some(at) => at,
@@ -271,7 +266,7 @@ impl VitalViews {
                     buckets.remove(&start);
                 }
             }
-        }
+        });
     }
 
     pub(super) fn answer(&self, names: &Names, q: &VitalsQuery) -> VitalsAnswer {
