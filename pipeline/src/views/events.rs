@@ -14,8 +14,9 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 use sightline_operators::{EventRow, Interval, Symbol, Time};
 
+use super::cells::{Cells, add_count};
 use super::pageviews::{DimsId, DimsTable};
-use super::{CellMap, MAX_SERIES_POINTS, Names, add_count, drop_expired, in_window_buckets, interval_index};
+use super::{CellMap, MAX_SERIES_POINTS, Names, Sealing, drop_expired, in_window_buckets, interval_index};
 use crate::interner::{PropPairs, PropSets};
 
 /// Most values a breakdown lists per property.
@@ -30,17 +31,26 @@ struct NameCounts {
     total: i64,
     /// Per property set; only in hour and day buckets (a minute's cells are
     /// few enough to scan, and nearly one per event).
-    by_props: CellMap<Symbol, i32>,
+    by_props: Cells<Symbol, i32>,
     /// Per (path, device id, property set): 12 bytes of key where the
     /// `EventCell` of every dimension took 40, in a `BTreeMap` of every
     /// cell.
-    cells: CellMap<(Symbol, DimsId, Symbol), i32>,
+    cells: Cells<(Symbol, DimsId, Symbol), i32>,
 }
 
 /// One project's custom events, per interval, per bucket start, per name.
 #[derive(Debug, Default)]
 struct ProjectEvents {
     by_interval: [BTreeMap<i64, CellMap<Symbol, NameCounts>>; 3],
+    sealing: Sealing,
+}
+
+fn seal(by_name: &mut CellMap<Symbol, NameCounts>) {
+    by_name.shrink_to_fit();
+    for counts in by_name.values_mut() {
+        counts.by_props.seal();
+        counts.cells.seal();
+    }
 }
 
 /// Every project's custom event counts.
@@ -56,9 +66,11 @@ impl EventViews {
         self.projects.remove(&project);
     }
 
-    /// Drops the buckets that left the window by the tick `through`.
+    /// Drops the buckets that left the window by the tick `through`, and
+    /// seals those that ended.
     pub(super) fn expire(&mut self, through: Time, retention_ms: i64) {
         for project in self.projects.values_mut() {
+            project.sealing.seal_ended(&mut project.by_interval, seal);
             drop_expired(&mut project.by_interval, through, retention_ms);
         }
         self.projects.retain(|_, p| p.by_interval.iter().any(|b| !b.is_empty()));
@@ -160,6 +172,7 @@ impl EventViews {
         let d = &row.dims;
         let device = self.devices.id((d.device, d.browser, d.release));
         let project = self.projects.entry(row.project).or_default();
+        project.sealing.note(row.ts, through);
         in_window_buckets(&mut project.by_interval, row.ts, (through, retention_ms), |interval, start, buckets| {
             let bucket = buckets.entry(start).or_default();
             let counts = bucket.entry(row.name).or_default();
@@ -210,13 +223,13 @@ impl EventViews {
                 };
                 for (&name, counts) in wanted {
                     if filter.any_dimension() || q.interval == Interval::Minute {
-                        for (&(path, device, props), &n) in &counts.cells {
+                        for (&(path, device, props), &n) in counts.cells.iter() {
                             if filter.matches_dims(path, self.devices.get(device)) {
                                 count_in(bucket, name, props, i64::from(n));
                             }
                         }
                     } else {
-                        for (&props, &n) in &counts.by_props {
+                        for (&props, &n) in counts.by_props.iter() {
                             count_in(bucket, name, props, i64::from(n));
                         }
                     }

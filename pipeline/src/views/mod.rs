@@ -4,6 +4,7 @@
 
 pub mod alerts;
 pub mod anomalies;
+mod cells;
 pub mod errors;
 pub mod events;
 pub mod pageviews;
@@ -59,19 +60,61 @@ fn expired(interval: Interval, bucket: i64, through: Time, retention_ms: i64) ->
     leaves <= i64::try_from(through).unwrap_or(i64::MAX)
 }
 
+/// A bucket is sealed ([`cells`]) once its project's latest event time is
+/// this far past its end: later events are late ones.
+const SEAL_AFTER_MS: i64 = 5 * 60_000;
+
+/// Where a project's read model stands in sealing its buckets.
+#[derive(Debug, Default)]
+struct Sealing {
+    /// The latest event time seen, but never past the tick it came in (a
+    /// client clock ahead of time does not seal what is still open).
+    latest: i64,
+    /// Per interval, the start from which buckets are not sealed yet.
+    unsealed_from: [i64; 3],
+}
+
+impl Sealing {
+    fn note(&mut self, ts: i64, through: Time) {
+        self.latest = self.latest.max(ts.min(i64::try_from(through).unwrap_or(i64::MAX)));
+    }
+
+    /// Calls `seal` with each bucket (per interval, by start) that ended
+    /// long enough before the latest event, once.
+    fn seal_ended<B>(
+        &mut self,
+        by_interval: &mut [std::collections::BTreeMap<i64, B>; 3],
+        mut seal: impl FnMut(&mut B),
+    ) {
+        for ((buckets, interval), from) in by_interval.iter_mut().zip(Interval::ALL).zip(&mut self.unsealed_from) {
+            seal_ended(buckets, interval.millis(), from, self.latest, &mut seal);
+        }
+    }
+}
+
+/// Calls `seal` with each bucket of `width` from `unsealed_from` on that
+/// ended `SEAL_AFTER_MS` before `latest`, and moves `unsealed_from` past it.
+fn seal_ended<B>(
+    buckets: &mut std::collections::BTreeMap<i64, B>,
+    width: i64,
+    unsealed_from: &mut i64,
+    latest: i64,
+    seal: &mut impl FnMut(&mut B),
+) {
+    for (start, bucket) in buckets.range_mut(*unsealed_from..) {
+        let end = start.saturating_add(width);
+        if end.saturating_add(SEAL_AFTER_MS) > latest {
+            break;
+        }
+        seal(bucket);
+        *unsealed_from = end;
+    }
+}
+
 /// `count + diff` for the read model's 32-bit counts, held to their range
 /// (a cell counts far fewer than 2^31 of anything).
 fn add_i32(count: i32, diff: i64) -> i32 {
     i32::try_from(i64::from(count).saturating_add(diff)).unwrap_or(if diff < 0 { i32::MIN } else { i32::MAX })
-}
-
-/// Adds `diff` to a key's count; a count that reaches 0 leaves.
-fn add_count<K: Copy + Eq + std::hash::Hash>(counts: &mut CellMap<K, i32>, key: K, diff: i64) {
-    let n = counts.entry(key).or_default();
-    *n = add_i32(*n, diff);
-    if *n == 0 {
-        counts.remove(&key);
-    }
 }
 
 /// Calls `update` with each interval whose bucket of `ts` is still in the
@@ -547,5 +590,165 @@ impl ViewStore {
             t += interval.millis();
         }
         points
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, HashMap};
+
+    use sightline_model::{PropValue, VitalName};
+    use sightline_operators::vitals::{quantize, rate, scale};
+    use sightline_operators::{EventDims, PageDims, Session, VitalRow};
+
+    use super::*;
+
+    /// Three hours of page views, the sessions they make, custom events and
+    /// vitals, with one event in ten arriving 40 minutes late (some of them
+    /// on pages not seen before), in ticks of 50 events.
+    fn ticks(views: &ViewStore) -> Vec<(i64, Vec<(ViewUpdate, isize)>)> {
+        let n = views.names();
+        let project = n.intern("p");
+        let mut sessions: HashMap<u64, Session> = HashMap::new();
+        let mut ticks = Vec::new();
+        let mut tick = Vec::new();
+        for i in 0..5_400u64 {
+            let now = i as i64 * 2_000;
+            let late = i % 10 == 9 && now > 2_400_000;
+            let ts = if late { now - 2_400_000 } else { now };
+            let path = match (late, i % 20 == 19) {
+                (true, true) => n.intern(&format!("/late/{}", i % 7)),
+                _ => n.intern(["/", "/a", "/b", "/c"][(i % 4) as usize]),
+            };
+            let browser = n.intern(["Chrome", "Firefox"][(i % 2) as usize]);
+            let dims = PageDims {
+                browser,
+                device: n.intern(["desktop", "mobile"][(i % 3 % 2) as usize]),
+                ..PageDims::default()
+            };
+            let visitor = i % 97;
+            let hash = xxhash_rust::xxh3::xxh3_64(&visitor.to_le_bytes());
+            tick.push((ViewUpdate::Pageview(PageviewRow { project, ts, path, visitor: hash, dims }), 1));
+            // A visitor's session lasts 20 minutes of the stream.
+            let key = visitor * 1_000 + (now / 1_200_000) as u64;
+            let session = match sessions.get(&key) {
+                Some(old) => {
+                    tick.push((ViewUpdate::Session(SessionRow { project, session: *old }), -1));
+                    Session { end: old.end.max(ts), pageviews: old.pageviews + 1, exit: path, ..*old }
+                }
+                None => {
+                    let source = dims;
+                    Session { start: ts, end: ts, pageviews: 1, custom_events: 0, entry: path, exit: path, source }
+                }
+            };
+            sessions.insert(key, session);
+            tick.push((ViewUpdate::Session(SessionRow { project, session }), 1));
+            if i % 3 == 0 {
+                let plan = ["free", "pro", "team"][(i % 9 / 3) as usize];
+                let props: BTreeMap<String, PropValue> = [("plan".to_string(), PropValue::Str(plan.into()))].into();
+                let dims = EventDims {
+                    path,
+                    device: dims.device,
+                    browser,
+                    release: n.intern(""),
+                    props: views.prop_sets().intern(n, &props),
+                };
+                tick.push((ViewUpdate::Event(EventRow { project, ts, name: n.intern("signup"), dims }), 1));
+            }
+            if i % 2 == 0 || late {
+                let value = scale(VitalName::Lcp, 400.0 + (i % 50) as f64 * 90.0);
+                let row = VitalRow {
+                    project,
+                    ts,
+                    metric: VitalName::Lcp,
+                    path,
+                    device: dims.device,
+                    browser,
+                    release: n.intern(""),
+                    value: quantize(value),
+                };
+                tick.push((ViewUpdate::Vital(VitalUpdate { row, rating: rate(VitalName::Lcp, value) }), 1));
+            }
+            if i % 50 == 49 {
+                ticks.push((now + 1, std::mem::take(&mut tick)));
+            }
+        }
+        ticks
+    }
+
+    #[test]
+    fn sealed_buckets_answer_as_open_ones_and_still_count_late_events() {
+        // The same ticks, applied once as they came (buckets seal as the
+        // stream moves past them) and once with a clock that never reaches
+        // them (nothing seals).
+        let (sealed, open) = (ViewStore::default(), ViewStore::default());
+        let before = cells::SEALED.with(std::cell::Cell::get);
+        for (at, updates) in ticks(&sealed) {
+            sealed.apply(u64::try_from(at).unwrap(), &updates);
+        }
+        assert!(cells::SEALED.with(std::cell::Cell::get) > before + 1_000, "buckets were sealed");
+        let sealed_count = cells::SEALED.with(std::cell::Cell::get);
+        for (i, (_, updates)) in ticks(&open).into_iter().enumerate() {
+            open.apply(u64::try_from(i + 1).unwrap(), &updates);
+        }
+        assert_eq!(cells::SEALED.with(std::cell::Cell::get), sealed_count, "nothing sealed at a clock of 0");
+
+        let ranges = [(0, 4 * 3_600_000), (1_800_000, 5_400_000), (3_600_000, 7_200_000)];
+        let page_filters = [
+            PageFilters::default(),
+            PageFilters { path: Some("/a".into()), ..Default::default() },
+            PageFilters { path: Some("/late/3".into()), ..Default::default() },
+            PageFilters { browser: Some("Firefox".into()), ..Default::default() },
+            PageFilters { browser: Some("Chrome".into()), device: Some("mobile".into()), ..Default::default() },
+        ];
+        let mut pageviews_seen = 0;
+        for interval in Interval::ALL {
+            for (from, to) in ranges {
+                for filters in &page_filters {
+                    let q = PageviewsQuery { project_id: "p".into(), interval, from, to, filters: filters.clone() };
+                    let answer = sealed.pageviews(&q);
+                    assert_eq!(answer, open.pageviews(&q), "{interval:?} {from}..{to} {filters:?}");
+                    pageviews_seen += answer.total.pageviews;
+                    for dimension in [PageDimension::Page, PageDimension::Browser, PageDimension::Device] {
+                        assert_eq!(sealed.breakdown(&q, dimension, 10), open.breakdown(&q, dimension, 10));
+                    }
+                }
+                let q = EventsQuery {
+                    project_id: "p".into(),
+                    interval,
+                    from,
+                    to,
+                    name: Some("signup".into()),
+                    filters: EventFilters::default(),
+                };
+                assert_eq!(sealed.events(&q), open.events(&q));
+                let chrome = EventFilters { browser: Some("Chrome".into()), ..Default::default() };
+                let q = EventsQuery { filters: chrome, ..q };
+                assert_eq!(sealed.events(&q), open.events(&q));
+            }
+        }
+        assert!(pageviews_seen > 10_000);
+        for (from, to) in ranges {
+            for filters in &page_filters {
+                let q = SessionsQuery { project_id: "p".into(), from, to, filters: filters.clone() };
+                assert_eq!(sealed.sessions_summary(&q), open.sessions_summary(&q), "{from}..{to} {filters:?}");
+                assert_eq!(sealed.session_pages(&q, false), open.session_pages(&q, false));
+                assert_eq!(sealed.session_pages(&q, true), open.session_pages(&q, true));
+            }
+            let q = VitalsQuery {
+                project_id: "p".into(),
+                metric: VitalName::Lcp,
+                from,
+                to,
+                path: None,
+                device: None,
+                browser: None,
+                release: None,
+            };
+            assert_eq!(sealed.vitals(&q), open.vitals(&q));
+            assert_eq!(sealed.vitals_by_page(&q, 5), open.vitals_by_page(&q, 5));
+            let q = VitalsQuery { path: Some("/late/3".into()), browser: Some("Firefox".into()), ..q };
+            assert_eq!(sealed.vitals(&q), open.vitals(&q));
+        }
     }
 }

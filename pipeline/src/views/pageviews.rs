@@ -19,8 +19,9 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 use sightline_operators::{Interval, PageDims, PageviewRow, Signal, SignalRow, Symbol, Time};
 
+use super::cells::{Cell, Cells};
 use super::sketch::{VisitorSketch, prefix};
-use super::{CellMap, Names, drop_expired, expired, in_window_buckets, interval_index};
+use super::{CellMap, Names, Sealing, drop_expired, expired, in_window_buckets, interval_index, seal_ended};
 
 /// Page views and visitors of one cell: a path with one set of dimensions,
 /// a path, or a whole bucket.
@@ -41,6 +42,16 @@ impl PathCell {
     fn merge(&mut self, other: &PathCell) {
         self.pageviews += other.pageviews;
         self.visitors.merge(&other.visitors);
+    }
+}
+
+impl Cell for PathCell {
+    fn is_empty(&self) -> bool {
+        self.pageviews <= 0
+    }
+
+    fn seal(&mut self) {
+        self.visitors.shrink();
     }
 }
 
@@ -106,9 +117,9 @@ struct Bucket {
     total: PathCell,
     /// Per value of each dimension, by [`PageDimension::index`]; only those
     /// [`rolled_up`] for the bucket's interval.
-    by: [CellMap<Symbol, PathCell>; 6],
+    by: [Cells<Symbol, PathCell>; 6],
     /// Per (path, dimensions): hour and day buckets.
-    cells: CellMap<(Symbol, DimsId), PathCell>,
+    cells: Cells<(Symbol, DimsId), PathCell>,
     /// Each page view, as it came: minute buckets. A minute's cells held
     /// one page view each, mostly (4.77M cells for 7M page views at 10M
     /// events), at about 45 bytes each in a hash table where a page view
@@ -125,6 +136,13 @@ fn rolled_up(interval: Interval, dimension: PageDimension) -> bool {
 }
 
 impl Bucket {
+    /// Gives back the room a bucket kept for more page views.
+    fn seal(&mut self) {
+        self.by.iter_mut().for_each(Cells::seal);
+        self.cells.seal();
+        self.views.shrink_to_fit();
+    }
+
     /// Adds a bucket's page views and visitors that pass `filters` to `into`,
     /// from the smallest set of cells that answers it.
     fn fold(&self, interval: Interval, filters: &Resolved, dims: &DimsTable, into: &mut PathCell) {
@@ -160,7 +178,7 @@ impl Bucket {
     ) {
         match filters.only(dimension) {
             Some(only) if rolled_up(interval, dimension) => {
-                for (value, cell) in &self.by[dimension.index()] {
+                for (value, cell) in self.by[dimension.index()].iter() {
                     if only.is_none_or(|o| o == *value) {
                         visit(*value, cell);
                     }
@@ -193,7 +211,10 @@ impl Bucket {
 struct ProjectPageviews {
     by_interval: [BTreeMap<i64, Bucket>; 3],
     /// Per block start, each page's hour buckets of the block merged.
-    page_blocks: BTreeMap<i64, CellMap<Symbol, PathCell>>,
+    page_blocks: BTreeMap<i64, Cells<Symbol, PathCell>>,
+    sealing: Sealing,
+    /// The start from which blocks are not sealed yet.
+    blocks_unsealed_from: i64,
 }
 
 /// Six hours: a block of hour buckets.
@@ -209,7 +230,7 @@ impl ProjectPageviews {
     /// Calls `visit` with the page rollups that make up the hour buckets
     /// starting from `first` (an hour's start) and before `to`: a whole
     /// block where the range holds all six of its hours, else the hour's own.
-    fn page_rollups<'a>(&'a self, first: i64, to: i64, visit: &mut impl FnMut(&'a CellMap<Symbol, PathCell>)) {
+    fn page_rollups<'a>(&'a self, first: i64, to: i64, visit: &mut impl FnMut(&'a Cells<Symbol, PathCell>)) {
         let hour = Interval::Hour.millis();
         let hours = &self.by_interval[interval_index(Interval::Hour)];
         // Steps from held hour to held hour, so a range far wider than the
@@ -244,9 +265,13 @@ impl PageviewViews {
         self.projects.remove(&project);
     }
 
-    /// Drops the buckets that left the window by the tick `through`.
+    /// Drops the buckets that left the window by the tick `through`, and
+    /// seals those that ended.
     pub(super) fn expire(&mut self, through: Time, retention_ms: i64) {
         for project in self.projects.values_mut() {
+            project.sealing.seal_ended(&mut project.by_interval, Bucket::seal);
+            let latest = project.sealing.latest;
+            seal_ended(&mut project.page_blocks, BLOCK_MS, &mut project.blocks_unsealed_from, latest, &mut Cells::seal);
             drop_expired(&mut project.by_interval, through, retention_ms);
             while let Some(oldest) = project.page_blocks.first_entry() {
                 if !block_expired(*oldest.key(), through, retention_ms) {
@@ -457,25 +482,23 @@ impl PageviewViews {
     ) {
         let dims = self.dims.id(row.dims);
         let project = self.projects.entry(row.project).or_default();
+        project.sealing.note(row.ts, through);
         in_window_buckets(&mut project.by_interval, row.ts, (through, retention_ms), |interval, start, buckets| {
             let bucket = buckets.entry(start).or_default();
             bucket.total.add(row.visitor, diff);
             let mut visitors_moved = 0;
             for dimension in PageDimension::ALL.into_iter().filter(|d| rolled_up(interval, *d)) {
-                let rollup = &mut bucket.by[dimension.index()];
                 let value = dimension.of(&(row.path, row.dims));
-                let cell = rollup.entry(value).or_default();
-                // The live feed's visitors per (minute, path).
-                if interval == Interval::Minute && dimension == PageDimension::Page {
-                    let before = cell.visitors.count();
-                    cell.add(row.visitor, diff);
-                    visitors_moved = cell.visitors.count() - before;
-                } else {
-                    cell.add(row.visitor, diff);
-                }
-                if cell.pageviews <= 0 {
-                    rollup.remove(&value);
-                }
+                bucket.by[dimension.index()].update(value, |cell| {
+                    // The live feed's visitors per (minute, path).
+                    if interval == Interval::Minute && dimension == PageDimension::Page {
+                        let before = cell.visitors.count();
+                        cell.add(row.visitor, diff);
+                        visitors_moved = cell.visitors.count() - before;
+                    } else {
+                        cell.add(row.visitor, diff);
+                    }
+                });
             }
             if interval == Interval::Minute {
                 let view = MinuteView { path: row.path, dims, visitor: prefix(row.visitor) };
@@ -491,11 +514,7 @@ impl PageviewViews {
                     }
                 }
             } else {
-                let cell = bucket.cells.entry((row.path, dims)).or_default();
-                cell.add(row.visitor, diff);
-                if cell.pageviews <= 0 {
-                    bucket.cells.remove(&(row.path, dims));
-                }
+                bucket.cells.update((row.path, dims), |cell| cell.add(row.visitor, diff));
             }
             if bucket.total.pageviews <= 0 {
                 buckets.remove(&start);
@@ -505,13 +524,9 @@ impl PageviewViews {
                 && !block_expired(block_start, through, retention_ms)
             {
                 let block = project.page_blocks.entry(block_start).or_default();
-                let page = block.entry(row.path).or_default();
-                page.add(row.visitor, diff);
-                if page.pageviews <= 0 {
-                    block.remove(&row.path);
-                    if block.is_empty() {
-                        project.page_blocks.remove(&block_start);
-                    }
+                block.update(row.path, |page| page.add(row.visitor, diff));
+                if diff < 0 && block.is_empty() {
+                    project.page_blocks.remove(&block_start);
                 }
             }
             if interval == Interval::Minute {

@@ -16,8 +16,9 @@ use serde::Serialize;
 use sightline_operators::{Session, SessionRow, Symbol, Time};
 use thin_vec::{ThinVec, thin_vec};
 
+use super::cells::{Cell, Cells, add_count};
 use super::pageviews::{DimsId, DimsTable, PageFilters, Resolved};
-use super::{CellMap, Names, add_count, add_i32, drop_expired, in_window_buckets, interval_for, interval_index};
+use super::{Names, Sealing, add_i32, drop_expired, in_window_buckets, interval_for, interval_index};
 
 /// What some sessions add up to, as a question adds them.
 #[derive(Debug, Default, Clone, Copy)]
@@ -74,11 +75,25 @@ enum Exits {
     Counted(ThinVec<(Symbol, i32)>),
 }
 
-impl Totals {
-    fn new(exit: Symbol) -> Totals {
-        Totals { duration_ms: 0, sessions: 0, bounces: 0, pageviews: 0, exits: Exits::All(exit) }
+impl Default for Totals {
+    fn default() -> Totals {
+        Totals { duration_ms: 0, sessions: 0, bounces: 0, pageviews: 0, exits: Exits::All(Symbol::default()) }
+    }
+}
+
+impl Cell for Totals {
+    fn is_empty(&self) -> bool {
+        self.sessions == 0
     }
 
+    fn seal(&mut self) {
+        if let Exits::Counted(pages) = &mut self.exits {
+            pages.shrink_to_fit();
+        }
+    }
+}
+
+impl Totals {
     fn add(&mut self, s: &Session, diff: i64) {
         match &mut self.exits {
             Exits::All(page) if *page == s.exit || self.sessions == 0 => *page = s.exit,
@@ -121,14 +136,23 @@ impl Totals {
 #[derive(Debug, Default)]
 struct BucketSessions {
     total: Sums,
-    entries: CellMap<Symbol, i32>,
-    exits: CellMap<Symbol, i32>,
-    cells: CellMap<(Symbol, DimsId), Totals>,
+    entries: Cells<Symbol, i32>,
+    exits: Cells<Symbol, i32>,
+    cells: Cells<(Symbol, DimsId), Totals>,
+}
+
+impl BucketSessions {
+    fn seal(&mut self) {
+        self.entries.seal();
+        self.exits.seal();
+        self.cells.seal();
+    }
 }
 
 #[derive(Debug, Default)]
 struct ProjectSessions {
     by_interval: [BTreeMap<i64, BucketSessions>; 3],
+    sealing: Sealing,
 }
 
 #[derive(Debug, Default)]
@@ -172,25 +196,24 @@ impl SessionViews {
         let s = &row.session;
         let source = self.dims.id(s.source);
         let project = self.projects.entry(row.project).or_default();
+        project.sealing.note(s.start, through);
         in_window_buckets(&mut project.by_interval, s.start, (through, retention_ms), |_, start, buckets| {
             let bucket = buckets.entry(start).or_default();
             bucket.total.add(s, diff);
             add_count(&mut bucket.entries, s.entry, diff);
             add_count(&mut bucket.exits, s.exit, diff);
-            let totals = bucket.cells.entry((s.entry, source)).or_insert_with(|| Totals::new(s.exit));
-            totals.add(s, diff);
-            if totals.sessions == 0 {
-                bucket.cells.remove(&(s.entry, source));
-                if bucket.cells.is_empty() {
-                    buckets.remove(&start);
-                }
+            bucket.cells.update((s.entry, source), |totals| totals.add(s, diff));
+            if bucket.total.sessions == 0 {
+                buckets.remove(&start);
             }
         });
     }
 
-    /// Drops the buckets that left the window by the tick `through`.
+    /// Drops the buckets that left the window by the tick `through`, and
+    /// seals those that ended.
     pub(super) fn expire(&mut self, through: Time, retention_ms: i64) {
         for project in self.projects.values_mut() {
+            project.sealing.seal_ended(&mut project.by_interval, BucketSessions::seal);
             drop_expired(&mut project.by_interval, through, retention_ms);
         }
         self.projects.retain(|_, p| p.by_interval.iter().any(|b| !b.is_empty()));
@@ -233,7 +256,7 @@ impl SessionViews {
         let mut pages: HashMap<Symbol, i64> = HashMap::new();
         if Resolved::new(names, &q.filters).is_empty() {
             for bucket in self.buckets(names, q) {
-                for (&page, &n) in if exits { &bucket.exits } else { &bucket.entries } {
+                for (&page, &n) in if exits { bucket.exits.iter() } else { bucket.entries.iter() } {
                     *pages.entry(page).or_default() += i64::from(n);
                 }
             }

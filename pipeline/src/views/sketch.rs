@@ -103,6 +103,13 @@ impl VisitorSketch {
         }
     }
 
+    /// Gives back a list's spare room (no more visitors are coming, or few).
+    pub(super) fn shrink(&mut self) {
+        if let Repr::Exact(keys) = &mut self.0 {
+            keys.shrink_to_fit();
+        }
+    }
+
     /// Adds every visitor of `other`.
     pub(super) fn merge(&mut self, other: &VisitorSketch) {
         match &other.0 {

@@ -14,8 +14,9 @@ use sightline_operators::vitals::{empty_histogram, unscale};
 use sightline_operators::{Interval, Rating, Signal, SignalRow, Symbol, Time, VitalUpdate};
 use thin_vec::{ThinVec, thin_vec};
 
+use super::cells::{Cell, Cells};
 use super::pageviews::{DimsId, DimsTable};
-use super::{CellMap, Names, add_i32, drop_expired, in_window_buckets, interval_for, interval_index};
+use super::{CellMap, Names, Sealing, add_i32, drop_expired, in_window_buckets, interval_for, interval_index};
 
 /// A measurement's device, browser and release.
 type VitalDevice = (Symbol, Symbol, Symbol);
@@ -43,11 +44,26 @@ enum Values {
     Many(ThinVec<(Slot, i32)>),
 }
 
-impl Counts {
-    fn new(slot: Slot) -> Counts {
-        Counts { total: 0, values: Values::One(slot) }
+impl Default for Counts {
+    /// No measurement yet: the first one's value replaces this one.
+    fn default() -> Counts {
+        Counts { total: 0, values: Values::One((Rating::Good, 0)) }
+    }
+}
+
+impl Cell for Counts {
+    fn is_empty(&self) -> bool {
+        self.total == 0
     }
 
+    fn seal(&mut self) {
+        if let Values::Many(values) = &mut self.values {
+            values.shrink_to_fit();
+        }
+    }
+}
+
+impl Counts {
     /// Adds `diff` measurements of one value; whether the cell is now empty.
     fn add(&mut self, slot: Slot, diff: i64) -> bool {
         match &mut self.values {
@@ -88,19 +104,20 @@ impl Counts {
 #[derive(Debug, Default)]
 struct MetricCells {
     /// By (path, device id).
-    cells: CellMap<(Symbol, DimsId), Counts>,
+    cells: Cells<(Symbol, DimsId), Counts>,
     /// Hour and day buckets: all their measurements, and per path, which
     /// questions without a device, browser or release filter read instead
     /// of the cells (a day's LCP merged about 50k cells of the busiest site
     /// at 10M events).
     all: Option<Counts>,
-    by_path: CellMap<Symbol, Counts>,
+    by_path: Cells<Symbol, Counts>,
 }
 
-/// Adds `diff` measurements of `slot` to a key's counts; empty counts leave.
-fn count_in<K: Copy + Eq + std::hash::Hash>(counts: &mut CellMap<K, Counts>, key: K, slot: Slot, diff: i64) {
-    if counts.entry(key).or_insert_with(|| Counts::new(slot)).add(slot, diff) {
-        counts.remove(&key);
+impl MetricCells {
+    fn seal(&mut self) {
+        self.cells.seal();
+        self.by_path.seal();
+        self.all.iter_mut().for_each(Cell::seal);
     }
 }
 
@@ -117,6 +134,7 @@ enum Grain {
 #[derive(Debug, Default)]
 struct ProjectVitals {
     by_interval: [BTreeMap<i64, Vec<(VitalName, MetricCells)>>; 3],
+    sealing: Sealing,
 }
 
 /// Every project's vitals histograms.
@@ -132,9 +150,14 @@ impl VitalViews {
         self.projects.remove(&project);
     }
 
-    /// Drops the buckets that left the window by the tick `through`.
+    /// Drops the buckets that left the window by the tick `through`, and
+    /// seals those that ended.
     pub(super) fn expire(&mut self, through: Time, retention_ms: i64) {
         for project in self.projects.values_mut() {
+            project.sealing.seal_ended(&mut project.by_interval, |metrics| {
+                metrics.shrink_to_fit();
+                metrics.iter_mut().for_each(|(_, m)| m.seal());
+            });
             drop_expired(&mut project.by_interval, through, retention_ms);
         }
         self.projects.retain(|_, p| p.by_interval.iter().any(|b| !b.is_empty()));
@@ -149,7 +172,7 @@ impl VitalViews {
         let mut signals = Vec::new();
         for (&bucket, metrics) in p.by_interval[interval_index(Interval::Minute)].range(since..) {
             for (metric, counts) in metrics {
-                for (&(path, device), counts) in &counts.cells {
+                for (&(path, device), counts) in counts.cells.iter() {
                     let (device, _, release) = self.devices.get(device);
                     counts.each(|(_, value), count| {
                         let signal = SignalRow {
@@ -243,6 +266,7 @@ impl VitalViews {
         // Quantized values are at most `MAX_SCALED`, below 2^32.
         let slot = (update.rating, u32::try_from(row.value).unwrap_or(u32::MAX));
         let project = self.projects.entry(row.project).or_default();
+        project.sealing.note(row.ts, through);
         in_window_buckets(&mut project.by_interval, row.ts, (through, retention_ms), |interval, start, buckets| {
             let metrics = buckets.entry(start).or_default();
             let at = match metrics.iter().position(|(m, _)| *m == row.metric) {
@@ -253,14 +277,14 @@ impl VitalViews {
                 }
             };
             let counts = &mut metrics[at].1;
-            count_in(&mut counts.cells, (row.path, device), slot, diff);
+            counts.cells.update((row.path, device), |c| c.add(slot, diff));
             if interval != Interval::Minute {
-                count_in(&mut counts.by_path, row.path, slot, diff);
-                if counts.all.get_or_insert_with(|| Counts::new(slot)).add(slot, diff) {
+                counts.by_path.update(row.path, |c| c.add(slot, diff));
+                if counts.all.get_or_insert_default().add(slot, diff) {
                     counts.all = None;
                 }
             }
-            if counts.cells.is_empty() {
+            if diff < 0 && counts.cells.is_empty() {
                 metrics.swap_remove(at);
                 if metrics.is_empty() {
                     buckets.remove(&start);
@@ -330,7 +354,7 @@ impl VitalViews {
                 }
                 continue;
             }
-            for (&(cell_path, id), counts) in &m.cells {
+            for (&(cell_path, id), counts) in m.cells.iter() {
                 let (d, b, r) = self.devices.get(id);
                 if ok(path, cell_path) && ok(device, d) && ok(browser, b) && ok(release, r) {
                     visit(cell_path, counts);
@@ -397,7 +421,7 @@ mod tests {
 
     #[test]
     fn a_cell_keeps_its_total_and_sorted_values_through_retractions() {
-        let mut counts = Counts::new((Rating::Poor, 900));
+        let mut counts = Counts::default();
         assert!(!counts.add((Rating::Poor, 900), 2));
         assert_eq!(counts.values, Values::One((Rating::Poor, 900)), "one value is held inline");
         assert!(!counts.add((Rating::Good, 100), 1));
