@@ -16,7 +16,7 @@ use sightline_model::{Encoding, Format, IngestContext, UserAgentInfo, decode_bod
 
 /// The server's allocator, so the costs are the server's.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const ITERATIONS: u32 = 100_000;
 const ROUNDS: u32 = 5;
