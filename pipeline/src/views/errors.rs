@@ -10,10 +10,11 @@ use serde::Serialize;
 use sightline_model::{Event, EventKind, Frame, GroupRef, SourceContext};
 use sightline_operators::{ErrorUpdate, Interval, Signal, SignalRow, Symbol, Time};
 
+use super::cells::{self, Cells};
 use super::sketch::VisitorSketch;
-use super::{CellMap, Names, drop_expired, expired, interval_index};
+use super::{Names, Sealing, drop_expired, expired, interval_index};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct Attrs {
     group: Symbol,
     release: Symbol,
@@ -37,11 +38,39 @@ struct GroupCell {
     releases: Vec<(Symbol, i64)>,
 }
 
+impl cells::Cell for Cell {
+    fn is_empty(&self) -> bool {
+        self.count <= 0
+    }
+
+    fn seal(&mut self) {
+        self.users.shrink();
+    }
+}
+
+impl cells::Cell for GroupCell {
+    fn is_empty(&self) -> bool {
+        self.count <= 0
+    }
+
+    fn seal(&mut self) {
+        self.users.shrink();
+        self.releases.shrink_to_fit();
+    }
+}
+
 /// One bucket of a project's errors: its cells, and per group.
 #[derive(Debug, Default)]
 struct ErrorBucket {
-    by_group: CellMap<Symbol, GroupCell>,
-    cells: CellMap<Attrs, Cell>,
+    by_group: Cells<Symbol, GroupCell>,
+    cells: Cells<Attrs, Cell>,
+}
+
+impl ErrorBucket {
+    fn seal(&mut self) {
+        self.by_group.seal();
+        self.cells.seal();
+    }
 }
 
 #[derive(Debug, Default)]
@@ -51,6 +80,7 @@ struct ProjectErrors {
     seen: HashMap<Symbol, (i64, i64)>,
     /// group → its newest events, newest first, at most [`LATEST_EVENTS`].
     latest: HashMap<Symbol, Vec<Arc<Event>>>,
+    sealing: Sealing,
 }
 
 /// Events kept per group for its page.
@@ -71,9 +101,11 @@ impl ErrorViews {
     /// Drops the buckets that left the window by the tick `through`, and a
     /// project's sample events once nothing else of it is left. (Only when
     /// a bucket left: a batch's samples are noted before the dataflow's
-    /// counts of it arrive, and must not be dropped in between.)
+    /// counts of it arrive, and must not be dropped in between.) Seals the
+    /// buckets that ended.
     pub(super) fn expire(&mut self, through: Time, retention_ms: i64) {
         for project in self.projects.values_mut() {
+            project.sealing.seal_ended(&mut project.by_interval, ErrorBucket::seal);
             let removed = drop_expired(&mut project.by_interval, through, retention_ms);
             if removed && project.seen.is_empty() && project.by_interval.iter().all(BTreeMap::is_empty) {
                 project.latest.clear();
@@ -280,30 +312,29 @@ impl ErrorViews {
                     return;
                 }
                 let project = self.projects.entry(c.project).or_default();
+                project.sealing.note(c.bucket, through);
                 let buckets = &mut project.by_interval[interval_index(c.interval)];
                 let attrs = Attrs { group: c.group, release: c.release, path: c.path, device: c.device };
                 let bucket = buckets.entry(c.bucket).or_default();
-                let group = bucket.by_group.entry(c.group).or_default();
-                group.count += diff;
-                match group.releases.iter().position(|(r, _)| *r == c.release) {
-                    Some(at) => group.releases[at].1 += diff,
-                    None => group.releases.push((c.release, diff)),
-                }
-                group.releases.retain(|(_, n)| *n > 0);
-                let cell = bucket.cells.entry(attrs).or_default();
-                cell.count += diff;
-                if diff > 0 {
-                    group.users.insert(*user);
-                    cell.users.insert(*user);
-                }
-                if group.count <= 0 {
-                    bucket.by_group.remove(&c.group);
-                }
-                if cell.count <= 0 {
-                    bucket.cells.remove(&attrs);
-                    if bucket.cells.is_empty() {
-                        buckets.remove(&c.bucket);
+                bucket.by_group.update(c.group, |group| {
+                    group.count += diff;
+                    match group.releases.iter().position(|(r, _)| *r == c.release) {
+                        Some(at) => group.releases[at].1 += diff,
+                        None => group.releases.push((c.release, diff)),
                     }
+                    group.releases.retain(|(_, n)| *n > 0);
+                    if diff > 0 {
+                        group.users.insert(*user);
+                    }
+                });
+                bucket.cells.update(attrs, |cell| {
+                    cell.count += diff;
+                    if diff > 0 {
+                        cell.users.insert(*user);
+                    }
+                });
+                if diff < 0 && bucket.cells.is_empty() {
+                    buckets.remove(&c.bucket);
                 }
             }
             ErrorUpdate::Seen { project, group, first, last } => {
@@ -360,7 +391,7 @@ impl ErrorViews {
                 }
                 continue;
             }
-            for (attrs, cell) in &bucket.cells {
+            for (attrs, cell) in bucket.cells.iter() {
                 if !filters.matches(attrs) || group.is_some_and(|g| g != attrs.group) {
                     continue;
                 }
@@ -448,7 +479,7 @@ impl ErrorViews {
             .map(|p| {
                 p.by_interval[interval_index(interval)]
                     .range(interval.bucket_of(from)..to)
-                    .map(|(&t, bucket)| (t, bucket.by_group.values().map(|g| g.count).sum()))
+                    .map(|(&t, bucket)| (t, bucket.by_group.iter().map(|(_, g)| g.count).sum()))
                     .collect()
             })
             .unwrap_or_default()

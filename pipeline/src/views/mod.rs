@@ -599,12 +599,12 @@ mod tests {
 
     use sightline_model::{PropValue, VitalName};
     use sightline_operators::vitals::{quantize, rate, scale};
-    use sightline_operators::{EventDims, PageDims, Session, VitalRow};
+    use sightline_operators::{ErrorCell, EventDims, PageDims, Session, VitalRow};
 
     use super::*;
 
-    /// Three hours of page views, the sessions they make, custom events and
-    /// vitals, with one event in ten arriving 40 minutes late (some of them
+    /// Three hours of page views, the sessions they make, custom events,
+    /// vitals and errors, with one event in ten arriving 40 minutes late (some of them
     /// on pages not seen before), in ticks of 50 events.
     fn ticks(views: &ViewStore) -> Vec<(i64, Vec<(ViewUpdate, isize)>)> {
         let n = views.names();
@@ -668,6 +668,15 @@ mod tests {
                     value: quantize(value),
                 };
                 tick.push((ViewUpdate::Vital(VitalUpdate { row, rating: rate(VitalName::Lcp, value) }), 1));
+            }
+            if i % 5 == 0 || late {
+                let group = n.intern(["TypeError", "RangeError", "SyntaxError"][(i % 3) as usize]);
+                for interval in Interval::ALL {
+                    let bucket = interval.bucket_of(ts);
+                    let (release, device) = (n.intern(["1.0", "1.1"][(i % 2) as usize]), dims.device);
+                    let cell = ErrorCell { bucket, interval, group, project, release, path, device };
+                    tick.push((ViewUpdate::Error(ErrorUpdate::Event(cell, hash)), 1));
+                }
             }
             if i % 50 == 49 {
                 ticks.push((now + 1, std::mem::take(&mut tick)));
@@ -734,6 +743,21 @@ mod tests {
                 assert_eq!(sealed.sessions_summary(&q), open.sessions_summary(&q), "{from}..{to} {filters:?}");
                 assert_eq!(sealed.session_pages(&q, false), open.session_pages(&q, false));
                 assert_eq!(sealed.session_pages(&q, true), open.session_pages(&q, true));
+            }
+            for (release, path) in [(None, None), (Some("1.1"), None), (None, Some("/late/3"))] {
+                let q = ErrorsQuery {
+                    project_id: "p".into(),
+                    from,
+                    to,
+                    release: release.map(str::to_string),
+                    path: path.map(str::to_string),
+                    device: None,
+                };
+                assert_eq!(sealed.errors(&q), open.errors(&q), "{from}..{to} {release:?} {path:?}");
+                assert_eq!(
+                    sealed.error_rate("p", Interval::Minute, from, to),
+                    open.error_rate("p", Interval::Minute, from, to)
+                );
             }
             let q = VitalsQuery {
                 project_id: "p".into(),
