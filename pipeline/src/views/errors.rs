@@ -105,7 +105,7 @@ impl ErrorViews {
     /// buckets that ended.
     pub(super) fn expire(&mut self, through: Time, retention_ms: i64) {
         for project in self.projects.values_mut() {
-            project.sealing.seal_ended(&mut project.by_interval, ErrorBucket::seal);
+            project.sealing.seal_ended(&mut project.by_interval, |_, bucket| bucket.seal());
             let removed = drop_expired(&mut project.by_interval, through, retention_ms);
             if removed && project.seen.is_empty() && project.by_interval.iter().all(BTreeMap::is_empty) {
                 project.latest.clear();

@@ -70,7 +70,7 @@ impl EventViews {
     /// seals those that ended.
     pub(super) fn expire(&mut self, through: Time, retention_ms: i64) {
         for project in self.projects.values_mut() {
-            project.sealing.seal_ended(&mut project.by_interval, seal);
+            project.sealing.seal_ended(&mut project.by_interval, |_, by_name| seal(by_name));
             drop_expired(&mut project.by_interval, through, retention_ms);
         }
         self.projects.retain(|_, p| p.by_interval.iter().any(|b| !b.is_empty()));

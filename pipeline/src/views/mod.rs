@@ -80,14 +80,14 @@ impl Sealing {
     }
 
     /// Calls `seal` with each bucket (per interval, by start) that ended
-    /// long enough before the latest event, once.
+    /// long enough before the latest event, once, and its interval.
     fn seal_ended<B>(
         &mut self,
         by_interval: &mut [std::collections::BTreeMap<i64, B>; 3],
-        mut seal: impl FnMut(&mut B),
+        mut seal: impl FnMut(Interval, &mut B),
     ) {
         for ((buckets, interval), from) in by_interval.iter_mut().zip(Interval::ALL).zip(&mut self.unsealed_from) {
-            seal_ended(buckets, interval.millis(), from, self.latest, &mut seal);
+            seal_ended(buckets, interval.millis(), from, self.latest, &mut |bucket| seal(interval, bucket));
         }
     }
 }
@@ -626,7 +626,9 @@ mod tests {
                 device: n.intern(["desktop", "mobile"][(i % 3 % 2) as usize]),
                 ..PageDims::default()
             };
-            let visitor = i % 97;
+            // A late page view is its visitor's second of that page and
+            // minute, or (on a new page) the first.
+            let visitor = if late { (i - 1_200) % 97 } else { i % 97 };
             let hash = xxhash_rust::xxh3::xxh3_64(&visitor.to_le_bytes());
             tick.push((ViewUpdate::Pageview(PageviewRow { project, ts, path, visitor: hash, dims }), 1));
             // A visitor's session lasts 20 minutes of the stream.
@@ -679,6 +681,9 @@ mod tests {
                 }
             }
             if i % 50 == 49 {
+                // Consolidated, as the applier gets them: a session changed
+                // twice in a tick is retracted and inserted once.
+                differential_dataflow::consolidation::consolidate(&mut tick);
                 ticks.push((now + 1, std::mem::take(&mut tick)));
             }
         }
@@ -691,16 +696,37 @@ mod tests {
         // stream moves past them) and once with a clock that never reaches
         // them (nothing seals).
         let (sealed, open) = (ViewStore::default(), ViewStore::default());
+        // The live feed's page view and visitor moves per (minute, path), as
+        // a page that adds them up would show them.
+        type Feed = BTreeMap<(i64, String), (i64, i64)>;
+        let read_feed = |changes: &mut broadcast::Receiver<Arc<ViewChange>>, feed: &mut Feed| {
+            while let Ok(change) = changes.try_recv() {
+                if let ChangeBody::Pageviews(deltas) = &change.body {
+                    for d in deltas {
+                        let moved = feed.entry((d.t, d.path.clone())).or_default();
+                        *moved = (moved.0 + d.pageviews, moved.1 + d.visitors);
+                    }
+                }
+            }
+        };
+        let (mut sealed_feed, mut open_feed) = (Feed::new(), Feed::new());
+        let (mut sealed_changes, mut open_changes) = (sealed.subscribe(), open.subscribe());
         let before = cells::SEALED.with(std::cell::Cell::get);
         for (at, updates) in ticks(&sealed) {
             sealed.apply(u64::try_from(at).unwrap(), &updates);
+            read_feed(&mut sealed_changes, &mut sealed_feed);
         }
         assert!(cells::SEALED.with(std::cell::Cell::get) > before + 1_000, "buckets were sealed");
         let sealed_count = cells::SEALED.with(std::cell::Cell::get);
         for (i, (_, updates)) in ticks(&open).into_iter().enumerate() {
             open.apply(u64::try_from(i + 1).unwrap(), &updates);
+            read_feed(&mut open_changes, &mut open_feed);
         }
         assert_eq!(cells::SEALED.with(std::cell::Cell::get), sealed_count, "nothing sealed at a clock of 0");
+        // Late page views reach sealed minutes, whose live feed counts
+        // visitors from their page views.
+        assert!(sealed_feed.keys().any(|(_, path)| path.starts_with("/late/")));
+        assert_eq!(sealed_feed, open_feed);
 
         let ranges = [(0, 4 * 3_600_000), (1_800_000, 5_400_000), (3_600_000, 7_200_000)];
         let page_filters = [

@@ -116,7 +116,8 @@ impl MinuteView {
 struct Bucket {
     total: PathCell,
     /// Per value of each dimension, by [`PageDimension::index`]; only those
-    /// [`rolled_up`] for the bucket's interval.
+    /// [`rolled_up`] for the bucket's interval, and none once a minute is
+    /// sealed ([`Bucket::has_rollup`]).
     by: [Cells<Symbol, PathCell>; 6],
     /// Per (path, dimensions): hour and day buckets.
     cells: Cells<(Symbol, DimsId), PathCell>,
@@ -125,6 +126,7 @@ struct Bucket {
     /// events), at about 45 bytes each in a hash table where a page view
     /// takes 12 here; questions scan them as they scanned the cells.
     views: Vec<MinuteView>,
+    sealed: bool,
 }
 
 /// Whether buckets of `interval` keep a rollup per value of `dimension`.
@@ -136,11 +138,29 @@ fn rolled_up(interval: Interval, dimension: PageDimension) -> bool {
 }
 
 impl Bucket {
-    /// Gives back the room a bucket kept for more page views.
-    fn seal(&mut self) {
-        self.by.iter_mut().for_each(Cells::seal);
-        self.cells.seal();
-        self.views.shrink_to_fit();
+    /// Gives back the room a bucket kept for more page views. A minute
+    /// drops its page rollup: it served the live feed while the minute was
+    /// taking page views, and its page views answer questions (2.65M
+    /// rollup cells at 10M events).
+    fn seal(interval: Interval, bucket: &mut Bucket) {
+        if interval == Interval::Minute {
+            bucket.by = Default::default();
+        }
+        bucket.by.iter_mut().for_each(Cells::seal);
+        bucket.cells.seal();
+        bucket.views.shrink_to_fit();
+        bucket.sealed = true;
+    }
+
+    /// Whether the bucket has a rollup per value of `dimension`.
+    fn has_rollup(&self, interval: Interval, dimension: PageDimension) -> bool {
+        rolled_up(interval, dimension) && !(interval == Interval::Minute && self.sealed)
+    }
+
+    /// Whether the minute has a page view of `path` by `visitor` (a
+    /// [`prefix`]).
+    fn has_view(&self, path: Symbol, visitor: u32) -> bool {
+        self.views.iter().any(|view| view.path == path && view.visitor == visitor)
     }
 
     /// Adds a bucket's page views and visitors that pass `filters` to `into`,
@@ -148,7 +168,7 @@ impl Bucket {
     fn fold(&self, interval: Interval, filters: &Resolved, dims: &DimsTable, into: &mut PathCell) {
         match filters.single() {
             Some(None) => into.merge(&self.total),
-            Some(Some((dimension, value))) if rolled_up(interval, dimension) => {
+            Some(Some((dimension, value))) if self.has_rollup(interval, dimension) => {
                 if let Some(cell) = self.by[dimension.index()].get(&value) {
                     into.merge(cell);
                 }
@@ -177,7 +197,7 @@ impl Bucket {
         visit: &mut impl FnMut(Symbol, &PathCell),
     ) {
         match filters.only(dimension) {
-            Some(only) if rolled_up(interval, dimension) => {
+            Some(only) if self.has_rollup(interval, dimension) => {
                 for (value, cell) in self.by[dimension.index()].iter() {
                     if only.is_none_or(|o| o == *value) {
                         visit(*value, cell);
@@ -487,7 +507,8 @@ impl PageviewViews {
             let bucket = buckets.entry(start).or_default();
             bucket.total.add(row.visitor, diff);
             let mut visitors_moved = 0;
-            for dimension in PageDimension::ALL.into_iter().filter(|d| rolled_up(interval, *d)) {
+            let kept = PageDimension::ALL.map(|d| bucket.has_rollup(interval, d));
+            for dimension in PageDimension::ALL.into_iter().filter(|d| kept[d.index()]) {
                 let value = dimension.of(&(row.path, row.dims));
                 bucket.by[dimension.index()].update(value, |cell| {
                     // The live feed's visitors per (minute, path).
@@ -502,6 +523,8 @@ impl PageviewViews {
             }
             if interval == Interval::Minute {
                 let view = MinuteView { path: row.path, dims, visitor: prefix(row.visitor) };
+                // A sealed minute's live feed counts from its page views.
+                let had = bucket.sealed && bucket.has_view(view.path, view.visitor);
                 if diff > 0 {
                     bucket.views.extend(std::iter::repeat_n(view, diff as usize));
                 } else {
@@ -512,6 +535,9 @@ impl PageviewViews {
                             bucket.views.swap_remove(at);
                         }
                     }
+                }
+                if bucket.sealed {
+                    visitors_moved = i64::from(bucket.has_view(view.path, view.visitor)) - i64::from(had);
                 }
             } else {
                 bucket.cells.update((row.path, dims), |cell| cell.add(row.visitor, diff));

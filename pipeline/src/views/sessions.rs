@@ -213,7 +213,7 @@ impl SessionViews {
     /// seals those that ended.
     pub(super) fn expire(&mut self, through: Time, retention_ms: i64) {
         for project in self.projects.values_mut() {
-            project.sealing.seal_ended(&mut project.by_interval, BucketSessions::seal);
+            project.sealing.seal_ended(&mut project.by_interval, |_, bucket| bucket.seal());
             drop_expired(&mut project.by_interval, through, retention_ms);
         }
         self.projects.retain(|_, p| p.by_interval.iter().any(|b| !b.is_empty()));

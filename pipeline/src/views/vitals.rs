@@ -154,7 +154,7 @@ impl VitalViews {
     /// seals those that ended.
     pub(super) fn expire(&mut self, through: Time, retention_ms: i64) {
         for project in self.projects.values_mut() {
-            project.sealing.seal_ended(&mut project.by_interval, |metrics| {
+            project.sealing.seal_ended(&mut project.by_interval, |_, metrics| {
                 metrics.shrink_to_fit();
                 metrics.iter_mut().for_each(|(_, m)| m.seal());
             });
