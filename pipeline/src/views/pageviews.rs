@@ -5,7 +5,7 @@
 //! the rollups; with more it merges the sketches of the cells the filters
 //! keep; a breakdown groups the same rollups or cells by one dimension.
 //! Minute buckets keep their page views one by one instead of cells, and
-//! only the page rollup.
+//! only the page rollup, until they are sealed.
 //!
 //! Each project also keeps its pages' rollups per six-hour block of hour
 //! buckets, so that ranking pages over a day merges each page's sketches
