@@ -14,7 +14,7 @@ mode=${1:-quick}
 case $mode in
   quick) events=1000000 checkpoint=100000 rounds=20 ramp_from=60000 ramp_step=30000 step_s=1.5 latency_s=5
          insert_sample=50000 baseline_rounds=5 ceiling=300000 profile=0 ;;
-  full)  events=10000000 checkpoint=1000000 rounds=100 ramp_from=40000 ramp_step=20000 step_s=6 latency_s=20
+  full)  events=10000000 checkpoint=1000000 rounds=100 ramp_from=60000 ramp_step=30000 step_s=5 latency_s=20
          insert_sample=1000000 baseline_rounds=20 ceiling=3000000 profile=1 ;;
   *) echo "usage: bench/run.sh [quick|full]" >&2; exit 2 ;;
 esac
@@ -56,17 +56,25 @@ for transport in embedded nats; do
   if [ $transport = nats ]; then extra=(--nats nats://127.0.0.1:4222 --nats-stream "$stream"); fi
   pid=$(serve "$dir" $port "${extra[@]}")
   rss_idle=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
-  ramp_flag=$work/ramp-$transport
+  profile_flag=$work/profiling-$transport
+  profiling=()
   if [ $profile = 1 ] && [ $transport = embedded ]; then
-    # 30 s of the server's CPU from the start of the ramp.
-    (while [ ! -f "$ramp_flag" ]; do sleep 0.1; done
+    profiling=(--profile-flag "$profile_flag")
+    # At most 30 s of the server's CPU while the bench sends the rest of the
+    # events as fast as they are taken: not during the ramp, whose rates the
+    # profiler's own CPU would lower.
+    (while [ ! -f "$profile_flag" ]; do kill -0 $pid 2>/dev/null || exit 0; sleep 0.1; done
      perf record -e cpu-clock -F 199 --call-graph dwarf,16384 -p $pid -o "$work/perf.data" -- sleep 30 \
-       >/dev/null 2>&1) &
+       >/dev/null 2>&1 &
+     perf_pid=$!
+     while [ -f "$profile_flag" ] && kill -0 $perf_pid 2>/dev/null; do sleep 0.1; done
+     kill -INT $perf_pid 2>/dev/null || true
+     wait $perf_pid || true) &
   fi
   target/release/sightline-bench --url "http://127.0.0.1:$port" --admin-token $TOKEN --events $events \
     --end-ms $end_ms --checkpoint $checkpoint --query-rounds $rounds --ramp-from $ramp_from --ramp-step $ramp_step \
     --step-seconds $step_s --latency-seconds $latency_s --server-pid $pid \
-    --ramp-flag "$ramp_flag" > "$work/sightline-$transport.json"
+    "${profiling[@]}" > "$work/sightline-$transport.json"
   disk=$(du -sb "$dir" | cut -f1)
   stop $pid
   # Restart to ready: the whole archive replayed into the views.
@@ -98,6 +106,6 @@ if [ -f "$work/perf.data" ]; then
     echo; echo "By thread and function (above 0.5 %):"; report --sort comm,symbol --percent-limit 0.5
   } > "$work/profile.txt"
   DEBUGINFOD_URLS= perf script -i "$work/perf.data" --no-inline 2>/dev/null | inferno-collapse-perf \
-    | inferno-flamegraph --title "sightline serve, embedded, 30 s of bench/run.sh full" > "$work/flamegraph.svg"
+    | inferno-flamegraph --title "sightline serve, embedded, events as fast as taken, bench/run.sh full" > "$work/flamegraph.svg"
 fi
 python3 bench/report.py "$work" "$mode"

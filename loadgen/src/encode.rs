@@ -6,7 +6,6 @@ use std::io::Write;
 
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
-use sightline_model::enrich::path_of;
 use sightline_model::{
     ClientEvent, Envelope, EventKind, IngestContext, PropValue, UserAgentInfo, enrich, referrer_domain,
 };
@@ -190,7 +189,7 @@ pub fn write_csv(events: impl Iterator<Item = GeneratedEvent>, out: &mut impl Wr
             name,
             event.anonymous_id.clone(),
             event.session_id.clone().unwrap_or_default(),
-            url.map(path_of).unwrap_or_default(),
+            event.path.clone(),
             referrer,
             agent.device.as_str().to_owned(),
             agent.browser.clone(),

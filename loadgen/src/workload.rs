@@ -367,11 +367,13 @@ impl Iterator for Generator {
                 }
             }
         };
+        let page = &self.paths[session.page];
         let event = ClientEvent {
             ts: Some(ts),
             anonymous_id: format!("v{project}-{}", session.visitor),
             session_id: Some(format!("s{}", session.id)),
-            url: Some(format!("https://{}{}", self.hosts[project], self.paths[session.page])),
+            url: Some(format!("https://{}{page}", self.hosts[project])),
+            path: page.clone(),
             release: Some("web@2026.11.3".to_owned()),
             kind,
         };

@@ -56,7 +56,6 @@ pub fn enrich(event: ClientEvent, ctx: &IngestContext) -> Event {
         Some(ts) if ts <= ctx.received_at + MAX_CLOCK_SKEW_MS => ts,
         _ => ctx.received_at,
     };
-    let path = event.url.as_deref().map(path_of).unwrap_or_default();
     Event {
         id: Uuid::now_v7(),
         project_id: ctx.project_id.clone(),
@@ -66,7 +65,7 @@ pub fn enrich(event: ClientEvent, ctx: &IngestContext) -> Event {
         anonymous_id: event.anonymous_id,
         session_id: event.session_id,
         url: event.url,
-        path,
+        path: event.path,
         release: event.release,
         device: ctx.user_agent.device,
         browser: ctx.user_agent.browser.clone(),
@@ -75,13 +74,15 @@ pub fn enrich(event: ClientEvent, ctx: &IngestContext) -> Event {
     }
 }
 
-/// The path of a URL, without query or fragment; `/` when empty.
-pub fn path_of(url: &str) -> String {
+/// The path of a page's URL, without query or fragment (`/` when empty);
+/// `None` when `url` is neither an absolute URL nor a path.
+pub fn path_of(url: &str) -> Option<String> {
     let path = match url::Url::parse(url) {
         Ok(parsed) => parsed.path().to_owned(),
-        Err(_) => url.split(['?', '#']).next().unwrap_or("").to_owned(),
+        Err(_) if url.starts_with('/') => url.split(['?', '#']).next().unwrap_or("").to_owned(),
+        Err(_) => return None,
     };
-    if path.is_empty() { "/".to_owned() } else { path }
+    Some(if path.is_empty() { "/".to_owned() } else { path })
 }
 
 /// The referring site of a page view: the referrer's host without `www.`,
@@ -148,9 +149,10 @@ mod tests {
 
     #[test]
     fn paths_come_from_urls() {
-        assert_eq!(path_of("https://shop.example/cart?id=3#top"), "/cart");
-        assert_eq!(path_of("https://shop.example"), "/");
-        assert_eq!(path_of("/docs/intro?x"), "/docs/intro");
+        assert_eq!(path_of("https://shop.example/cart?id=3#top").as_deref(), Some("/cart"));
+        assert_eq!(path_of("https://shop.example").as_deref(), Some("/"));
+        assert_eq!(path_of("/docs/intro?x").as_deref(), Some("/docs/intro"));
+        assert_eq!(path_of("docs/intro"), None);
     }
 
     #[test]
@@ -165,6 +167,7 @@ mod tests {
             anonymous_id: "a".into(),
             session_id: None,
             url: Some("https://x.example/a".into()),
+            path: "/a".into(),
             release: None,
             kind: EventKind::Pageview { referrer: None, title: None },
         };

@@ -138,6 +138,9 @@ pub struct ClientEvent {
     pub anonymous_id: String,
     pub session_id: Option<String>,
     pub url: Option<String>,
+    /// The path of `url` ([`crate::enrich::path_of`]), found while checking
+    /// it; empty without a url.
+    pub path: String,
     pub release: Option<String>,
     pub kind: EventKind,
 }

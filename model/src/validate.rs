@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::enrich::path_of;
 use crate::event::{ClientEvent, EventKind, Frame, PropValue, VitalName};
 use crate::limits::{
     MAX_FINGERPRINT_PARTS, MAX_FRAMES, MAX_PROP_KEY_BYTES, MAX_PROPS, MAX_STACK_BYTES, MAX_STRING_BYTES,
@@ -105,17 +106,21 @@ pub fn validate_event(value: &WireValue) -> Result<ClientEvent, Rejection> {
             ));
         }
     };
-    if let Some(url) = &url
-        && url::Url::parse(url).is_err()
-        && !url.starts_with('/')
-    {
-        return Err(Rejection::new("invalid_value", "url", "`url` must be an absolute URL or a path"));
-    }
+    // One parse checks the url and finds its path: a second one cost a
+    // tenth of the ingest threads' time (perf).
+    let path = match url.as_deref().map(path_of) {
+        Some(None) => {
+            return Err(Rejection::new("invalid_value", "url", "`url` must be an absolute URL or a path"));
+        }
+        Some(Some(path)) => path,
+        None => String::new(),
+    };
     Ok(ClientEvent {
         ts: event.optional_int("ts")?,
         anonymous_id: anonymous_id.unwrap_or_default(),
         session_id: event.optional_str("session_id", MAX_STRING_BYTES)?,
         url,
+        path,
         release: event.optional_str("release", MAX_STRING_BYTES)?,
         kind,
     })
