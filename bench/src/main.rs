@@ -75,6 +75,8 @@ struct Args {
     /// during the ramp: a profiler on these two cores takes the CPU the ramp
     /// measures (100k events/s kept up with, 84 ms behind at worst; with
     /// `perf record --call-graph dwarf` attached, 86,796/s and 3 s behind).
+    /// The questions wait for `<file>.done`, written once the profiler has
+    /// exited.
     #[arg(long)]
     profile_flag: Option<std::path::PathBuf>,
     /// Publish straight onto this NATS server's stream instead of the ingest
@@ -378,6 +380,13 @@ async fn main() -> anyhow::Result<()> {
     let rest = bench.send(next..bench.batches.len(), closed(bench.args.concurrency)).await;
     if let Some(flag) = &bench.args.profile_flag {
         std::fs::remove_file(flag)?;
+        let mut done = flag.clone().into_os_string();
+        done.push(".done");
+        let done = std::path::PathBuf::from(done);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !done.exists() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
     sent += rest.events_accepted;
     let catch_up_ms = bench.catch_up().await?;

@@ -237,8 +237,8 @@ mod tests {
         assert!(batches.iter().all(|b| b.events <= 100));
         let mut decoded = Vec::new();
         for batch in &batches {
-            for wire in decode_body(&batch.body, Format::Json, Encoding::Identity).unwrap().events {
-                decoded.push((batch.project, sightline_model::validate_event(&wire).unwrap()));
+            for mut wire in decode_body(&batch.body, Format::Json, Encoding::Identity).unwrap().events {
+                decoded.push((batch.project, sightline_model::validate_event(&mut wire).unwrap()));
             }
         }
         let mut expected: Vec<_> = generated.into_iter().map(|g| (g.project, g.event)).collect();

@@ -294,8 +294,8 @@ mod tests {
         fn arbitrary_bodies_never_panic(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512), selector in 0u8..4) {
             let format = if selector & 1 == 0 { Format::Json } else { Format::MessagePack };
             let encoding = if selector & 2 == 0 { Encoding::Identity } else { Encoding::Gzip };
-            if let Ok(batch) = decode_body(&body, format, encoding) {
-                for event in &batch.events {
+            if let Ok(mut batch) = decode_body(&body, format, encoding) {
+                for event in &mut batch.events {
                     let _ = crate::validate::validate_event(event);
                 }
             }

@@ -441,7 +441,7 @@ async fn ingest_batch(
             .field("content-encoding")
     })?;
     let bytes = read_capped(body).await?;
-    let batch = decode_body(&bytes, format, encoding).map_err(body_error)?;
+    let mut batch = decode_body(&bytes, format, encoding).map_err(body_error)?;
     if let Err(retry_after_s) = active.admit(batch.events.len()) {
         telemetry::refused("key_rate_limited");
         return Err(ApiError {
@@ -461,7 +461,7 @@ async fn ingest_batch(
         received_at,
         user_agent: UserAgentInfo::parse(header_str(header::USER_AGENT)),
     };
-    let (events, rejected) = accept_events(state, &batch.events, &ctx);
+    let (events, rejected) = accept_events(state, &mut batch.events, &ctx);
     let accepted = events.len();
     if accepted > 0 {
         let mut by_type: HashMap<&'static str, u64> = HashMap::new();
@@ -482,14 +482,14 @@ async fn ingest_batch(
 
 /// The batch's valid events, enriched, error events grouped; and what was
 /// wrong with the others.
-fn accept_events(state: &AppState, values: &[WireValue], ctx: &IngestContext) -> (Vec<Event>, Vec<RejectedEvent>) {
+fn accept_events(state: &AppState, values: &mut [WireValue], ctx: &IngestContext) -> (Vec<Event>, Vec<RejectedEvent>) {
     // Read before any map is: should a map be uploaded meanwhile, groups
     // remembered from this batch are already stale and never used.
     let maps_generation = state.sourcemaps.generation();
     let batch_maps = BatchMaps::new(&state.sourcemaps, &ctx.project_id);
     let mut events = Vec::with_capacity(values.len());
     let mut rejected = Vec::new();
-    for (index, value) in values.iter().enumerate() {
+    for (index, value) in values.iter_mut().enumerate() {
         match validate_event(value) {
             Ok(event) => {
                 let mut event = enrich(event, ctx);
@@ -613,8 +613,8 @@ mod tests {
         for kind in kinds {
             let batch = IngestBatch { events: vec![IngestEvent { common: common(), kind }] };
             let body = serde_json::to_vec(&json!({ "events": batch.events })).unwrap();
-            let decoded = decode_body(&body, Format::Json, Encoding::Identity).unwrap();
-            let verdict = validate_event(&decoded.events[0]);
+            let mut decoded = decode_body(&body, Format::Json, Encoding::Identity).unwrap();
+            let verdict = validate_event(&mut decoded.events[0]);
             assert!(verdict.is_ok(), "{} is refused: {:?}", String::from_utf8_lossy(&body), verdict.err());
         }
     }

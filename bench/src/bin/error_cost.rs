@@ -38,8 +38,8 @@ fn main() {
     let run = |processing: Processing| {
         let started = Instant::now();
         for _ in 0..ITERATIONS {
-            let batch = decode_body(black_box(&body), Format::Json, Encoding::Identity).unwrap();
-            let mut event = enrich(validate_event(&batch.events[0]).unwrap(), &ctx);
+            let mut batch = decode_body(black_box(&body), Format::Json, Encoding::Identity).unwrap();
+            let mut event = enrich(validate_event(&mut batch.events[0]).unwrap(), &ctx);
             match processing {
                 Processing::None => {}
                 // A maps generation never used before makes the stack new

@@ -9,9 +9,9 @@ fuzz_target!(|data: &[u8]| {
     let Some((&selector, body)) = data.split_first() else { return };
     let format = if selector & 1 == 0 { Format::Json } else { Format::MessagePack };
     let encoding = if selector & 2 == 0 { Encoding::Identity } else { Encoding::Gzip };
-    if let Ok(batch) = decode_body(body, format, encoding) {
+    if let Ok(mut batch) = decode_body(body, format, encoding) {
         assert!(batch.events.len() <= sightline_model::limits::MAX_EVENTS_PER_BATCH);
-        for event in &batch.events {
+        for event in &mut batch.events {
             let _ = validate_event(event);
         }
     }
