@@ -165,6 +165,12 @@ struct Fields<'a> {
     prefix: String,
 }
 
+/// The path of `key` in an object at `prefix`, for error messages: written
+/// only for a field that is rejected.
+fn field_path(prefix: &str, key: &str) -> String {
+    format!("{prefix}{key}")
+}
+
 /// The value of `key` among `entries`, unless it is absent or null.
 fn find<'v>(entries: &'v mut [(String, WireValue)], key: &str) -> Option<&'v mut WireValue> {
     entries.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v).filter(|v| **v != WireValue::Null)
@@ -182,7 +188,7 @@ impl<'a> Fields<'a> {
     }
 
     fn path(&self, key: &str) -> String {
-        format!("{}{key}", self.prefix)
+        field_path(&self.prefix, key)
     }
 
     fn get(&mut self, key: &str) -> Option<&mut WireValue> {
@@ -190,16 +196,15 @@ impl<'a> Fields<'a> {
     }
 
     fn optional_str(&mut self, key: &str, max: usize) -> Result<Option<String>, Rejection> {
-        let path = |prefix: &str| format!("{prefix}{key}");
         match find(self.entries, key) {
             None => Ok(None),
             Some(WireValue::Str(s)) if s.len() <= max => Ok(Some(std::mem::take(s))),
-            Some(WireValue::Str(s)) => Err(Rejection::new(
-                "too_long",
-                path(&self.prefix),
-                format!("`{}` is {} bytes, the limit is {max}", path(&self.prefix), s.len()),
-            )),
-            Some(other) => Err(Rejection::wrong_type(&path(&self.prefix), "a string", other)),
+            Some(WireValue::Str(s)) => {
+                let path = field_path(&self.prefix, key);
+                let message = format!("`{path}` is {} bytes, the limit is {max}", s.len());
+                Err(Rejection::new("too_long", path, message))
+            }
+            Some(other) => Err(Rejection::wrong_type(&field_path(&self.prefix, key), "a string", other)),
         }
     }
 
@@ -212,7 +217,7 @@ impl<'a> Fields<'a> {
             None => Ok(None),
             Some(WireValue::Int(i)) => Ok(Some(*i)),
             Some(WireValue::Float(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Some(*f as i64)),
-            Some(other) => Err(Rejection::wrong_type(&format!("{}{key}", self.prefix), "an integer", other)),
+            Some(other) => Err(Rejection::wrong_type(&field_path(&self.prefix, key), "an integer", other)),
         }
     }
 
@@ -227,12 +232,11 @@ impl<'a> Fields<'a> {
     }
 
     fn required_number(&mut self, key: &str) -> Result<f64, Rejection> {
-        let path = format!("{}{key}", self.prefix);
         match find(self.entries, key) {
-            None => Err(Rejection::missing(&path)),
+            None => Err(Rejection::missing(&field_path(&self.prefix, key))),
             Some(WireValue::Int(i)) => Ok(*i as f64),
             Some(WireValue::Float(f)) => Ok(*f),
-            Some(other) => Err(Rejection::wrong_type(&path, "a number", other)),
+            Some(other) => Err(Rejection::wrong_type(&field_path(&self.prefix, key), "a number", other)),
         }
     }
 
@@ -337,8 +341,8 @@ mod tests {
 
     fn one(json: &str) -> Result<ClientEvent, Rejection> {
         let body = format!(r#"{{"events":[{json}]}}"#);
-        let batch = decode_body(body.as_bytes(), Format::Json, Encoding::Identity).unwrap();
-        validate_event(&mut batch.events[0].clone())
+        let mut batch = decode_body(body.as_bytes(), Format::Json, Encoding::Identity).unwrap();
+        validate_event(&mut batch.events[0])
     }
 
     #[test]
