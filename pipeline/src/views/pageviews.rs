@@ -598,10 +598,13 @@ impl PageviewViews {
     /// range: the `limit` values with the most visitors, most first.
     ///
     /// Merging every value's sketches over every bucket took most of the
-    /// time, so it is done only for values that can make the cut: a value's
-    /// union has at least its largest bucket's visitors and at most the sum
-    /// of its buckets' (and its page views); values whose most is well
-    /// under the `limit`-th largest least are left out.
+    /// time, so it is done only for values that can make the cut. A value
+    /// has at most as many visitors as page views, which its cells hold
+    /// inline: the values with the most page views are merged first, then
+    /// those whose page views reach the `limit`-th most visitors found.
+    /// (Bounding each value by its cells' visitors instead read every
+    /// cell's sketch, a cache miss each: two thirds of the question at 10M
+    /// events.)
     pub(super) fn breakdown(
         &self,
         names: &Names,
@@ -613,6 +616,9 @@ impl PageviewViews {
         let Some(project) = names.lookup(&q.project_id).and_then(|p| self.projects.get(&p)) else {
             return Vec::new();
         };
+        if limit == 0 {
+            return Vec::new();
+        }
         let first = q.interval.bucket_of(q.from);
         // Calls `visit` with each (value, cell) of the range: whole blocks of
         // page rollups where they can answer, else the buckets'.
@@ -630,36 +636,35 @@ impl PageviewViews {
                 }
             }
         };
-        // Page views, and the least and most visitors, per value.
-        let mut bounds: HashMap<Symbol, (i64, i64, i64)> = HashMap::new();
-        each(&mut |value, cell| {
-            let (pageviews, least, most) = bounds.entry(value).or_default();
-            let visitors = cell.visitors.count();
-            *pageviews += cell.pageviews;
-            *least = (*least).max(visitors);
-            *most += visitors;
-        });
-        let mut leasts: Vec<i64> = bounds.values().map(|(_, least, _)| *least).collect();
-        let cut = if leasts.len() > limit && limit > 0 {
-            *leasts.select_nth_unstable_by(limit - 1, |a, b| b.cmp(a)).1
-        } else {
-            0
+        let mut pageviews: CellMap<Symbol, i64> = CellMap::default();
+        each(&mut |value, cell| *pageviews.entry(value).or_default() += cell.pageviews);
+        let mut by_pageviews: Vec<(Symbol, i64)> = pageviews.into_iter().filter(|(_, n)| *n > 0).collect();
+        by_pageviews.sort_unstable_by_key(|(_, pageviews)| std::cmp::Reverse(*pageviews));
+        // Merges the cells of `values`: (value, page views, visitors) each.
+        let merge = |values: &[(Symbol, i64)]| {
+            let mut rows: CellMap<Symbol, PathCell> =
+                values.iter().map(|(value, _)| (*value, PathCell::default())).collect();
+            each(&mut |value, cell| {
+                if let Some(row) = rows.get_mut(&value) {
+                    row.merge(cell);
+                }
+            });
+            rows.into_iter().map(|(value, row)| (value, row.pageviews, row.visitors.count())).collect::<Vec<_>>()
         };
+        let leaders = by_pageviews.len().min(2 * limit);
+        let mut rows = merge(&by_pageviews[..leaders]);
+        let mut visitors: Vec<i64> = rows.iter().map(|(_, _, visitors)| *visitors).collect();
+        let cut =
+            if visitors.len() >= limit { *visitors.select_nth_unstable_by(limit - 1, |a, b| b.cmp(a)).1 } else { 0 };
         // A sketch's count is within a few % of the truth: keep a margin.
-        let may_make_it = |(pageviews, _, most): &(i64, i64, i64)| (*most).min(*pageviews) * 100 >= cut * 95;
-        let mut rows: HashMap<Symbol, PathCell> =
-            bounds.iter().filter(|(_, b)| may_make_it(b)).map(|(value, _)| (*value, PathCell::default())).collect();
-        each(&mut |value, cell| {
-            if let Some(row) = rows.get_mut(&value) {
-                row.merge(cell);
-            }
-        });
+        let rest = by_pageviews[leaders..].partition_point(|(_, pageviews)| pageviews * 100 >= cut * 95);
+        rows.extend(merge(&by_pageviews[leaders..leaders + rest]));
         let mut rows: Vec<BreakdownRow> = rows
             .into_iter()
-            .map(|(value, cell)| BreakdownRow {
+            .map(|(value, pageviews, visitors)| BreakdownRow {
                 value: names.name(value).to_string(),
-                visitors: Some(cell.visitors.count()),
-                pageviews: Some(cell.pageviews),
+                visitors: Some(visitors),
+                pageviews: Some(pageviews),
                 sessions: None,
             })
             .collect();
@@ -821,16 +826,25 @@ mod tests {
                 }
             }
         }
+        // Pages that lead by page views with few visitors (reloaded all
+        // day): the most page views are not the most visitors.
+        for page in 0..30u64 {
+            for hour in 0..24 {
+                let ts = hour * 3_600_000;
+                updates.push((hit(&views, ts, &format!("/reloaded/{page}"), "Firefox", page + 1_000_000), 1_000));
+            }
+        }
         views.apply(10, &updates);
         let all = views.breakdown(&query(h, 24 * 3_600_000, PageFilters::default()), PageDimension::Page, 1_000);
-        assert_eq!(all.len(), 60);
-        for limit in [1, 5, 20] {
+        assert_eq!(all.len(), 90);
+        assert!(all[..60].iter().all(|row| !row.value.starts_with("/reloaded")));
+        for limit in [1, 5, 20, 59, 60, 61] {
             let top = views.breakdown(&query(h, 24 * 3_600_000, PageFilters::default()), PageDimension::Page, limit);
             assert_eq!(top, all[..limit], "limit {limit}");
         }
         let browsers = views.breakdown(&query(h, 24 * 3_600_000, PageFilters::default()), PageDimension::Browser, 3);
         assert_eq!(browsers.len(), 1);
-        assert_eq!(browsers[0].pageviews, Some(updates.len() as i64));
+        assert_eq!(browsers[0].pageviews, Some(updates.iter().map(|(_, n)| *n as i64).sum::<i64>()));
     }
 
     #[test]
