@@ -16,6 +16,12 @@ const SLOT_MS: Time = 1_000;
 /// A due second's retractions are first consolidated at this many.
 const CONSOLIDATE_AT: usize = 1_024;
 
+/// A due second's retractions are consolidated again once half as many
+/// again as were left by the last consolidation are held.
+fn next_consolidation(consolidated: usize) -> usize {
+    CONSOLIDATE_AT.max(consolidated + consolidated / 2)
+}
+
 /// Keeps each record until the tick `expiry(record)` and retracts it then.
 /// A record already expired when it arrives is dropped. Views built on the
 /// result shrink on their own as time passes.
@@ -23,8 +29,9 @@ const CONSOLIDATE_AT: usize = 1_024;
 /// The retractions are held here, by due time, until the frontier reaches
 /// them, instead of being sent downstream at once: a batcher holding
 /// millions of future updates would re-sort them on every tick. Each due
-/// second's retractions are consolidated whenever they double, so a record
-/// repeated by many events (a view's cell) is held once, not once per event.
+/// second's retractions are consolidated whenever they grow by half, so a
+/// record repeated by many events (a view's cell) is held once, not once per
+/// event.
 pub fn expire_at<'s, D>(
     records: VecCollection<'s, Time, D>,
     expiry: impl Fn(&D) -> i64 + 'static,
@@ -55,9 +62,16 @@ where
                         let (_, held, consolidated) =
                             due.entry(slot).or_insert_with(|| (cap.delayed(&slot), Vec::new(), 0));
                         held.push((record.clone(), expires, -diff));
-                        if held.len() >= CONSOLIDATE_AT.max(2 * *consolidated) {
+                        if held.len() >= next_consolidation(*consolidated) {
                             consolidate_updates(held);
                             *consolidated = held.len();
+                            // Room for exactly the updates until the next
+                            // consolidation: grown by doubling, a due hour of
+                            // distinct vital samples held up to four times
+                            // its updates (90 MB at 10M events).
+                            let room = next_consolidation(held.len());
+                            held.shrink_to(room);
+                            held.reserve_exact(room - held.len());
                         }
                         now.push((record, time, diff));
                     }

@@ -33,10 +33,12 @@ pub const IDLE_MS: i64 = 30 * 60_000;
 /// stream's clock ([`SessionHit::clock`]) has settled: its fold is dropped,
 /// and a later hit with the same id starts a new session, as in Plausible's
 /// session cache. The SDKs end a session after 30 idle minutes, and events
-/// more than an hour late are rare; keeping every fold until its day left
-/// the window held one per session of the whole window (about 450 MB at
-/// 10M events, bench/README.md).
-pub const SETTLED_MS: i64 = 3 * 3_600_000;
+/// more than an hour late are rare: a late hit still finds its session's
+/// fold when it is at most 30 minutes after the latest hit held and at most
+/// 90 late. Keeping every fold until its day left the window held one per
+/// session of the whole window (about 450 MB at 10M events,
+/// bench/README.md); three hours held 110 MB of folds.
+pub const SETTLED_MS: i64 = 2 * 3_600_000;
 /// Sessions are timed to the second: hits of one page in one second are
 /// one value of the reduce, with a multiplicity, which keeps its input
 /// small for busy visitors.
@@ -349,6 +351,12 @@ pub fn fold_sdk_sessions<'s>(
                                 folds.remove(&key);
                             }
                         }
+                    }
+                    // A table never shrinks on its own: after a burst (a
+                    // replay of the archive, a busy hour) it would keep the
+                    // room of its most folds.
+                    if folds.capacity() > 4 * folds.len() + 1_024 {
+                        folds.shrink_to(2 * folds.len());
                     }
                 }
             }

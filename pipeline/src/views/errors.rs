@@ -12,7 +12,7 @@ use sightline_operators::{ErrorUpdate, Interval, Signal, SignalRow, Symbol, Time
 
 use super::cells::{self, Cells};
 use super::sketch::VisitorSketch;
-use super::{Names, Sealing, drop_expired, expired, interval_index};
+use super::{KEPT, Names, Sealing, drop_expired, expired, interval_index};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct Attrs {
@@ -75,7 +75,7 @@ impl ErrorBucket {
 
 #[derive(Debug, Default)]
 struct ProjectErrors {
-    by_interval: [BTreeMap<i64, ErrorBucket>; 3],
+    by_interval: [BTreeMap<i64, ErrorBucket>; KEPT],
     /// group → (first, last) event time.
     seen: HashMap<Symbol, (i64, i64)>,
     /// group → its newest events, newest first, at most [`LATEST_EVENTS`].
@@ -308,7 +308,7 @@ impl ErrorViews {
     ) {
         match update {
             ErrorUpdate::Event(c, user) => {
-                if expired(c.interval, c.bucket, through, retention_ms) {
+                if c.interval != c.interval.kept() || expired(c.interval, c.bucket, through, retention_ms) {
                     return;
                 }
                 let project = self.projects.entry(c.project).or_default();
@@ -378,9 +378,11 @@ impl ErrorViews {
         let Some(project) = names.lookup(&q.project_id).and_then(|p| self.projects.get(&p)) else {
             return tallies;
         };
-        let buckets = &project.by_interval[interval_index(interval)];
+        let buckets = &project.by_interval[interval_index(interval.kept())];
         let unfiltered = filters.release.is_none() && filters.path.is_none() && filters.device.is_none();
-        for (&t, bucket) in buckets.range(interval.bucket_of(q.from)..q.to) {
+        for (&start, bucket) in buckets.range(interval.bucket_of(q.from)..q.to) {
+            // A day's point adds up its hours.
+            let t = interval.bucket_of(start);
             if unfiltered {
                 for (&g, cell) in bucket.by_group.iter().filter(|(g, _)| group.is_none_or(|want| want == **g)) {
                     let tally = tallies.by_group.entry(g).or_default();
@@ -474,15 +476,14 @@ impl ErrorViews {
 
     /// Errors per bucket of a project, all groups.
     pub(super) fn counts(&self, project: Symbol, interval: Interval, from: i64, to: i64) -> BTreeMap<i64, i64> {
-        self.projects
-            .get(&project)
-            .map(|p| {
-                p.by_interval[interval_index(interval)]
-                    .range(interval.bucket_of(from)..to)
-                    .map(|(&t, bucket)| (t, bucket.by_group.iter().map(|(_, g)| g.count).sum()))
-                    .collect()
-            })
-            .unwrap_or_default()
+        let mut counts = BTreeMap::new();
+        if let Some(p) = self.projects.get(&project) {
+            for (&t, bucket) in p.by_interval[interval_index(interval.kept())].range(interval.bucket_of(from)..to) {
+                *counts.entry(interval.bucket_of(t)).or_default() +=
+                    bucket.by_group.iter().map(|(_, g)| g.count).sum::<i64>();
+            }
+        }
+        counts
     }
 }
 

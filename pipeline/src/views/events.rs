@@ -16,7 +16,7 @@ use sightline_operators::{EventRow, Interval, Symbol, Time};
 
 use super::cells::{Cells, add_count};
 use super::pageviews::{DimsId, DimsTable};
-use super::{CellMap, MAX_SERIES_POINTS, Names, Sealing, drop_expired, in_window_buckets, interval_index};
+use super::{CellMap, KEPT, MAX_SERIES_POINTS, Names, Sealing, drop_expired, in_window_buckets, interval_index};
 use crate::interner::{PropPairs, PropSets};
 
 /// Most values a breakdown lists per property.
@@ -41,7 +41,7 @@ struct NameCounts {
 /// One project's custom events, per interval, per bucket start, per name.
 #[derive(Debug, Default)]
 struct ProjectEvents {
-    by_interval: [BTreeMap<i64, CellMap<Symbol, NameCounts>>; 3],
+    by_interval: [BTreeMap<i64, CellMap<Symbol, NameCounts>>; KEPT],
     sealing: Sealing,
 }
 
@@ -208,14 +208,14 @@ impl EventViews {
                     (filter.props.iter().all(|wanted| pairs.contains(wanted)), pairs)
                 });
                 if *matches {
-                    *per_bucket.entry(bucket).or_default() += count;
+                    *per_bucket.entry(q.interval.bucket_of(bucket)).or_default() += count;
                     *per_name.entry(name).or_default() += count;
                     for pair in pairs.iter() {
                         *per_prop.entry(*pair).or_default() += count;
                     }
                 }
             };
-            let buckets = project.by_interval[interval_index(q.interval)].range(first..q.to);
+            let buckets = project.by_interval[interval_index(q.interval.kept())].range(first..q.to);
             for (&bucket, by_name) in buckets {
                 let wanted: Vec<(&Symbol, &NameCounts)> = match filter.name {
                     Some(name) => by_name.get_key_value(&name).into_iter().collect(),

@@ -71,7 +71,7 @@ struct Sealing {
     /// client clock ahead of time does not seal what is still open).
     latest: i64,
     /// Per interval, the start from which buckets are not sealed yet.
-    unsealed_from: [i64; 3],
+    unsealed_from: [i64; KEPT],
 }
 
 impl Sealing {
@@ -83,10 +83,10 @@ impl Sealing {
     /// long enough before the latest event, once, and its interval.
     fn seal_ended<B>(
         &mut self,
-        by_interval: &mut [std::collections::BTreeMap<i64, B>; 3],
+        by_interval: &mut [std::collections::BTreeMap<i64, B>; KEPT],
         mut seal: impl FnMut(Interval, &mut B),
     ) {
-        for ((buckets, interval), from) in by_interval.iter_mut().zip(Interval::ALL).zip(&mut self.unsealed_from) {
+        for ((buckets, interval), from) in by_interval.iter_mut().zip(Interval::KEPT).zip(&mut self.unsealed_from) {
             seal_ended(buckets, interval.millis(), from, self.latest, &mut |bucket| seal(interval, bucket));
         }
     }
@@ -121,12 +121,12 @@ fn add_i32(count: i32, diff: i64) -> i32 {
 /// window, that bucket's start and the interval's buckets (by start): how a
 /// read model adds a row to its bucket of every interval.
 fn in_window_buckets<B>(
-    by_interval: &mut [std::collections::BTreeMap<i64, B>; 3],
+    by_interval: &mut [std::collections::BTreeMap<i64, B>; KEPT],
     ts: i64,
     (through, retention_ms): (Time, i64),
     mut update: impl FnMut(Interval, i64, &mut std::collections::BTreeMap<i64, B>),
 ) {
-    for (buckets, interval) in by_interval.iter_mut().zip(Interval::ALL) {
+    for (buckets, interval) in by_interval.iter_mut().zip(Interval::KEPT) {
         let start = interval.bucket_of(ts);
         if !expired(interval, start, through, retention_ms) {
             update(interval, start, buckets);
@@ -137,12 +137,12 @@ fn in_window_buckets<B>(
 /// Drops the buckets (per interval, by start) that left the window by the
 /// tick `through`; whether any did.
 fn drop_expired<B>(
-    by_interval: &mut [std::collections::BTreeMap<i64, B>; 3],
+    by_interval: &mut [std::collections::BTreeMap<i64, B>; KEPT],
     through: Time,
     retention_ms: i64,
 ) -> bool {
     let mut dropped = false;
-    for (buckets, interval) in by_interval.iter_mut().zip(Interval::ALL) {
+    for (buckets, interval) in by_interval.iter_mut().zip(Interval::KEPT) {
         while let Some(oldest) = buckets.first_entry() {
             if !expired(interval, *oldest.key(), through, retention_ms) {
                 break;
@@ -153,6 +153,9 @@ fn drop_expired<B>(
     }
     dropped
 }
+
+/// How many intervals the read models keep buckets of ([`Interval::KEPT`]).
+const KEPT: usize = Interval::KEPT.len();
 
 fn interval_index(interval: Interval) -> usize {
     match interval {
@@ -673,7 +676,7 @@ mod tests {
             }
             if i % 5 == 0 || late {
                 let group = n.intern(["TypeError", "RangeError", "SyntaxError"][(i % 3) as usize]);
-                for interval in Interval::ALL {
+                for interval in Interval::KEPT {
                     let bucket = interval.bucket_of(ts);
                     let (release, device) = (n.intern(["1.0", "1.1"][(i % 2) as usize]), dims.device);
                     let cell = ErrorCell { bucket, interval, group, project, release, path, device };
@@ -800,5 +803,80 @@ mod tests {
             let q = VitalsQuery { path: Some("/late/3".into()), browser: Some("Firefox".into()), ..q };
             assert_eq!(sealed.vitals(&q), open.vitals(&q));
         }
+    }
+
+    #[test]
+    fn a_day_answers_as_its_hours_do() {
+        let views = ViewStore::default();
+        for (at, updates) in ticks(&views) {
+            views.apply(u64::try_from(at).unwrap(), &updates);
+        }
+        let day = 86_400_000;
+        let pageviews = |interval, to| {
+            views.pageviews(&PageviewsQuery {
+                project_id: "p".into(),
+                interval,
+                from: 0,
+                to,
+                filters: Default::default(),
+            })
+        };
+        let (by_day, by_hour) = (pageviews(Interval::Day, 2 * day), pageviews(Interval::Hour, day));
+        assert_eq!(by_day.total, by_hour.total);
+        assert!(by_day.total.pageviews > 5_000);
+        let days: Vec<_> = by_day.series.iter().map(|p| (p.t, p.pageviews, p.visitors)).collect();
+        assert_eq!(days, [(0, by_hour.total.pageviews, by_hour.total.visitors), (day, 0, 0)]);
+        let q = PageviewsQuery {
+            project_id: "p".into(),
+            interval: Interval::Day,
+            from: 0,
+            to: day,
+            filters: Default::default(),
+        };
+        let pages = views.breakdown(&q, PageDimension::Page, 10);
+        assert_eq!(
+            pages,
+            views.breakdown(&PageviewsQuery { interval: Interval::Hour, ..q.clone() }, PageDimension::Page, 10)
+        );
+        let rate = views.error_rate("p", Interval::Day, 0, day);
+        let hourly = views.error_rate("p", Interval::Hour, 0, day);
+        assert_eq!(rate[0].pageviews, by_hour.total.pageviews);
+        assert_eq!(rate[0].errors, hourly.iter().map(|p| p.errors).sum::<i64>());
+        assert!(rate[0].errors > 500);
+        let events = |interval| {
+            let name = Some("signup".into());
+            views.events(&EventsQuery {
+                project_id: "p".into(),
+                interval,
+                from: 0,
+                to: day,
+                name,
+                filters: Default::default(),
+            })
+        };
+        let (events_by_day, events_by_hour) = (events(Interval::Day), events(Interval::Hour));
+        assert_eq!(events_by_day.total, events_by_hour.total);
+        assert_eq!(events_by_day.series[0].count, events_by_hour.total);
+        assert_eq!(events_by_day.breakdown, events_by_hour.breakdown);
+        // Ranges past 31 days are asked by day.
+        let sessions = |to| {
+            views.sessions_summary(&SessionsQuery { project_id: "p".into(), from: 0, to, filters: Default::default() })
+        };
+        assert_eq!(sessions(40 * day), sessions(day));
+        assert!(sessions(day).sessions > 100);
+        let vitals = |to| {
+            let q = VitalsQuery {
+                project_id: "p".into(),
+                metric: VitalName::Lcp,
+                from: 0,
+                to,
+                path: None,
+                device: None,
+                browser: None,
+                release: None,
+            };
+            (views.vitals(&q), views.vitals_by_page(&q, 5))
+        };
+        assert_eq!(vitals(40 * day), vitals(day));
     }
 }

@@ -18,7 +18,7 @@ use thin_vec::{ThinVec, thin_vec};
 
 use super::cells::{Cell, Cells, add_count};
 use super::pageviews::{DimsId, DimsTable, PageFilters, Resolved};
-use super::{Names, Sealing, add_i32, drop_expired, in_window_buckets, interval_for, interval_index};
+use super::{KEPT, Names, Sealing, add_i32, drop_expired, in_window_buckets, interval_for, interval_index};
 
 /// What some sessions add up to, as a question adds them.
 #[derive(Debug, Default, Clone, Copy)]
@@ -55,30 +55,18 @@ impl Sums {
 /// What the sessions starting in one bucket, entering on one page with one
 /// set of dimensions, add up to. There are about as many cells as sessions
 /// at minute resolution, so counts are 32-bit and a single exit page is
-/// held inline: 40 bytes where `Sums` and a `Vec` of exits took 56 and an
-/// allocation.
-#[derive(Debug)]
+/// held inline: 32 bytes where `Sums` and a `Vec` of exits took 56 and an
+/// allocation (and an enum of one exit page or a list of them, 40).
+#[derive(Debug, Default)]
 struct Totals {
     duration_ms: i64,
     sessions: i32,
     bounces: i32,
     pageviews: i32,
-    exits: Exits,
-}
-
-/// Where a cell's sessions left.
-#[derive(Debug)]
-enum Exits {
-    /// All of them on one page (most cells hold one session).
-    All(Symbol),
-    /// Sessions per exit page.
-    Counted(ThinVec<(Symbol, i32)>),
-}
-
-impl Default for Totals {
-    fn default() -> Totals {
-        Totals { duration_ms: 0, sessions: 0, bounces: 0, pageviews: 0, exits: Exits::All(Symbol::default()) }
-    }
+    /// Where all of the cell's sessions left, unless `exits` counts them.
+    exit: Symbol,
+    /// Sessions per exit page, once they left on more than one.
+    exits: Option<ThinVec<(Symbol, i32)>>,
 }
 
 impl Cell for Totals {
@@ -87,7 +75,7 @@ impl Cell for Totals {
     }
 
     fn seal(&mut self) {
-        if let Exits::Counted(pages) = &mut self.exits {
+        if let Some(pages) = &mut self.exits {
             pages.shrink_to_fit();
         }
     }
@@ -96,12 +84,9 @@ impl Cell for Totals {
 impl Totals {
     fn add(&mut self, s: &Session, diff: i64) {
         match &mut self.exits {
-            Exits::All(page) if *page == s.exit || self.sessions == 0 => *page = s.exit,
-            Exits::All(page) => {
-                let others = (*page, self.sessions);
-                self.exits = Exits::Counted(thin_vec![others, (s.exit, add_i32(0, diff))]);
-            }
-            Exits::Counted(pages) => {
+            None if self.exit == s.exit || self.sessions == 0 => self.exit = s.exit,
+            None => self.exits = Some(thin_vec![(self.exit, self.sessions), (s.exit, add_i32(0, diff))]),
+            Some(pages) => {
                 match pages.iter().position(|(p, _)| *p == s.exit) {
                     Some(at) => {
                         pages[at].1 = add_i32(pages[at].1, diff);
@@ -112,7 +97,7 @@ impl Totals {
                     None => pages.push((s.exit, add_i32(0, diff))),
                 }
                 if let [(page, _)] = pages[..] {
-                    self.exits = Exits::All(page);
+                    (self.exit, self.exits) = (page, None);
                 }
             }
         }
@@ -125,8 +110,8 @@ impl Totals {
     /// Calls `visit` with each exit page and its sessions.
     fn exits(&self, visit: &mut impl FnMut(Symbol, i64)) {
         match &self.exits {
-            Exits::All(page) => visit(*page, i64::from(self.sessions)),
-            Exits::Counted(pages) => pages.iter().for_each(|(page, n)| visit(*page, i64::from(*n))),
+            None => visit(self.exit, i64::from(self.sessions)),
+            Some(pages) => pages.iter().for_each(|(page, n)| visit(*page, i64::from(*n))),
         }
     }
 }
@@ -151,7 +136,7 @@ impl BucketSessions {
 
 #[derive(Debug, Default)]
 struct ProjectSessions {
-    by_interval: [BTreeMap<i64, BucketSessions>; 3],
+    by_interval: [BTreeMap<i64, BucketSessions>; KEPT],
     sealing: Sealing,
 }
 
@@ -224,7 +209,8 @@ impl SessionViews {
         let interval = interval_for(q.from, q.to);
         let project = names.lookup(&q.project_id).and_then(|p| self.projects.get(&p));
         let (first, to) = (interval.bucket_of(q.from), q.to);
-        project.into_iter().flat_map(move |p| p.by_interval[interval_index(interval)].range(first..to)).map(|(_, b)| b)
+        let buckets = move |p: &'a ProjectSessions| p.by_interval[interval_index(interval.kept())].range(first..to);
+        project.into_iter().flat_map(buckets).map(|(_, b)| b)
     }
 
     /// The totals of every (entry page, dimensions) the filters keep, in
@@ -272,5 +258,43 @@ impl SessionViews {
         let mut pages: Vec<(Symbol, i64)> = pages.into_iter().filter(|(_, n)| *n != 0).collect();
         pages.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| names.name(a.0).cmp(&names.name(b.0))));
         pages
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sightline_operators::PageDims;
+
+    use super::*;
+
+    fn session(exit: Symbol, pageviews: u32) -> Session {
+        let source = PageDims::default();
+        Session { start: 0, end: 60_000, pageviews, custom_events: 0, entry: 1, exit, source }
+    }
+
+    fn exits(totals: &Totals) -> Vec<(Symbol, i64)> {
+        let mut pages = Vec::new();
+        totals.exits(&mut |page, n| pages.push((page, n)));
+        pages.sort_unstable();
+        pages
+    }
+
+    #[test]
+    fn a_cell_counts_its_exit_pages_inline_until_there_are_two() {
+        assert_eq!(std::mem::size_of::<Totals>(), 32);
+        let mut totals = Totals::default();
+        totals.add(&session(5, 2), 2);
+        assert_eq!((exits(&totals), totals.exits.is_none()), (vec![(5, 2)], true));
+        totals.add(&session(7, 1), 1);
+        assert_eq!(exits(&totals), [(5, 2), (7, 1)]);
+        assert_eq!((totals.sessions, totals.bounces, totals.pageviews), (3, 1, 5));
+        // Back to one exit page: inline again.
+        totals.add(&session(5, 2), -2);
+        assert_eq!((exits(&totals), totals.exits.is_none()), (vec![(7, 1)], true));
+        totals.add(&session(7, 1), -1);
+        assert!(totals.is_empty());
+        // An emptied cell takes the next session's exit page.
+        totals.add(&session(9, 3), 1);
+        assert_eq!(exits(&totals), [(9, 1)]);
     }
 }

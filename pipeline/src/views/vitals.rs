@@ -16,7 +16,7 @@ use thin_vec::{ThinVec, thin_vec};
 
 use super::cells::{Cell, Cells};
 use super::pageviews::{DimsId, DimsTable};
-use super::{CellMap, Names, Sealing, add_i32, drop_expired, in_window_buckets, interval_for, interval_index};
+use super::{CellMap, KEPT, Names, Sealing, add_i32, drop_expired, in_window_buckets, interval_for, interval_index};
 
 /// A measurement's device, browser and release.
 type VitalDevice = (Symbol, Symbol, Symbol);
@@ -133,7 +133,7 @@ enum Grain {
 /// One project's vitals, per interval, per bucket start, per metric.
 #[derive(Debug, Default)]
 struct ProjectVitals {
-    by_interval: [BTreeMap<i64, Vec<(VitalName, MetricCells)>>; 3],
+    by_interval: [BTreeMap<i64, Vec<(VitalName, MetricCells)>>; KEPT],
     sealing: Sealing,
 }
 
@@ -340,7 +340,7 @@ impl VitalViews {
             (resolve(&q.path), resolve(&q.device), resolve(&q.browser), resolve(&q.release));
         let ok = |want: Option<Symbol>, have: Symbol| want.is_none_or(|w| w == have);
         let interval = interval_for(q.from, q.to);
-        let buckets = project.by_interval[interval_index(interval)].range(interval.bucket_of(q.from)..q.to);
+        let buckets = project.by_interval[interval_index(interval.kept())].range(interval.bucket_of(q.from)..q.to);
         let rolled_up = interval != Interval::Minute && device.is_none() && browser.is_none() && release.is_none();
         for (_, metrics) in buckets {
             let Some((_, m)) = metrics.iter().find(|(m, _)| *m == q.metric) else {
