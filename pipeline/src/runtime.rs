@@ -662,7 +662,7 @@ mod tests {
             ts -= 60_000;
         }
         // A window that ends the events' minute bucket two seconds from now;
-        // their hour and day buckets end later and stay.
+        // their hour buckets end later and stay.
         let retention_ms = now + 2_000 - bucket_end(Interval::Minute, ts);
         let views = Arc::new(ViewStore::new(retention_ms));
         let pipeline = Pipeline::start(PipelineConfig { workers: 2 }, views.clone()).unwrap();

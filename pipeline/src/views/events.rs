@@ -1,6 +1,6 @@
 //! The custom events read model: per project, interval, bucket and event
 //! name, a count per cell (path, device, browser and release, as an id from
-//! a [`DimsTable`], and the property set), and in hour and day buckets a
+//! a [`DimsTable`], and the property set), and in hour buckets a
 //! count per property set. A query reads the buckets of its range: the
 //! property set counts when no dimension is filtered, else the cells; it
 //! sums them into a series, a total, counts per name and property
@@ -29,7 +29,7 @@ type EventDevice = (Symbol, Symbol, Symbol);
 #[derive(Debug, Default)]
 struct NameCounts {
     total: i64,
-    /// Per property set; only in hour and day buckets (a minute's cells are
+    /// Per property set; only in hour buckets (a minute's cells are
     /// few enough to scan, and nearly one per event).
     by_props: Cells<Symbol, i32>,
     /// Per (path, device id, property set): 12 bytes of key where the

@@ -119,7 +119,7 @@ struct Bucket {
     /// [`rolled_up`] for the bucket's interval, and none once a minute is
     /// sealed ([`Bucket::has_rollup`]).
     by: [Cells<Symbol, PathCell>; 6],
-    /// Per (path, dimensions): hour and day buckets.
+    /// Per (path, dimensions): hour buckets.
     cells: Cells<(Symbol, DimsId), PathCell>,
     /// Each page view, as it came: minute buckets. A minute's cells held
     /// one page view each, mostly (4.77M cells for 7M page views at 10M

@@ -105,7 +105,7 @@ impl Counts {
 struct MetricCells {
     /// By (path, device id).
     cells: Cells<(Symbol, DimsId), Counts>,
-    /// Hour and day buckets: all their measurements, and per path, which
+    /// Hour buckets: all their measurements, and per path, which
     /// questions without a device, browser or release filter read instead
     /// of the cells (a day's LCP merged about 50k cells of the busiest site
     /// at 10M events).
