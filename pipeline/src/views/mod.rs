@@ -879,4 +879,25 @@ mod tests {
         };
         assert_eq!(vitals(40 * day), vitals(day));
     }
+
+    #[test]
+    fn minutes_and_hours_give_the_same_entry_and_exit_pages() {
+        let views = ViewStore::default();
+        for (at, updates) in ticks(&views) {
+            views.apply(u64::try_from(at).unwrap(), &updates);
+        }
+        // The sessions start in the first three hours: six hours are asked
+        // by minute (from the cells), seven by hour (from the page counts).
+        let q = |hours: i64| SessionsQuery {
+            project_id: "p".into(),
+            from: 0,
+            to: hours * 3_600_000,
+            filters: Default::default(),
+        };
+        for exits in [false, true] {
+            let by_minute = views.session_pages(&q(6), exits);
+            assert_eq!(by_minute, views.session_pages(&q(7), exits), "exits: {exits}");
+            assert!(by_minute.len() >= 4 && by_minute[0].sessions > Some(100), "{by_minute:?}");
+        }
+    }
 }
