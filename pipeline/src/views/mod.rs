@@ -157,12 +157,9 @@ fn drop_expired<B>(
 /// How many intervals the read models keep buckets of ([`Interval::KEPT`]).
 const KEPT: usize = Interval::KEPT.len();
 
+/// Where a kept interval's buckets are in a read model's `by_interval`.
 fn interval_index(interval: Interval) -> usize {
-    match interval {
-        Interval::Minute => 0,
-        Interval::Hour => 1,
-        Interval::Day => 2,
-    }
+    Interval::KEPT.iter().position(|kept| *kept == interval).expect("buckets of a kept interval ([`Interval::kept`])")
 }
 
 /// One output record of the dataflow, for any view.
