@@ -308,7 +308,7 @@ impl ErrorViews {
     ) {
         match update {
             ErrorUpdate::Event(c, user) => {
-                if c.interval != c.interval.kept() || expired(c.interval, c.bucket, through, retention_ms) {
+                if expired(c.interval, c.bucket, through, retention_ms) {
                     return;
                 }
                 let project = self.projects.entry(c.project).or_default();
