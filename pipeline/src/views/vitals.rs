@@ -25,54 +25,58 @@ type VitalDevice = (Symbol, Symbol, Symbol);
 /// fits in 32 bits) with its rating.
 type Slot = (Rating, u32);
 
-/// One cell's measurements: how many in all, and how many per (rating,
-/// quantized value). Most cells hold one value (about one cell per
-/// measurement at minute resolution): it is held inline, and a cell takes
-/// 24 bytes where a total and a `Vec` of (rating, u64, i64) took 32 plus an
-/// allocation of 96.
-#[derive(Debug)]
-struct Counts {
-    total: i32,
-    values: Values,
-}
-
+/// One cell's measurements: a count per (rating, quantized value). Most
+/// cells hold one value (about one cell per measurement at minute
+/// resolution): it is held inline with its count, and a cell takes 16
+/// bytes (24 with its total apart, 32 with a `Vec` of (rating, u64, i64)
+/// plus an allocation of 96).
 #[derive(Debug, PartialEq)]
-enum Values {
-    /// Every measurement of the cell has this value.
-    One(Slot),
-    /// A count per value, sorted.
+enum Counts {
+    /// `total` measurements, every one of this value (none yet at 0: the
+    /// first one's value replaces this one).
+    One { total: i32, slot: Slot },
+    /// A count per value, sorted, of at least two values.
     Many(ThinVec<(Slot, i32)>),
 }
 
 impl Default for Counts {
-    /// No measurement yet: the first one's value replaces this one.
     fn default() -> Counts {
-        Counts { total: 0, values: Values::One((Rating::Good, 0)) }
+        Counts::One { total: 0, slot: (Rating::Good, 0) }
     }
 }
 
 impl Cell for Counts {
     fn is_empty(&self) -> bool {
-        self.total == 0
+        self.total() == 0
     }
 
     fn seal(&mut self) {
-        if let Values::Many(values) = &mut self.values {
+        if let Counts::Many(values) = self {
             values.shrink_to_fit();
         }
     }
 }
 
 impl Counts {
+    /// How many measurements in all.
+    fn total(&self) -> i32 {
+        match self {
+            Counts::One { total, .. } => *total,
+            Counts::Many(values) => values.iter().fold(0, |sum, (_, n)| sum.saturating_add(*n)),
+        }
+    }
+
     /// Adds `diff` measurements of one value; whether the cell is now empty.
     fn add(&mut self, slot: Slot, diff: i64) -> bool {
-        match &mut self.values {
-            Values::One(one) if *one == slot || self.total == 0 => *one = slot,
-            Values::One(one) => {
-                let (kept, added) = ((*one, self.total), (slot, add_i32(0, diff)));
-                self.values = Values::Many(if kept.0 < slot { thin_vec![kept, added] } else { thin_vec![added, kept] });
+        match self {
+            Counts::One { total, slot: one } if *one == slot || *total == 0 => {
+                (*one, *total) = (slot, add_i32(*total, diff));
             }
-            Values::Many(values) => {
+            Counts::One { total, slot: one } => {
+                let (kept, added) = ((*one, *total), (slot, add_i32(0, diff)));
+                *self = Counts::Many(if kept.0 < slot { thin_vec![kept, added] } else { thin_vec![added, kept] });
+            }
+            Counts::Many(values) => {
                 match values.binary_search_by_key(&slot, |(v, _)| *v) {
                     Ok(at) => {
                         values[at].1 = add_i32(values[at].1, diff);
@@ -82,20 +86,19 @@ impl Counts {
                     }
                     Err(at) => values.insert(at, (slot, add_i32(0, diff))),
                 }
-                if let [(only, _)] = values[..] {
-                    self.values = Values::One(only);
+                if let [(only, total)] = values[..] {
+                    *self = Counts::One { total, slot: only };
                 }
             }
         }
-        self.total = add_i32(self.total, diff);
-        self.total == 0
+        self.is_empty()
     }
 
     /// Calls `visit` with each value and its count.
     fn each(&self, mut visit: impl FnMut(Slot, i64)) {
-        match &self.values {
-            Values::One(slot) => visit(*slot, i64::from(self.total)),
-            Values::Many(values) => values.iter().for_each(|(slot, n)| visit(*slot, i64::from(*n))),
+        match self {
+            Counts::One { total, slot } => visit(*slot, i64::from(*total)),
+            Counts::Many(values) => values.iter().for_each(|(slot, n)| visit(*slot, i64::from(*n))),
         }
     }
 }
@@ -105,19 +108,28 @@ impl Counts {
 struct MetricCells {
     /// By (path, device id).
     cells: Cells<(Symbol, DimsId), Counts>,
-    /// Hour buckets: all their measurements, and per path, which
-    /// questions without a device, browser or release filter read instead
-    /// of the cells (a day's LCP merged about 50k cells of the busiest site
-    /// at 10M events).
-    all: Option<Counts>,
+    /// Hour buckets only: minute buckets, 60 times as many, are scanned
+    /// cell by cell, and an empty rollup in each took 64 bytes.
+    rollup: Option<Box<Rollup>>,
+}
+
+/// An hour's measurements of one metric in all, and per path, which
+/// questions without a device, browser or release filter read instead of
+/// the cells (a day's LCP merged about 50k cells of the busiest site at 10M
+/// events).
+#[derive(Debug, Default)]
+struct Rollup {
+    all: Counts,
     by_path: Cells<Symbol, Counts>,
 }
 
 impl MetricCells {
     fn seal(&mut self) {
         self.cells.seal();
-        self.by_path.seal();
-        self.all.iter_mut().for_each(Cell::seal);
+        if let Some(rollup) = &mut self.rollup {
+            rollup.by_path.seal();
+            rollup.all.seal();
+        }
     }
 }
 
@@ -279,10 +291,9 @@ impl VitalViews {
             let counts = &mut metrics[at].1;
             counts.cells.update((row.path, device), |c| c.add(slot, diff));
             if interval != Interval::Minute {
-                counts.by_path.update(row.path, |c| c.add(slot, diff));
-                if counts.all.get_or_insert_default().add(slot, diff) {
-                    counts.all = None;
-                }
+                let rollup = counts.rollup.get_or_insert_default();
+                rollup.by_path.update(row.path, |c| c.add(slot, diff));
+                rollup.all.add(slot, diff);
             }
             if diff < 0 && counts.cells.is_empty() {
                 metrics.swap_remove(at);
@@ -306,7 +317,7 @@ impl VitalViews {
         // Measurements per page pick the pages; only theirs are merged into
         // histograms (one per page of the site took most of the time).
         let mut counts: CellMap<Symbol, i64> = CellMap::default();
-        self.scan(names, &q, Grain::Path, |path, values| *counts.entry(path).or_default() += i64::from(values.total));
+        self.scan(names, &q, Grain::Path, |path, values| *counts.entry(path).or_default() += i64::from(values.total()));
         let mut top: Vec<(Symbol, i64)> = counts.into_iter().filter(|(_, n)| *n > 0).collect();
         top.sort_by_key(|(path, count)| (std::cmp::Reverse(*count), *path));
         top.truncate(limit);
@@ -347,10 +358,17 @@ impl VitalViews {
                 continue;
             };
             if rolled_up {
+                let Some(rollup) = &m.rollup else {
+                    continue;
+                };
                 match (path, grain) {
-                    (None, Grain::Whole) => m.all.iter().for_each(|all| visit(Symbol::MAX, all)),
-                    (None, Grain::Path) => m.by_path.iter().for_each(|(path, counts)| visit(*path, counts)),
-                    (Some(path), _) => m.by_path.get(&path).into_iter().for_each(|counts| visit(path, counts)),
+                    (None, Grain::Whole) => {
+                        if !rollup.all.is_empty() {
+                            visit(Symbol::MAX, &rollup.all);
+                        }
+                    }
+                    (None, Grain::Path) => rollup.by_path.iter().for_each(|(path, counts)| visit(*path, counts)),
+                    (Some(path), _) => rollup.by_path.get(&path).into_iter().for_each(|counts| visit(path, counts)),
                 }
                 continue;
             }
@@ -421,20 +439,25 @@ mod tests {
 
     #[test]
     fn a_cell_keeps_its_total_and_sorted_values_through_retractions() {
+        assert_eq!(std::mem::size_of::<Counts>(), 16);
         let mut counts = Counts::default();
         assert!(!counts.add((Rating::Poor, 900), 2));
-        assert_eq!(counts.values, Values::One((Rating::Poor, 900)), "one value is held inline");
+        assert_eq!(counts, Counts::One { total: 2, slot: (Rating::Poor, 900) }, "one value is held inline");
         assert!(!counts.add((Rating::Good, 100), 1));
         assert!(!counts.add((Rating::Good, 300), 1));
         let sorted = thin_vec![((Rating::Good, 100), 1), ((Rating::Good, 300), 1), ((Rating::Poor, 900), 2)];
-        assert_eq!(counts.values, Values::Many(sorted));
+        assert_eq!(counts, Counts::Many(sorted));
+        assert_eq!(counts.total(), 4);
         assert!(!counts.add((Rating::Good, 300), -1));
         assert!(!counts.add((Rating::Poor, 900), -1));
-        assert_eq!(counts.total, 2);
+        assert_eq!(counts.total(), 2);
         assert!(!counts.add((Rating::Good, 100), -1));
-        assert_eq!(counts.values, Values::One((Rating::Poor, 900)), "back inline");
+        assert_eq!(counts, Counts::One { total: 1, slot: (Rating::Poor, 900) }, "back inline");
         assert!(counts.add((Rating::Poor, 900), -1), "the last value gone empties the cell");
-        assert_eq!(counts.total, 0);
+        assert_eq!(counts.total(), 0);
+        // An emptied cell takes the next measurement's value.
+        assert!(!counts.add((Rating::Good, 50), 1));
+        assert_eq!(counts, Counts::One { total: 1, slot: (Rating::Good, 50) });
     }
 
     #[test]
