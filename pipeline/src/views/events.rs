@@ -16,7 +16,7 @@ use sightline_operators::{EventRow, Interval, Symbol, Time};
 
 use super::cells::{Cells, add_count};
 use super::pageviews::{DimsId, DimsTable};
-use super::{CellMap, KEPT, MAX_SERIES_POINTS, Names, Sealing, drop_expired, in_window_buckets, interval_index};
+use super::{KEPT, MAX_SERIES_POINTS, Names, Sealing, drop_expired, in_window_buckets, interval_index};
 use crate::interner::{PropPairs, PropSets};
 
 /// Most values a breakdown lists per property.
@@ -31,24 +31,31 @@ struct NameCounts {
     total: i64,
     /// Per property set; only in hour buckets (a minute's cells are
     /// few enough to scan, and nearly one per event).
-    by_props: Cells<Symbol, i32>,
+    by_props: Option<Box<Cells<Symbol, i32>>>,
     /// Per (path, device id, property set): 12 bytes of key where the
     /// `EventCell` of every dimension took 40, in a `BTreeMap` of every
     /// cell.
     cells: Cells<(Symbol, DimsId, Symbol), i32>,
 }
 
+/// A bucket's counts per event name. Names are few (a site's handful), so
+/// a list: a hash table of them took about 1.8 KB per minute bucket, 52 MB
+/// at 10M events.
+type ByName = Vec<(Symbol, NameCounts)>;
+
 /// One project's custom events, per interval, per bucket start, per name.
 #[derive(Debug, Default)]
 struct ProjectEvents {
-    by_interval: [BTreeMap<i64, CellMap<Symbol, NameCounts>>; KEPT],
+    by_interval: [BTreeMap<i64, ByName>; KEPT],
     sealing: Sealing,
 }
 
-fn seal(by_name: &mut CellMap<Symbol, NameCounts>) {
+fn seal(by_name: &mut ByName) {
     by_name.shrink_to_fit();
-    for counts in by_name.values_mut() {
-        counts.by_props.seal();
+    for (_, counts) in by_name {
+        if let Some(by_props) = &mut counts.by_props {
+            by_props.seal();
+        }
         counts.cells.seal();
     }
 }
@@ -175,14 +182,18 @@ impl EventViews {
         project.sealing.note(row.ts, through);
         in_window_buckets(&mut project.by_interval, row.ts, (through, retention_ms), |interval, start, buckets| {
             let bucket = buckets.entry(start).or_default();
-            let counts = bucket.entry(row.name).or_default();
+            let at = bucket.iter().position(|(name, _)| *name == row.name).unwrap_or_else(|| {
+                bucket.push((row.name, NameCounts::default()));
+                bucket.len() - 1
+            });
+            let counts = &mut bucket[at].1;
             counts.total += diff;
             if interval != Interval::Minute {
-                add_count(&mut counts.by_props, d.props, diff);
+                add_count(counts.by_props.get_or_insert_default(), d.props, diff);
             }
             add_count(&mut counts.cells, (d.path, device, d.props), diff);
             if counts.total == 0 {
-                bucket.remove(&row.name);
+                bucket.swap_remove(at);
                 if bucket.is_empty() {
                     buckets.remove(&start);
                 }
@@ -217,11 +228,8 @@ impl EventViews {
             };
             let buckets = project.by_interval[interval_index(q.interval.kept())].range(first..q.to);
             for (&bucket, by_name) in buckets {
-                let wanted: Vec<(&Symbol, &NameCounts)> = match filter.name {
-                    Some(name) => by_name.get_key_value(&name).into_iter().collect(),
-                    None => by_name.iter().collect(),
-                };
-                for (&name, counts) in wanted {
+                let wanted = by_name.iter().filter(|(name, _)| filter.name.is_none_or(|wanted| wanted == *name));
+                for &(name, ref counts) in wanted {
                     if filter.any_dimension() || q.interval == Interval::Minute {
                         for (&(path, device, props), &n) in counts.cells.iter() {
                             if filter.matches_dims(path, self.devices.get(device)) {
@@ -229,7 +237,7 @@ impl EventViews {
                             }
                         }
                     } else {
-                        for (&props, &n) in counts.by_props.iter() {
+                        for (&props, &n) in counts.by_props.iter().flat_map(|by_props| by_props.iter()) {
                             count_in(bucket, name, props, i64::from(n));
                         }
                     }
