@@ -77,12 +77,63 @@ pub fn enrich(event: ClientEvent, ctx: &IngestContext) -> Event {
 /// The path of a page's URL, without query or fragment (`/` when empty);
 /// `None` when `url` is neither an absolute URL nor a path.
 pub fn path_of(url: &str) -> Option<String> {
+    if let Some(path) = plain_http_path(url) {
+        return Some(if path.is_empty() { "/".to_owned() } else { path.to_owned() });
+    }
     let path = match url::Url::parse(url) {
         Ok(parsed) => parsed.path().to_owned(),
         Err(_) if url.starts_with('/') => url.split(['?', '#']).next().unwrap_or("").to_owned(),
         Err(_) => return None,
     };
     Some(if path.is_empty() { "/".to_owned() } else { path })
+}
+
+/// The path of an `http(s)` URL that the WHATWG parser would take as it is
+/// (a lowercase host name, a path without percent signs, dot segments or
+/// characters to encode; printable ASCII throughout), found by a byte scan;
+/// `None` for any other URL, which the parser then reads. The parser took
+/// 8 % of the ingest threads' time, most of it on URLs like these.
+fn plain_http_path(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"))?;
+    let bytes = rest.as_bytes();
+    // A host of lowercase letters, digits, dots and hyphens, with no empty
+    // label, no punycode to check and no last label the parser would read
+    // as an IPv4 number.
+    let (mut at, mut label_start) = (0, 0);
+    while let Some(&b) = bytes.get(at) {
+        match b {
+            b'/' | b'?' | b'#' => break,
+            b'.' if at == label_start => return None,
+            b'.' => label_start = at + 1,
+            b'a'..=b'z' | b'0'..=b'9' | b'-' => {}
+            _ => return None,
+        }
+        at += 1;
+    }
+    let host = &rest[..at];
+    // The last label, or the one before a trailing dot.
+    let last = host.strip_suffix('.').unwrap_or(host).rsplit('.').next().unwrap_or("");
+    let number = last.bytes().all(|b| b.is_ascii_digit()) || last.starts_with("0x");
+    if host.is_empty() || number || host.contains("xn--") {
+        return None;
+    }
+    let host_end = at;
+    // A path with nothing to encode or resolve.
+    let mut previous = b'/';
+    while let Some(&b) = bytes.get(at) {
+        match b {
+            b'?' | b'#' => break,
+            b'.' if previous == b'/' => return None,
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => {}
+            b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'('..=b',' | b';' | b'=' | b':' | b'@' | b'/' => {
+            }
+            _ => return None,
+        }
+        previous = b;
+        at += 1;
+    }
+    // Printable ASCII after it: nothing the parser strips.
+    bytes[at..].iter().all(u8::is_ascii_graphic).then_some(&rest[host_end..at])
 }
 
 /// The referring site of a page view: the referrer's host without `www.`,
@@ -145,6 +196,52 @@ mod tests {
         assert_eq!(UserAgentInfo::parse(Some(IPAD)).device, DeviceClass::Tablet);
         assert_eq!(UserAgentInfo::parse(Some(GOOGLEBOT)).device, DeviceClass::Bot);
         assert_eq!(UserAgentInfo::parse(None).device, DeviceClass::Unknown);
+    }
+
+    /// `path_of` as it was before the byte scan: the WHATWG parser alone.
+    fn parsed_path(url: &str) -> Option<String> {
+        let path = match url::Url::parse(url) {
+            Ok(parsed) => parsed.path().to_owned(),
+            Err(_) if url.starts_with('/') => url.split(['?', '#']).next().unwrap_or("").to_owned(),
+            Err(_) => return None,
+        };
+        Some(if path.is_empty() { "/".to_owned() } else { path })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
+        #[test]
+        fn the_byte_scan_finds_the_paths_the_parser_finds(
+            scheme in proptest::sample::select(vec!["https://", "http://", "HTTP://", "https:/", "ftp://", "/", ""]),
+            parts in proptest::collection::vec(proptest::sample::select(vec![
+                "a", "Z", "x", "xn--", "0", "9", "0x", "1.2", "255", ".", "..", "-", "/", "/.", "%", "%2e", "%2E",
+                "?", "#", ":", ":80", ":99999", "@", "\\", " ", "\t", "\n", "é", "~", "!", "'", "\"", "<", "{",
+                "shop.example", "www.", "/cart", "/a/../b",
+            ]), 0..12),
+        ) {
+            let url = format!("{scheme}{}", parts.concat());
+            proptest::prop_assert_eq!(path_of(&url), parsed_path(&url), "{:?}", url);
+        }
+    }
+
+    #[test]
+    fn plain_urls_take_the_byte_scan_and_the_rest_the_parser() {
+        assert_eq!(plain_http_path("https://shop.example/cart?id=3#top"), Some("/cart"));
+        assert_eq!(plain_http_path("http://a.b.example"), Some(""));
+        for url in [
+            "https://shop.example/a/../b",
+            "https://SHOP.example/cart",
+            "https://shop.example:8080/cart",
+            "https://1.2.3.4/cart",
+            "https://1.2.3.4.0xa/cart",
+            "https://1.2.3.4.5./cart",
+            "https://shop.example/caf%C3%A9",
+            "https://shop.example/a b",
+            "https://xn--caf-dma.example/",
+        ] {
+            assert_eq!(plain_http_path(url), None, "{url}");
+            assert_eq!(path_of(url), parsed_path(url), "{url}");
+        }
     }
 
     #[test]
