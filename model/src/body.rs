@@ -225,6 +225,17 @@ mod tests {
     }
 
     #[test]
+    fn event_field_names_are_not_copied_and_other_keys_are_kept_as_sent() {
+        let body = br#"{"events":[{"type":"event","name":"signup","props":{"plan":"pro"}}]}"#;
+        let batch = decode_body(body, Format::Json, Encoding::Identity).unwrap();
+        let WireValue::Map(fields) = &batch.events[0] else { panic!("an event is a map") };
+        assert!(fields.iter().all(|(key, _)| matches!(key, std::borrow::Cow::Borrowed(_))), "{fields:?}");
+        let Some(WireValue::Map(props)) = batch.events[0].get("props") else { panic!("props is a map") };
+        assert_eq!(props[0].0, "plan");
+        assert!(matches!(props[0].0, std::borrow::Cow::Owned(_)));
+    }
+
+    #[test]
     fn not_a_batch_is_refused() {
         for body in [&b"[1,2]"[..], b"{}", b"{\"events\": 3}", b"{\"events\": [", b"nope"] {
             let err = decode_body(body, Format::Json, Encoding::Identity).unwrap_err();

@@ -9,7 +9,7 @@ use crate::event::{ClientEvent, EventKind, Frame, PropValue, VitalName};
 use crate::limits::{
     MAX_FINGERPRINT_PARTS, MAX_FRAMES, MAX_PROP_KEY_BYTES, MAX_PROPS, MAX_STACK_BYTES, MAX_STRING_BYTES,
 };
-use crate::wire::{InvalidReason, WireValue};
+use crate::wire::{InvalidReason, WireKey, WireValue};
 
 /// Why one event of a batch was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -161,7 +161,7 @@ fn non_empty(s: String, field: &str) -> Result<String, Rejection> {
 /// The fields of one object, addressed with their path for error messages.
 /// A string read is moved out (each field is read once).
 struct Fields<'a> {
-    entries: &'a mut [(String, WireValue)],
+    entries: &'a mut [(WireKey, WireValue)],
     prefix: String,
 }
 
@@ -172,7 +172,7 @@ fn field_path(prefix: &str, key: &str) -> String {
 }
 
 /// The value of `key` among `entries`, unless it is absent or null.
-fn find<'v>(entries: &'v mut [(String, WireValue)], key: &str) -> Option<&'v mut WireValue> {
+fn find<'v>(entries: &'v mut [(WireKey, WireValue)], key: &str) -> Option<&'v mut WireValue> {
     entries.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v).filter(|v| **v != WireValue::Null)
 }
 
@@ -276,7 +276,7 @@ impl<'a> Fields<'a> {
                     return Err(Rejection::wrong_type(&format!("props.{key}"), "a string, number or boolean", other));
                 }
             };
-            props.insert(std::mem::take(key), prop);
+            props.insert(std::mem::take(key).into_owned(), prop);
         }
         Ok(props)
     }

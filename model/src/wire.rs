@@ -7,6 +7,7 @@
 //! and replaced by [`WireValue::Invalid`], so one bad event is rejected on its
 //! own and never makes the decoder allocate by a length it was told.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -22,9 +23,46 @@ pub enum WireValue {
     Float(f64),
     Str(String),
     Array(Vec<WireValue>),
-    Map(Vec<(String, WireValue)>),
+    Map(Vec<(WireKey, WireValue)>),
     /// Dropped while decoding; the reason says which limit it broke.
     Invalid(InvalidReason),
+}
+
+/// A map key: the names of the event fields the validator reads are not
+/// copied (seven allocations of a page view's ten, before).
+pub type WireKey = Cow<'static, str>;
+
+/// The keys [`WireKey`] holds without a copy.
+const KNOWN_KEYS: [&str; 22] = [
+    "type",
+    "anonymous_id",
+    "session_id",
+    "url",
+    "ts",
+    "referrer",
+    "title",
+    "release",
+    "name",
+    "value",
+    "props",
+    "error_type",
+    "message",
+    "stack",
+    "frames",
+    "function",
+    "file",
+    "line",
+    "column",
+    "fingerprint",
+    "path",
+    "events",
+];
+
+fn wire_key(key: &str) -> WireKey {
+    match KNOWN_KEYS.iter().find(|known| **known == key) {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(key.to_owned()),
+    }
 }
 
 /// Why a value was not kept while decoding.
@@ -155,7 +193,9 @@ impl<'de> Visitor<'de> for BoundedValue {
             return Ok(WireValue::Invalid(InvalidReason::TooDeep));
         }
         let inner = BoundedValue { depth: self.depth - 1 };
-        let mut entries = Vec::new();
+        // An event's fields: room for a page view's without growing (a
+        // declared length is never trusted).
+        let mut entries = Vec::with_capacity(8);
         let mut invalid = None;
         while let Some(key) = map.next_key_seed(BoundedKey)? {
             if invalid.is_some() || entries.len() >= MAX_CONTAINER_LEN {
@@ -185,23 +225,23 @@ impl<'de> Visitor<'de> for BoundedValue {
 struct BoundedKey;
 
 impl<'de> DeserializeSeed<'de> for BoundedKey {
-    type Value = Option<String>;
+    type Value = Option<WireKey>;
 
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Option<String>, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Option<WireKey>, D::Error> {
         d.deserialize_str(self)
     }
 }
 
 impl Visitor<'_> for BoundedKey {
-    type Value = Option<String>;
+    type Value = Option<WireKey>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a string key")
     }
-    fn visit_str<E>(self, v: &str) -> Result<Option<String>, E> {
-        Ok((v.len() <= MAX_STRING_BYTES).then(|| v.to_owned()))
+    fn visit_str<E>(self, v: &str) -> Result<Option<WireKey>, E> {
+        Ok((v.len() <= MAX_STRING_BYTES).then(|| wire_key(v)))
     }
-    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Option<String>, E> {
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Option<WireKey>, E> {
         let s = std::str::from_utf8(v).map_err(|_| E::custom("map key is not UTF-8"))?;
         self.visit_str(s)
     }
