@@ -29,14 +29,15 @@ type Slot = (Rating, u32);
 /// cells hold one value (about one cell per measurement at minute
 /// resolution): it is held inline with its count, and a cell takes 16
 /// bytes (24 with its total apart, 32 with a `Vec` of (rating, u64, i64)
-/// plus an allocation of 96).
+/// plus an allocation of 96). The total is inline either way: questions per
+/// page rank pages by it, and summing a list took them from 0.7 to 2 ms.
 #[derive(Debug, PartialEq)]
 enum Counts {
     /// `total` measurements, every one of this value (none yet at 0: the
     /// first one's value replaces this one).
     One { total: i32, slot: Slot },
-    /// A count per value, sorted, of at least two values.
-    Many(ThinVec<(Slot, i32)>),
+    /// A count per value, sorted, of at least two values, and their sum.
+    Many { total: i32, values: ThinVec<(Slot, i32)> },
 }
 
 impl Default for Counts {
@@ -51,7 +52,7 @@ impl Cell for Counts {
     }
 
     fn seal(&mut self) {
-        if let Counts::Many(values) = self {
+        if let Counts::Many { values, .. } = self {
             values.shrink_to_fit();
         }
     }
@@ -61,8 +62,7 @@ impl Counts {
     /// How many measurements in all.
     fn total(&self) -> i32 {
         match self {
-            Counts::One { total, .. } => *total,
-            Counts::Many(values) => values.iter().fold(0, |sum, (_, n)| sum.saturating_add(*n)),
+            Counts::One { total, .. } | Counts::Many { total, .. } => *total,
         }
     }
 
@@ -74,9 +74,11 @@ impl Counts {
             }
             Counts::One { total, slot: one } => {
                 let (kept, added) = ((*one, *total), (slot, add_i32(0, diff)));
-                *self = Counts::Many(if kept.0 < slot { thin_vec![kept, added] } else { thin_vec![added, kept] });
+                let values = if kept.0 < slot { thin_vec![kept, added] } else { thin_vec![added, kept] };
+                *self = Counts::Many { total: add_i32(*total, diff), values };
             }
-            Counts::Many(values) => {
+            Counts::Many { total, values } => {
+                *total = add_i32(*total, diff);
                 match values.binary_search_by_key(&slot, |(v, _)| *v) {
                     Ok(at) => {
                         values[at].1 = add_i32(values[at].1, diff);
@@ -86,8 +88,8 @@ impl Counts {
                     }
                     Err(at) => values.insert(at, (slot, add_i32(0, diff))),
                 }
-                if let [(only, total)] = values[..] {
-                    *self = Counts::One { total, slot: only };
+                if let [(only, count)] = values[..] {
+                    *self = Counts::One { total: count, slot: only };
                 }
             }
         }
@@ -98,7 +100,7 @@ impl Counts {
     fn each(&self, mut visit: impl FnMut(Slot, i64)) {
         match self {
             Counts::One { total, slot } => visit(*slot, i64::from(*total)),
-            Counts::Many(values) => values.iter().for_each(|(slot, n)| visit(*slot, i64::from(*n))),
+            Counts::Many { values, .. } => values.iter().for_each(|(slot, n)| visit(*slot, i64::from(*n))),
         }
     }
 }
@@ -446,7 +448,7 @@ mod tests {
         assert!(!counts.add((Rating::Good, 100), 1));
         assert!(!counts.add((Rating::Good, 300), 1));
         let sorted = thin_vec![((Rating::Good, 100), 1), ((Rating::Good, 300), 1), ((Rating::Poor, 900), 2)];
-        assert_eq!(counts, Counts::Many(sorted));
+        assert_eq!(counts, Counts::Many { total: 4, values: sorted });
         assert_eq!(counts.total(), 4);
         assert!(!counts.add((Rating::Good, 300), -1));
         assert!(!counts.add((Rating::Poor, 900), -1));
