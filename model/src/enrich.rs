@@ -77,9 +77,15 @@ pub fn enrich(event: ClientEvent, ctx: &IngestContext) -> Event {
 /// The path of a page's URL, without query or fragment (`/` when empty);
 /// `None` when `url` is neither an absolute URL nor a path.
 pub fn path_of(url: &str) -> Option<String> {
-    if let Some(path) = plain_http_path(url) {
-        return Some(if path.is_empty() { "/".to_owned() } else { path.to_owned() });
+    match plain_http_path(url) {
+        Some("") => Some("/".to_owned()),
+        Some(path) => Some(path.to_owned()),
+        None => parsed_path(url),
     }
+}
+
+/// [`path_of`] by the WHATWG parser, for any URL.
+fn parsed_path(url: &str) -> Option<String> {
     let path = match url::Url::parse(url) {
         Ok(parsed) => parsed.path().to_owned(),
         Err(_) if url.starts_with('/') => url.split(['?', '#']).next().unwrap_or("").to_owned(),
@@ -196,16 +202,6 @@ mod tests {
         assert_eq!(UserAgentInfo::parse(Some(IPAD)).device, DeviceClass::Tablet);
         assert_eq!(UserAgentInfo::parse(Some(GOOGLEBOT)).device, DeviceClass::Bot);
         assert_eq!(UserAgentInfo::parse(None).device, DeviceClass::Unknown);
-    }
-
-    /// `path_of` as it was before the byte scan: the WHATWG parser alone.
-    fn parsed_path(url: &str) -> Option<String> {
-        let path = match url::Url::parse(url) {
-            Ok(parsed) => parsed.path().to_owned(),
-            Err(_) if url.starts_with('/') => url.split(['?', '#']).next().unwrap_or("").to_owned(),
-            Err(_) => return None,
-        };
-        Some(if path.is_empty() { "/".to_owned() } else { path })
     }
 
     proptest::proptest! {

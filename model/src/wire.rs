@@ -33,7 +33,7 @@ pub enum WireValue {
 pub type WireKey = Cow<'static, str>;
 
 /// The keys [`WireKey`] holds without a copy.
-const KNOWN_KEYS: [&str; 22] = [
+const KNOWN_KEYS: [&str; 20] = [
     "type",
     "anonymous_id",
     "session_id",
@@ -54,8 +54,6 @@ const KNOWN_KEYS: [&str; 22] = [
     "line",
     "column",
     "fingerprint",
-    "path",
-    "events",
 ];
 
 fn wire_key(key: &str) -> WireKey {
