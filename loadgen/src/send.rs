@@ -59,6 +59,9 @@ pub struct SendReport {
     /// Open loop: the most a batch went out after its scheduled time, a
     /// sign that the target (or the sender) fell behind.
     pub max_behind_ms: f64,
+    /// From a batch's send to the target's acceptance (the last try's),
+    /// ms: p50, p99 and the most.
+    pub ack_ms: [f64; 3],
 }
 
 impl SendReport {
@@ -76,6 +79,7 @@ impl SendReport {
             "seconds": (self.seconds * 1000.0).round() / 1000.0,
             "events_per_second": self.events_per_second().round(),
             "max_behind_ms": self.max_behind_ms.round(),
+            "ack_ms": { "p50": self.ack_ms[0], "p99": self.ack_ms[1], "max": self.ack_ms[2] },
         })
     }
 }
@@ -155,6 +159,7 @@ pub async fn send(batches: Arc<Vec<Batch>>, range: Range<usize>, target: Arc<Tar
                 (batches.clone(), target.clone(), next.clone(), totals.clone(), due_s.clone());
             let offset = range.start;
             tokio::spawn(async move {
+                let mut acks_us = Vec::new();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= due_s.len() || pace.limit.is_some_and(|limit| started.elapsed() >= limit) {
@@ -175,8 +180,10 @@ pub async fn send(batches: Arc<Vec<Batch>>, range: Range<usize>, target: Arc<Tar
                     totals.events_sent.fetch_add(batch.events as u64, Ordering::Relaxed);
                     let mut attempt = 0;
                     loop {
+                        let sent_at = Instant::now();
                         match target.send(batch).await {
                             Ok(accepted) => {
+                                acks_us.push(sent_at.elapsed().as_micros() as u32);
                                 totals.events_accepted.fetch_add(accepted, Ordering::Relaxed);
                                 totals.pageviews_accepted.fetch_add(batch.pageviews as u64, Ordering::Relaxed);
                                 totals.pageviews_by_project[batch.project]
@@ -195,12 +202,19 @@ pub async fn send(batches: Arc<Vec<Batch>>, range: Range<usize>, target: Arc<Tar
                         }
                     }
                 }
+                acks_us
             })
         })
         .collect();
+    let mut acks_us = Vec::new();
     for task in tasks {
-        let _ = task.await;
+        acks_us.extend(task.await.unwrap_or_default());
     }
+    acks_us.sort_unstable();
+    let ack_ms = |q: f64| {
+        let at = ((acks_us.len().max(1) - 1) as f64 * q).round() as usize;
+        acks_us.get(at).map_or(0.0, |us| (*us as f64 / 100.0).round() / 10.0)
+    };
     let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
     SendReport {
         batches_sent: load(&totals.batches_sent),
@@ -212,6 +226,7 @@ pub async fn send(batches: Arc<Vec<Batch>>, range: Range<usize>, target: Arc<Tar
         batches_lost: load(&totals.batches_lost),
         seconds: started.elapsed().as_secs_f64(),
         max_behind_ms: load(&totals.max_behind_us) as f64 / 1000.0,
+        ack_ms: [ack_ms(0.5), ack_ms(0.99), ack_ms(1.0)],
     }
 }
 
