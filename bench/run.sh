@@ -34,9 +34,15 @@ end_ms=$(( $(date +%s) / 60 * 60000 ))
 $BIN loadgen --csv "$work/events.csv" --events $events --end-ms $end_ms > "$work/csv.json"
 echo "bench: $events events written to $work/events.csv" >&2
 
+# Timely workers: half the cores. The dataflow takes about a quarter of the
+# server's CPU; the ingest threads, the view applier and the archive writer
+# need the rest (on two cores, one worker kept up with 240k events/s where
+# two, the default of one per core, kept up with 210k: bench/README.md).
+workers=$(( $(nproc) / 2 )); [ $workers -ge 1 ] || workers=1
 serve() { # serve DIR PORT EXTRA...: starts the server, prints its pid once it answers
   local dir=$1 port=$2; shift 2
-  SIGHTLINE_ADMIN_TOKEN=$TOKEN SIGHTLINE_LOG=warn $BIN serve --listen 127.0.0.1:$port --data-dir "$dir" "$@" \
+  SIGHTLINE_ADMIN_TOKEN=$TOKEN SIGHTLINE_LOG=warn $BIN serve --listen 127.0.0.1:$port --data-dir "$dir" \
+    --workers $workers "$@" \
     >/dev/null 2>>"$work/server.log" &
   local pid=$!
   until curl -sf "127.0.0.1:$port/healthz" >/dev/null; do sleep 0.05; done
