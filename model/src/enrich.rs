@@ -1,5 +1,8 @@
 //! Edge enrichment: what the server adds to a validated event.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use uuid::Uuid;
 
 use crate::event::{ClientEvent, DeviceClass, Event};
@@ -38,6 +41,34 @@ impl UserAgentInfo {
 
     fn unknown() -> UserAgentInfo {
         UserAgentInfo { device: DeviceClass::Unknown, browser: "unknown".into(), os: "unknown".into() }
+    }
+}
+
+/// `User-Agent`s parsed before, by their text: a site's visitors send a
+/// few thousand distinct ones, and woothee's parse of each request's took
+/// 3 % of the ingest threads' time (perf at 230k events/s).
+#[derive(Default)]
+pub struct UserAgentCache(Mutex<HashMap<Box<str>, UserAgentInfo>>);
+
+impl UserAgentCache {
+    /// Distinct `User-Agent`s held; past that the cache starts over.
+    pub const MAX_ENTRIES: usize = 4_096;
+
+    /// [`UserAgentInfo::parse`], remembered.
+    pub fn parse(&self, user_agent: Option<&str>) -> UserAgentInfo {
+        let Some(ua) = user_agent else {
+            return UserAgentInfo::parse(None);
+        };
+        if let Some(known) = self.0.lock().unwrap_or_else(|e| e.into_inner()).get(ua) {
+            return known.clone();
+        }
+        let parsed = UserAgentInfo::parse(Some(ua));
+        let mut known = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if known.len() >= Self::MAX_ENTRIES {
+            known.clear();
+        }
+        known.insert(ua.into(), parsed.clone());
+        parsed
     }
 }
 
@@ -170,6 +201,20 @@ fn host_of(url: &str) -> Option<&str> {
 mod tests {
     use super::*;
     use crate::event::EventKind;
+
+    #[test]
+    fn the_user_agent_cache_answers_as_the_parser_and_stays_bounded() {
+        let cache = UserAgentCache::default();
+        for ua in [Some(CHROME_MAC), Some(SAFARI_IPHONE), Some(IPAD), Some(GOOGLEBOT), Some(""), None] {
+            assert_eq!(cache.parse(ua), UserAgentInfo::parse(ua), "{ua:?}, first");
+            assert_eq!(cache.parse(ua), UserAgentInfo::parse(ua), "{ua:?}, remembered");
+        }
+        for i in 0..UserAgentCache::MAX_ENTRIES + 10 {
+            let ua = format!("{CHROME_MAC} build/{i}");
+            assert_eq!(cache.parse(Some(&ua)).browser, "Chrome");
+            assert!(cache.0.lock().unwrap().len() <= UserAgentCache::MAX_ENTRIES);
+        }
+    }
 
     #[test]
     fn referrer_domains_drop_www_and_internal_navigation() {

@@ -17,7 +17,7 @@ pub mod validate;
 pub mod wire;
 
 pub use body::{BodyError, DecodedBatch, Encoding, Format, decode_body};
-pub use enrich::{IngestContext, UserAgentInfo, enrich, referrer_domain};
+pub use enrich::{IngestContext, UserAgentCache, UserAgentInfo, enrich, referrer_domain};
 pub use envelope::Envelope;
 pub use event::{
     ClientEvent, DeviceClass, Event, EventKind, Frame, GroupRef, MinifiedLocation, PropValue, SourceContext, VitalName,

@@ -4,7 +4,7 @@ use sightline_model::{Event, EventKind, referrer_domain};
 use sightline_operators::vitals::scale;
 use sightline_operators::{ErrorRow, EventDims, EventRow, PageDims, PageviewRow, SessionHit, VitalRow};
 
-use crate::interner::{Interner, PropSets};
+use crate::interner::{BatchNames, PropSets};
 
 /// A stable 64-bit id for a visitor's anonymous id (or a session id): XXH3,
 /// the same in every process, which is all the views need (they are rebuilt
@@ -15,7 +15,7 @@ pub fn visitor_hash(anonymous_id: &str) -> u64 {
 }
 
 /// The page view row of an event, if it is a page view.
-pub fn pageview_row(event: &Event, names: &Interner) -> Option<PageviewRow> {
+pub fn pageview_row(event: &Event, names: &mut BatchNames) -> Option<PageviewRow> {
     match &event.kind {
         EventKind::Pageview { referrer, .. } => Some(PageviewRow {
             project: names.intern(&event.project_id),
@@ -35,7 +35,7 @@ pub fn pageview_row(event: &Event, names: &Interner) -> Option<PageviewRow> {
 }
 
 /// The error row of an event, if it is an error.
-pub fn error_row(event: &Event, names: &Interner) -> Option<ErrorRow> {
+pub fn error_row(event: &Event, names: &mut BatchNames) -> Option<ErrorRow> {
     match &event.kind {
         EventKind::Error { group, .. } => Some(ErrorRow {
             project: names.intern(&event.project_id),
@@ -51,7 +51,7 @@ pub fn error_row(event: &Event, names: &Interner) -> Option<ErrorRow> {
 }
 
 /// The vital row of an event, if it is a web vital measurement.
-pub fn vital_row(event: &Event, names: &Interner) -> Option<VitalRow> {
+pub fn vital_row(event: &Event, names: &mut BatchNames) -> Option<VitalRow> {
     match &event.kind {
         EventKind::Vital { name, value } => Some(VitalRow {
             project: names.intern(&event.project_id),
@@ -68,7 +68,7 @@ pub fn vital_row(event: &Event, names: &Interner) -> Option<VitalRow> {
 }
 
 /// The custom event row of an event, if it is one.
-pub fn event_row(event: &Event, names: &Interner, prop_sets: &PropSets) -> Option<EventRow> {
+pub fn event_row(event: &Event, names: &mut BatchNames, prop_sets: &PropSets) -> Option<EventRow> {
     match &event.kind {
         EventKind::Event { name, props } => Some(EventRow {
             project: names.intern(&event.project_id),
@@ -87,7 +87,7 @@ pub fn event_row(event: &Event, names: &Interner, prop_sets: &PropSets) -> Optio
 }
 
 /// The session hit of a page view (given its row) or custom event.
-pub fn session_hit(event: &Event, names: &Interner, pageview: Option<&PageviewRow>) -> Option<SessionHit> {
+pub fn session_hit(event: &Event, names: &mut BatchNames, pageview: Option<&PageviewRow>) -> Option<SessionHit> {
     let page = match (&event.kind, pageview) {
         (EventKind::Pageview { .. }, Some(row)) => Some((row.path, row.dims)),
         (EventKind::Event { .. }, _) => None,

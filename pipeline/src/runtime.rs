@@ -209,7 +209,7 @@ impl Pipeline {
         if self.deleted.read().unwrap_or_else(|e| e.into_inner()).contains(&envelope.project_id) {
             return;
         }
-        let names = self.views.names();
+        let mut names = self.views.names().batch();
         let project = names.intern(&envelope.project_id);
         let alerted = self.alerted.read().unwrap_or_else(|e| e.into_inner()).contains(&project);
         let mut rows = Rows::default();
@@ -217,8 +217,8 @@ impl Pipeline {
         // which keep each group's newest few as its samples.
         let mut samples: Vec<(Symbol, Symbol, Event)> = Vec::new();
         for event in envelope.events {
-            let pageview = pageview_row(&event, names);
-            rows.sessions.extend(session_hit(&event, names, pageview.as_ref()));
+            let pageview = pageview_row(&event, &mut names);
+            rows.sessions.extend(session_hit(&event, &mut names, pageview.as_ref()));
             // What the project's alert rules watch: when it was received,
             // and where.
             let received_s = event.received_at.div_euclid(1000);
@@ -230,11 +230,11 @@ impl Pipeline {
             if let Some(row) = pageview {
                 signal(Signal::Pageview, row.path, row.dims.release, row.dims.device);
                 rows.pageviews.push(row);
-            } else if let Some(row) = error_row(&event, names) {
+            } else if let Some(row) = error_row(&event, &mut names) {
                 signal(Signal::Error, row.path, row.release, row.device);
                 rows.errors.push(row);
                 samples.push((row.project, row.group, event));
-            } else if let Some(row) = vital_row(&event, names) {
+            } else if let Some(row) = vital_row(&event, &mut names) {
                 signal(
                     Signal::Vital { metric: row.metric, value: quantize(row.value) },
                     row.path,
@@ -242,10 +242,12 @@ impl Pipeline {
                     row.device,
                 );
                 rows.vitals.push(row);
-            } else if let Some(row) = event_row(&event, names, self.views.prop_sets()) {
+            } else if let Some(row) = event_row(&event, &mut names, self.views.prop_sets()) {
                 rows.events.push(row);
             }
         }
+        // Before the views' lock: the applier may intern under it.
+        drop(names);
         // Only each group's newest few of the batch can be kept: the others
         // are dropped here, outside the views' lock.
         samples.sort_unstable_by(|(p, g, a), (q, h, b)| {

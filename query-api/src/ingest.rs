@@ -18,8 +18,7 @@ use sightline_connectors::BatchMaps;
 use sightline_model::limits::{MAX_BODY_BYTES, MAX_EVENTS_PER_BATCH};
 use sightline_model::wire::WireValue;
 use sightline_model::{
-    BodyError, Encoding, Envelope, Event, EventKind, Format, IngestContext, UserAgentInfo, decode_body, enrich,
-    validate_event,
+    BodyError, Encoding, Envelope, Event, EventKind, Format, IngestContext, decode_body, enrich, validate_event,
 };
 use sightline_store::{IngestGrant, Project};
 
@@ -459,7 +458,7 @@ async fn ingest_batch(
     let ctx = IngestContext {
         project_id: project.id.clone(),
         received_at,
-        user_agent: UserAgentInfo::parse(header_str(header::USER_AGENT)),
+        user_agent: state.user_agents.parse(header_str(header::USER_AGENT)),
     };
     let (events, rejected) = accept_events(state, &mut batch.events, &ctx);
     let accepted = events.len();

@@ -59,6 +59,7 @@ pub struct AppState {
     pub sourcemaps: SourceMapStore,
     /// The groups error processing decided for recent stacks.
     pub recent_stacks: RecentStacks,
+    pub user_agents: sightline_model::UserAgentCache,
     /// Failed logins per account and address.
     pub login_throttle: throttle::LoginThrottle,
     /// Proxies whose `X-Forwarded-For` names the client.
@@ -91,6 +92,7 @@ impl AppState {
             ingest_keys: Default::default(),
             sourcemaps,
             recent_stacks: RecentStacks::new(RECENT_STACKS_BYTES),
+            user_agents: Default::default(),
             login_throttle: Default::default(),
             trusted_proxies,
             alerting,

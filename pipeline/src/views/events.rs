@@ -293,7 +293,7 @@ mod tests {
                     device: names.intern("desktop"),
                     browser: names.intern(browser),
                     release: names.intern(""),
-                    props: sets.intern(&names, &props),
+                    props: sets.intern(&mut names.batch(), &props),
                 },
             };
             views.apply(&row, 1, (0, i64::MAX / 4));

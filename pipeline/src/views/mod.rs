@@ -653,7 +653,7 @@ mod tests {
                     device: dims.device,
                     browser,
                     release: n.intern(""),
-                    props: views.prop_sets().intern(n, &props),
+                    props: views.prop_sets().intern(&mut n.batch(), &props),
                 };
                 tick.push((ViewUpdate::Event(EventRow { project, ts, name: n.intern("signup"), dims }), 1));
             }
