@@ -6,10 +6,10 @@
 //!    them; then the five dashboard questions (and every other query) timed
 //!    over what is held, with the resident memory.
 //! 2. **Ramp**: open-loop steps of rising rate. A step is kept up with when
-//!    every batch was sent on schedule, 99 % of them accepted within 250 ms, and
-//!    the views held everything within a second of the step's end; the
-//!    first step that is not, is the first sign of falling behind. The sustained rate is the best kept-up
-//!    step's.
+//!    every batch was sent on schedule, 99 % of them accepted within
+//!    250 ms, and the views held everything within a second of the step's
+//!    end; the first step that is not, is the first sign of falling behind.
+//!    The sustained rate is the best kept-up step's.
 //! 3. **The rest** of the events as fast as the server takes them; then the
 //!    questions again over all `--events`.
 //! 4. **Event-to-view latency** at half the sustained rate: marker page

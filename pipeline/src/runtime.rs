@@ -246,7 +246,9 @@ impl Pipeline {
                 rows.events.push(row);
             }
         }
-        // Before the views' lock: the applier may intern under it.
+        // Let the names' read lock go before the views' lock is taken: a
+        // reader of names holding a view's lock, queued behind a new name's
+        // writer, would otherwise wait on this batch and it on them.
         drop(names);
         // Only each group's newest few of the batch can be kept: the others
         // are dropped here, outside the views' lock.
