@@ -167,7 +167,7 @@ pub fn write_csv(events: impl Iterator<Item = GeneratedEvent>, out: &mut impl Wr
             (String::new(), String::new(), String::new(), String::new());
         let (mut error_type, mut message, mut stack) = (String::new(), String::new(), String::new());
         match &event.kind {
-            EventKind::Pageview { referrer: r, .. } => referrer = referrer_domain(r.as_deref(), url),
+            EventKind::Pageview { referrer: r, .. } => referrer = referrer_domain(r.as_deref(), url).into_owned(),
             EventKind::Event { name: n, props: p } => {
                 name = n.clone();
                 props = Value::Object(p.iter().map(|(k, v)| (k.clone(), prop_json(v))).collect()).to_string();

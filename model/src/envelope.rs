@@ -16,6 +16,10 @@ pub struct Envelope {
     pub events: Vec<Event>,
 }
 
+/// Room reserved per event when encoding: the load generator's mix takes
+/// 213 bytes an event in the archive, on average.
+const ENCODED_EVENT_BYTES: usize = 256;
+
 /// Why bytes from the bus or archive are not an envelope.
 #[derive(Debug, thiserror::Error)]
 #[error("not a Sightline envelope: {0}")]
@@ -24,7 +28,11 @@ pub struct EnvelopeError(#[from] rmp_serde::decode::Error);
 impl Envelope {
     /// The MessagePack encoding used on the bus and in the archive.
     pub fn encode(&self) -> Vec<u8> {
-        rmp_serde::to_vec(self).expect("an envelope always serializes")
+        // Room for a typical event from the start: grown from empty, the
+        // buffer's reallocations were a quarter of encoding (callgrind).
+        let mut bytes = Vec::with_capacity(64 + ENCODED_EVENT_BYTES * self.events.len());
+        rmp_serde::encode::write(&mut bytes, self).expect("an envelope always serializes");
+        bytes
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {

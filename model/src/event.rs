@@ -120,13 +120,22 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// The contract's `type` names, by [`EventKind::type_index`].
+    pub const TYPE_NAMES: [&'static str; 4] = ["pageview", "event", "error", "vital"];
+
     /// The contract's `type` name.
     pub fn type_name(&self) -> &'static str {
+        EventKind::TYPE_NAMES[self.type_index()]
+    }
+
+    /// The index of the kind's name in [`EventKind::TYPE_NAMES`], for
+    /// counting events by kind.
+    pub fn type_index(&self) -> usize {
         match self {
-            EventKind::Pageview { .. } => "pageview",
-            EventKind::Event { .. } => "event",
-            EventKind::Error { .. } => "error",
-            EventKind::Vital { .. } => "vital",
+            EventKind::Pageview { .. } => 0,
+            EventKind::Event { .. } => 1,
+            EventKind::Error { .. } => 2,
+            EventKind::Vital { .. } => 3,
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use sightline_model::{Event, EventKind, referrer_domain};
 use sightline_operators::vitals::scale;
-use sightline_operators::{ErrorRow, EventDims, EventRow, PageDims, PageviewRow, SessionHit, VitalRow};
+use sightline_operators::{ErrorRow, EventDims, EventRow, PageDims, PageviewRow, SessionHit, Symbol, VitalRow};
 
 use crate::interner::{BatchNames, PropSets};
 
@@ -14,20 +14,62 @@ pub fn visitor_hash(anonymous_id: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(anonymous_id.as_bytes())
 }
 
-/// The page view row of an event, if it is a page view.
-pub fn pageview_row(event: &Event, names: &mut BatchNames) -> Option<PageviewRow> {
-    match &event.kind {
-        EventKind::Pageview { referrer, .. } => Some(PageviewRow {
-            project: names.intern(&event.project_id),
-            ts: event.ts,
-            path: names.intern(&event.path),
-            visitor: visitor_hash(&event.anonymous_id),
-            dims: PageDims {
+/// The symbols of the strings that an event's rows share: its project,
+/// path, release and User-Agent's device, browser and OS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventSymbols {
+    pub project: Symbol,
+    pub path: Symbol,
+    pub release: Symbol,
+    pub device: Symbol,
+    pub browser: Symbol,
+    pub os: Symbol,
+}
+
+impl EventSymbols {
+    /// The symbols of `event`'s strings, interning only those that differ
+    /// from the `previous` event's: a batch comes from one SDK, so its
+    /// project, release and User-Agent are mostly the same throughout
+    /// (interning them again for every row was a third of the ingest
+    /// threads' time in `Pipeline::push`, perf at 210k events/s).
+    pub fn of(event: &Event, previous: Option<(&Event, EventSymbols)>, names: &mut BatchNames) -> EventSymbols {
+        match previous {
+            Some((before, symbols))
+                if before.project_id == event.project_id
+                    && before.release == event.release
+                    && before.device == event.device
+                    && before.browser == event.browser
+                    && before.os == event.os =>
+            {
+                let path = if before.path == event.path { symbols.path } else { names.intern(&event.path) };
+                EventSymbols { path, ..symbols }
+            }
+            _ => EventSymbols {
+                project: names.intern(&event.project_id),
+                path: names.intern(&event.path),
+                release: names.intern(event.release.as_deref().unwrap_or("")),
                 device: names.intern(event.device.as_str()),
                 browser: names.intern(&event.browser),
                 os: names.intern(&event.os),
+            },
+        }
+    }
+}
+
+/// The page view row of an event, if it is a page view.
+pub fn pageview_row(event: &Event, symbols: &EventSymbols, names: &mut BatchNames) -> Option<PageviewRow> {
+    match &event.kind {
+        EventKind::Pageview { referrer, .. } => Some(PageviewRow {
+            project: symbols.project,
+            ts: event.ts,
+            path: symbols.path,
+            visitor: visitor_hash(&event.anonymous_id),
+            dims: PageDims {
+                device: symbols.device,
+                browser: symbols.browser,
+                os: symbols.os,
                 referrer: names.intern(&referrer_domain(referrer.as_deref(), event.url.as_deref())),
-                release: names.intern(event.release.as_deref().unwrap_or("")),
+                release: symbols.release,
             },
         }),
         _ => None,
@@ -35,32 +77,32 @@ pub fn pageview_row(event: &Event, names: &mut BatchNames) -> Option<PageviewRow
 }
 
 /// The error row of an event, if it is an error.
-pub fn error_row(event: &Event, names: &mut BatchNames) -> Option<ErrorRow> {
+pub fn error_row(event: &Event, symbols: &EventSymbols, names: &mut BatchNames) -> Option<ErrorRow> {
     match &event.kind {
         EventKind::Error { group, .. } => Some(ErrorRow {
-            project: names.intern(&event.project_id),
+            project: symbols.project,
             group: names.intern(group.as_ref().map_or("ungrouped", |g| g.fingerprint.as_str())),
             ts: event.ts,
             visitor: visitor_hash(&event.anonymous_id),
-            release: names.intern(event.release.as_deref().unwrap_or("")),
-            path: names.intern(&event.path),
-            device: names.intern(event.device.as_str()),
+            release: symbols.release,
+            path: symbols.path,
+            device: symbols.device,
         }),
         _ => None,
     }
 }
 
 /// The vital row of an event, if it is a web vital measurement.
-pub fn vital_row(event: &Event, names: &mut BatchNames) -> Option<VitalRow> {
+pub fn vital_row(event: &Event, symbols: &EventSymbols) -> Option<VitalRow> {
     match &event.kind {
         EventKind::Vital { name, value } => Some(VitalRow {
-            project: names.intern(&event.project_id),
+            project: symbols.project,
             ts: event.ts,
             metric: *name,
-            path: names.intern(&event.path),
-            device: names.intern(event.device.as_str()),
-            browser: names.intern(&event.browser),
-            release: names.intern(event.release.as_deref().unwrap_or("")),
+            path: symbols.path,
+            device: symbols.device,
+            browser: symbols.browser,
+            release: symbols.release,
             value: scale(*name, *value),
         }),
         _ => None,
@@ -68,17 +110,22 @@ pub fn vital_row(event: &Event, names: &mut BatchNames) -> Option<VitalRow> {
 }
 
 /// The custom event row of an event, if it is one.
-pub fn event_row(event: &Event, names: &mut BatchNames, prop_sets: &PropSets) -> Option<EventRow> {
+pub fn event_row(
+    event: &Event,
+    symbols: &EventSymbols,
+    names: &mut BatchNames,
+    prop_sets: &PropSets,
+) -> Option<EventRow> {
     match &event.kind {
         EventKind::Event { name, props } => Some(EventRow {
-            project: names.intern(&event.project_id),
+            project: symbols.project,
             ts: event.ts,
             name: names.intern(name),
             dims: EventDims {
-                path: names.intern(&event.path),
-                device: names.intern(event.device.as_str()),
-                browser: names.intern(&event.browser),
-                release: names.intern(event.release.as_deref().unwrap_or("")),
+                path: symbols.path,
+                device: symbols.device,
+                browser: symbols.browser,
+                release: symbols.release,
                 props: prop_sets.intern(names, props),
             },
         }),
@@ -87,14 +134,14 @@ pub fn event_row(event: &Event, names: &mut BatchNames, prop_sets: &PropSets) ->
 }
 
 /// The session hit of a page view (given its row) or custom event.
-pub fn session_hit(event: &Event, names: &mut BatchNames, pageview: Option<&PageviewRow>) -> Option<SessionHit> {
+pub fn session_hit(event: &Event, symbols: &EventSymbols, pageview: Option<&PageviewRow>) -> Option<SessionHit> {
     let page = match (&event.kind, pageview) {
         (EventKind::Pageview { .. }, Some(row)) => Some((row.path, row.dims)),
         (EventKind::Event { .. }, _) => None,
         _ => return None,
     };
     Some(SessionHit {
-        project: names.intern(&event.project_id),
+        project: symbols.project,
         ts: event.ts,
         visitor: visitor_hash(&event.anonymous_id),
         session: event.session_id.as_deref().map(visitor_hash),

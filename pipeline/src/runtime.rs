@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use sightline_model::{Envelope, Event};
+use sightline_model::{Envelope, Event, EventKind};
 use sightline_operators::vitals::quantize;
 use sightline_operators::{
     ErrorRow, EventRow, MAX_WINDOW_S, PageviewRow, RuleSpec, SessionHit, Signal, SignalRow, Symbol, VitalRow,
@@ -15,7 +15,7 @@ use sightline_operators::{
 
 use crate::dataflow;
 use crate::now_ms;
-use crate::rows::{error_row, event_row, pageview_row, session_hit, vital_row};
+use crate::rows::{EventSymbols, error_row, event_row, pageview_row, session_hit, vital_row};
 use crate::views::{LATEST_EVENTS, ViewStore};
 
 /// One batch's rows for each input.
@@ -34,6 +34,23 @@ struct Rows {
 }
 
 impl Rows {
+    /// Rows with room for those of `events`.
+    fn with_room_for(events: &[Event]) -> Rows {
+        let mut counts = [0; EventKind::TYPE_NAMES.len()];
+        for event in events {
+            counts[event.kind.type_index()] += 1;
+        }
+        let [pageviews, custom, errors, vitals] = counts;
+        Rows {
+            pageviews: Vec::with_capacity(pageviews),
+            events: Vec::with_capacity(custom),
+            errors: Vec::with_capacity(errors),
+            vitals: Vec::with_capacity(vitals),
+            sessions: Vec::with_capacity(pageviews + custom),
+            ..Rows::default()
+        }
+    }
+
     fn is_empty(&self) -> bool {
         self.pageviews.is_empty()
             && self.errors.is_empty()
@@ -212,13 +229,18 @@ impl Pipeline {
         let mut names = self.views.names().batch();
         let project = names.intern(&envelope.project_id);
         let alerted = self.alerted.read().unwrap_or_else(|e| e.into_inner()).contains(&project);
-        let mut rows = Rows::default();
-        // Error events, moved (not copied) to the views under one lock,
-        // which keep each group's newest few as its samples.
-        let mut samples: Vec<(Symbol, Symbol, Event)> = Vec::new();
-        for event in envelope.events {
-            let pageview = pageview_row(&event, &mut names);
-            rows.sessions.extend(session_hit(&event, &mut names, pageview.as_ref()));
+        let events = envelope.events;
+        let mut rows = Rows::with_room_for(&events);
+        // Error events, by index: moved (not copied) to the views under one
+        // lock once the rows are made, which keep each group's newest few
+        // as its samples.
+        let mut samples: Vec<(Symbol, Symbol, usize)> = Vec::new();
+        let mut previous: Option<(&Event, EventSymbols)> = None;
+        for (index, event) in events.iter().enumerate() {
+            let symbols = EventSymbols::of(event, previous, &mut names);
+            previous = Some((event, symbols));
+            let pageview = pageview_row(event, &symbols, &mut names);
+            rows.sessions.extend(session_hit(event, &symbols, pageview.as_ref()));
             // What the project's alert rules watch: when it was received,
             // and where.
             let received_s = event.received_at.div_euclid(1000);
@@ -230,11 +252,11 @@ impl Pipeline {
             if let Some(row) = pageview {
                 signal(Signal::Pageview, row.path, row.dims.release, row.dims.device);
                 rows.pageviews.push(row);
-            } else if let Some(row) = error_row(&event, &mut names) {
+            } else if let Some(row) = error_row(event, &symbols, &mut names) {
                 signal(Signal::Error, row.path, row.release, row.device);
                 rows.errors.push(row);
-                samples.push((row.project, row.group, event));
-            } else if let Some(row) = vital_row(&event, &mut names) {
+                samples.push((row.project, row.group, index));
+            } else if let Some(row) = vital_row(event, &symbols) {
                 signal(
                     Signal::Vital { metric: row.metric, value: quantize(row.value) },
                     row.path,
@@ -242,7 +264,7 @@ impl Pipeline {
                     row.device,
                 );
                 rows.vitals.push(row);
-            } else if let Some(row) = event_row(&event, &mut names, self.views.prop_sets()) {
+            } else if let Some(row) = event_row(event, &symbols, &mut names, self.views.prop_sets()) {
                 rows.events.push(row);
             }
         }
@@ -253,7 +275,8 @@ impl Pipeline {
         // Only each group's newest few of the batch can be kept: the others
         // are dropped here, outside the views' lock.
         samples.sort_unstable_by(|(p, g, a), (q, h, b)| {
-            (p, g).cmp(&(q, h)).then((b.ts, b.received_at).cmp(&(a.ts, a.received_at)))
+            let newest = |i: &usize| (events[*i].ts, events[*i].received_at);
+            (p, g).cmp(&(q, h)).then(newest(b).cmp(&newest(a)))
         });
         let mut kept = 0;
         let mut current = None;
@@ -264,6 +287,10 @@ impl Pipeline {
             kept += 1;
             kept <= LATEST_EVENTS
         });
+        // Moved out from the back, so each index still names its event.
+        samples.sort_unstable_by_key(|(_, _, index)| std::cmp::Reverse(*index));
+        let mut events = events;
+        let samples = samples.into_iter().map(|(p, g, index)| (p, g, events.swap_remove(index))).collect();
         self.views.note_error_samples(samples);
         if rows.is_empty() {
             return;
