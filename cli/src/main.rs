@@ -14,7 +14,8 @@ use tracing_subscriber::EnvFilter;
 /// 1.64 GB where mimalloc held 1.83 GB for the same 10M events. Its
 /// background thread (the `background_threads` feature) gives freed pages
 /// back on schedule even while the threads that freed them are idle: 10 s
-/// after 10M events, 990 MB resident against 1,002–1,025 MB without.
+/// after 10M events, 967–985 MiB resident against 978–1,001 MiB without
+/// (three runs each, bench/README.md).
 #[global_allocator]
 static GLOBAL: Jemalloc = Jemalloc;
 
