@@ -251,6 +251,19 @@ mod tests {
     }
 
     #[test]
+    fn strings_are_read_as_sent_and_a_body_that_is_not_utf8_is_refused() {
+        let body = r#"{"events":[{"type":"pageview","title":"Café ☕ \u00e9\ud83d\ude00"}]}"#;
+        let batch = decode_body(body.as_bytes(), Format::Json, Encoding::Identity).unwrap();
+        assert_eq!(batch.events[0].get("title"), Some(&WireValue::Str("Café ☕ é😀".into())));
+        let mut broken = body.as_bytes().to_vec();
+        let at = body.find('é').unwrap();
+        broken[at + 1] = b'!';
+        let err = decode_body(&broken, Format::Json, Encoding::Identity).unwrap_err();
+        assert_eq!(err, BodyError::NotABatch(format!("body is not UTF-8 (at byte {at})")));
+        assert_eq!(err.code(), "invalid_batch");
+    }
+
+    #[test]
     fn gzip_bomb_stops_at_the_cap() {
         let bomb = gzip(&vec![b' '; 64 * 1024 * 1024]);
         assert!(bomb.len() < MAX_BODY_BYTES);

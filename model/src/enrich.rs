@@ -233,6 +233,8 @@ mod tests {
         assert_eq!(referrer_domain(Some("https://www.Google.com/search?q=x"), page), "google.com");
         assert_eq!(referrer_domain(Some("https://u:p@news.example:8443/a"), page), "news.example");
         assert_eq!(referrer_domain(Some("https://www.shop.example/"), page), "");
+        assert_eq!(referrer_domain(Some("https://www.Shop.EXAMPLE/"), page), "");
+        assert_eq!(referrer_domain(Some("https://WWW.Shop.example/"), page), "www.shop.example");
         assert_eq!(referrer_domain(None, page), "");
         assert_eq!(referrer_domain(Some("android-app://com.slack"), None), "com.slack");
         assert_eq!(referrer_domain(Some("not a url"), page), "");

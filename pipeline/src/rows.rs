@@ -149,3 +149,63 @@ pub fn session_hit(event: &Event, symbols: &EventSymbols, pageview: Option<&Page
         page,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use sightline_model::DeviceClass;
+
+    use super::*;
+    use crate::interner::Interner;
+
+    fn event(project: &str, path: &str, release: Option<&str>, browser: &str) -> Event {
+        Event {
+            id: uuid::Uuid::now_v7(),
+            project_id: project.into(),
+            received_at: 0,
+            ts: 0,
+            client_ts: None,
+            anonymous_id: "v".into(),
+            session_id: None,
+            url: None,
+            path: path.into(),
+            release: release.map(str::to_owned),
+            device: DeviceClass::Desktop,
+            browser: browser.into(),
+            os: "Linux".into(),
+            kind: EventKind::Pageview { referrer: None, title: None },
+        }
+    }
+
+    /// Symbols carried over from the previous event are the ones interning
+    /// would give: each string that changes from one event to the next is
+    /// interned again.
+    #[test]
+    fn symbols_carried_over_are_those_interning_gives() {
+        let events = [
+            event("p1", "/a", Some("r1"), "Chrome"),
+            event("p1", "/a", Some("r1"), "Chrome"),
+            event("p1", "/b", Some("r1"), "Chrome"),
+            event("p1", "/b", Some("r2"), "Chrome"),
+            event("p1", "/b", None, "Chrome"),
+            event("p1", "/b", None, "Firefox"),
+            event("p2", "/b", None, "Firefox"),
+            event("p2", "/a", Some("r1"), "Chrome"),
+        ];
+        let interner = Interner::default();
+        let mut names = interner.batch();
+        let mut previous = None;
+        for event in &events {
+            let symbols = EventSymbols::of(event, previous, &mut names);
+            previous = Some((event, symbols));
+            let alone = EventSymbols::of(event, None, &mut names);
+            assert_eq!(symbols, alone, "{} {} {:?} {}", event.project_id, event.path, event.release, event.browser);
+        }
+        drop(names);
+        let symbol = |name| interner.lookup(name).unwrap();
+        let last = previous.unwrap().1;
+        assert_eq!(
+            (last.project, last.path, last.release, last.browser),
+            (symbol("p2"), symbol("/a"), symbol("r1"), symbol("Chrome"))
+        );
+    }
+}
