@@ -90,10 +90,13 @@ impl<K: Copy + Ord + Hash, V: Cell> Cells<K, V> {
     /// Sorts every cell into the slice (dropping the empty ones) and seals
     /// each.
     pub(super) fn seal(&mut self) {
-        let open = std::mem::take(&mut self.open);
-        let mut cells: Vec<(K, V)> = std::mem::take(&mut self.sealed).into_vec();
-        cells.extend(open);
-        cells.retain(|(_, v)| !v.is_empty());
+        // Into a vector of exactly the cells kept (an open cell is never
+        // empty: `update` removes it), so that neither growing it nor making
+        // it a boxed slice copies it.
+        let kept = self.sealed.iter().filter(|(_, v)| !v.is_empty()).count() + self.open.len();
+        let mut cells: Vec<(K, V)> = Vec::with_capacity(kept);
+        cells.extend(std::mem::take(&mut self.sealed).into_vec().into_iter().filter(|(_, v)| !v.is_empty()));
+        cells.extend(std::mem::take(&mut self.open).into_iter().filter(|(_, v)| !v.is_empty()));
         cells.sort_unstable_by_key(|(k, _)| *k);
         cells.iter_mut().for_each(|(_, v)| v.seal());
         #[cfg(test)]
