@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use differential_dataflow::VecCollection;
-use differential_dataflow::consolidation::consolidate_from;
+use differential_dataflow::consolidation::consolidate;
 use differential_dataflow::input::InputSession;
 use timely::dataflow::ProbeHandle;
 use timely::dataflow::channels::pact::Exchange;
@@ -151,25 +151,6 @@ struct ViewApplier {
     emptied: std::sync::mpsc::Receiver<Vec<(ViewUpdate, isize)>>,
 }
 
-/// Consolidates a tick's updates as far as the views need: page views,
-/// custom events and vital measurements only ever arrive as insertions,
-/// which the views count the same in any order and whether or not equal
-/// ones are merged, so only the rest (sessions, error groups, rule windows
-/// and anomaly scores, retracted and inserted again as they change) is
-/// sorted. Sorting all of them took 7.5 % of the applier's instructions
-/// (callgrind, 200k events; bench/README.md).
-fn consolidate_changes(ready: &mut Vec<(ViewUpdate, isize)>) {
-    let mut insertions = 0;
-    for at in 0..ready.len() {
-        let (update, diff) = &ready[at];
-        if *diff > 0 && matches!(update, ViewUpdate::Pageview(_) | ViewUpdate::Event(_) | ViewUpdate::Vital(_)) {
-            ready.swap(insertions, at);
-            insertions += 1;
-        }
-    }
-    consolidate_from(ready, insertions);
-}
-
 /// Finished ticks that may wait for the applier before the sink waits.
 const TICKS_AHEAD: usize = 4;
 
@@ -179,7 +160,7 @@ impl ViewApplier {
         let (give_back, emptied) = std::sync::mpsc::channel();
         let apply = move || {
             for (through, mut ready) in to_apply {
-                consolidate_changes(&mut ready);
+                consolidate(&mut ready);
                 views.apply(through, &ready);
                 ready.clear();
                 let _ = give_back.send(ready);
@@ -195,51 +176,5 @@ impl ViewApplier {
         // The applier ends only when this sender is dropped, or by a panic:
         // that one is raised here too, as it was when the sink applied.
         self.ticks.send((through, ready)).expect("the view applier thread has stopped");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use sightline_operators::{PageDims, Session, SessionRow};
-
-    use super::*;
-
-    fn pageview(ts: i64) -> ViewUpdate {
-        ViewUpdate::Pageview(PageviewRow { project: 1, ts, path: 2, visitor: 3, dims: PageDims::default() })
-    }
-
-    fn session(pageviews: u32) -> ViewUpdate {
-        let session = Session {
-            start: 0,
-            end: 60_000,
-            pageviews,
-            custom_events: 0,
-            entry: 2,
-            exit: 2,
-            source: PageDims::default(),
-        };
-        ViewUpdate::Session(SessionRow { project: 1, session })
-    }
-
-    #[test]
-    fn only_updates_that_change_are_consolidated() {
-        let mut ready = vec![
-            (session(1), 1),
-            (pageview(5), 1),
-            (session(1), -1),
-            (session(2), 1),
-            (pageview(5), 1),
-            (pageview(4), 1),
-            (session(2), 1),
-        ];
-        consolidate_changes(&mut ready);
-        // Insertions of page views stay as they came, equal ones apart;
-        // a session taken back in the same tick cancels, equal ones merge.
-        assert_eq!(ready, [(pageview(5), 1), (pageview(5), 1), (pageview(4), 1), (session(2), 2)]);
-        // A retraction of a page view (the pipeline sends none today) is
-        // consolidated with the changes.
-        let mut ready = vec![(pageview(5), -1), (pageview(6), 1), (pageview(5), -1)];
-        consolidate_changes(&mut ready);
-        assert_eq!(ready, [(pageview(6), 1), (pageview(5), -2)]);
     }
 }
