@@ -51,11 +51,7 @@ pub fn batches(events: impl Iterator<Item = GeneratedEvent>, size: usize, format
                 serde_json::to_vec(&json!({ "events": events })).expect("JSON of plain values")
             }
             BatchFormat::Envelope { project_ids } => {
-                let ctx = IngestContext {
-                    project_id: project_ids[project].clone(),
-                    received_at,
-                    user_agent: contexts[agent].clone(),
-                };
+                let ctx = IngestContext::new(project_ids[project].clone(), received_at, contexts[agent].clone());
                 let events = events
                     .into_iter()
                     .map(|e| {

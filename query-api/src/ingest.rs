@@ -455,11 +455,8 @@ async fn ingest_batch(
     }
     active.used(state, received_at);
 
-    let ctx = IngestContext {
-        project_id: project.id.clone(),
-        received_at,
-        user_agent: state.user_agents.parse(header_str(header::USER_AGENT)),
-    };
+    let ctx =
+        IngestContext::new(project.id.clone(), received_at, state.user_agents.parse(header_str(header::USER_AGENT)));
     let (events, rejected) = accept_events(state, &mut batch.events, &ctx);
     // The body and what is left of its decoding go now, not after the wait
     // for the bus: hundreds of requests waiting at once each held them.

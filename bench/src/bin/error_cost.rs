@@ -27,11 +27,11 @@ fn main() {
     store.put("p", RELEASE, MINIFIED, &source_map()).unwrap();
     let body = serde_json::to_vec(&json!({ "events": [error_event("v1", 0, 0)] })).unwrap();
     let recent = RecentStacks::new(32 << 20);
-    let ctx = IngestContext {
-        project_id: "p".into(),
-        received_at: 1_800_000_000_000,
-        user_agent: UserAgentInfo::parse(Some("Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0 Safari/537.36")),
-    };
+    let ctx = IngestContext::new(
+        "p".into(),
+        1_800_000_000_000,
+        UserAgentInfo::parse(Some("Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0 Safari/537.36")),
+    );
     let maps = |url: &str| store.get("p", RELEASE, url);
 
     let generation = std::cell::Cell::new(0);
