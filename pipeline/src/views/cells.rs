@@ -96,7 +96,7 @@ impl<K: Copy + Ord + Hash, V: Cell> Cells<K, V> {
         let kept = self.sealed.iter().filter(|(_, v)| !v.is_empty()).count() + self.open.len();
         let mut cells: Vec<(K, V)> = Vec::with_capacity(kept);
         cells.extend(std::mem::take(&mut self.sealed).into_vec().into_iter().filter(|(_, v)| !v.is_empty()));
-        cells.extend(std::mem::take(&mut self.open).into_iter().filter(|(_, v)| !v.is_empty()));
+        cells.extend(std::mem::take(&mut self.open));
         cells.sort_unstable_by_key(|(k, _)| *k);
         cells.iter_mut().for_each(|(_, v)| v.seal());
         #[cfg(test)]
