@@ -33,6 +33,32 @@ def num(v: float | None, digits: int = 0) -> str:
     return f"{v:,.{digits}f}"
 
 
+def resident_kib(checkpoint: dict) -> float:
+    """Resident memory with the checkpoint's events held: once settled (the allocator has given back what the
+    last burst freed) when the run measured it, else right after the questions."""
+    return checkpoint.get("rss_settled_kib") or checkpoint["rss_kib"]
+
+
+def memory(checkpoint: dict) -> str:
+    settled = checkpoint.get("rss_settled_kib")
+    after = num(checkpoint["rss_kib"] / 1024)
+    if not settled:
+        return after
+    return f"{num(settled / 1024)} ({after} {checkpoint['rss_settle_seconds']:.0f} s before)"
+
+
+def sustained(run: dict) -> float | None:
+    """The highest ramp rate the run kept up with (offered: what a kept-up step achieved reads lower by its last
+    acks' time)."""
+    kept = [step for step in run["ramp"] if step["kept_up"]]
+    return kept[-1]["offered_per_second"] if kept else None
+
+
+def achieved(run: dict) -> float | None:
+    kept = [step for step in run["ramp"] if step["kept_up"]]
+    return kept[-1]["events_per_second"] if kept else None
+
+
 def ratio(a: float | None, b: float | None) -> str:
     if not a or not b:
         return "–"
@@ -84,9 +110,9 @@ def main() -> None:
         "| | Sightline, embedded | Sightline, NATS | PostgreSQL | ClickHouse (chDB) | Sightline embedded against the better baseline |",
         "| --- | --- | --- | --- | --- | --- |",
         f"| **events stored per second**, batches of 100 (Sightline: HTTP, every view on, highest ramp step kept up with; "
-        f"databases: 100-row INSERTs) | **{num(emb['sustained_events_per_second'])}** | {num(nats['sustained_events_per_second'])} "
+        f"databases: 100-row INSERTs) | **{num(sustained(emb))}** | {num(sustained(nats))} "
         f"| {num(pg['insert_100_events_per_s'])} (4 connections) | {num(ch['insert_100_events_per_s'])} "
-        f"| {ratio(emb['sustained_events_per_second'], best_insert)} |",
+        f"| {ratio(sustained(emb), best_insert)} |",
         f"| as fast as it takes them (Sightline: the events left after the ramp; databases: bulk load) | {rest(emb)} "
         f"| {rest(nats)} | {num(pg['bulk_events_per_s'])} (COPY) "
         f"| {num(ch['bulk_events_per_s'])} (file()) | |",
@@ -100,8 +126,8 @@ def main() -> None:
     rows += [
         f"| event-to-view p50 / p99, ms, at half the sustained rate | {num(e2v['embedded']['p50'], 1)} / **{num(e2v['embedded']['p99'], 1)}** "
         f"| {num(e2v['nats']['p50'], 1)} / {num(e2v['nats']['p99'], 1)} | – | – | |",
-        f"| resident memory with {events:,} events held, MiB | **{num(last['embedded']['rss_kib'] / 1024)}** "
-        f"| {num(last['nats']['rss_kib'] / 1024)} | – | – | |",
+        f"| resident memory with {events:,} events held, MiB, settled (right after the questions, seconds before) "
+        f"| **{memory(last['embedded'])}** | {memory(last['nats'])} | – | – | |",
         f"| bytes per event on disk | {num(emb['data_dir_bytes'] / events, 1)} | {num(nats['data_dir_bytes'] / events, 1)} "
         f"| {num(pg['bytes_per_event'], 1)} | {num(ch['bytes_per_event'], 1)} | |",
         f"| restart to ready (replaying everything), s | {num(emb['restart_to_ready_ms'] / 1000, 1)} "
@@ -111,19 +137,20 @@ def main() -> None:
         f"| {'yes' if answers_agree(ch['answers'], pg['answers']) else '**no**'} | |",
     ]
     ceiling = min(js["publish_per_second"], js["consume_per_second"])
-    nats_rate = nats["sustained_events_per_second"] or 0
+    nats_rate = sustained(nats) or 0
     slowest = max(max(s["queries_ms"][q]["p99"] for q in s["queries_ms"]) for s in last.values())
     floors = [
         "| floor (issue 9) | measured | met |",
         "| --- | --- | --- |",
-        f"| embedded, HTTP, batches of 100: ≥ {FLOORS['sustained']:,} events/s | {num(emb['sustained_events_per_second'])} "
-        f"| {'yes' if (emb['sustained_events_per_second'] or 0) >= FLOORS['sustained'] else 'no'} |",
+        f"| embedded, HTTP, batches of 100: ≥ {FLOORS['sustained']:,} events/s | {num(sustained(emb))} kept up with "
+        f"({num(achieved(emb))} achieved over the step) "
+        f"| {'yes' if (sustained(emb) or 0) >= FLOORS['sustained'] else 'no'} |",
         f"| event-to-view p99 < {FLOORS['event_to_view_p99_ms']:.0f} ms at half that rate | {num(e2v['embedded']['p99'], 1)} ms "
         f"| {'yes' if e2v['embedded']['p99'] < FLOORS['event_to_view_p99_ms'] else 'no'} |",
         f"| every dashboard query < {FLOORS['query_p99_ms']:.0f} ms p99 at {events:,} events | slowest {num(slowest, 2)} ms "
         f"| {'yes' if slowest < FLOORS['query_p99_ms'] else 'no'} |",
-        f"| < 1 GiB resident at {events:,} events | {num(last['embedded']['rss_kib'] / 1024)} MiB "
-        f"| {'yes' if last['embedded']['rss_kib'] * 1024 < FLOORS['rss_at_10m_bytes'] else 'no'} |",
+        f"| < 1 GiB resident at {events:,} events | {memory(last['embedded'])} MiB "
+        f"| {'yes' if resident_kib(last['embedded']) * 1024 < FLOORS['rss_at_10m_bytes'] else 'no'} |",
         f"| NATS mode ≥ half the raw JetStream ceiling (publish {num(js['publish_per_second'])}/s, "
         f"consume {num(js['consume_per_second'])}/s, {js['message_bytes']}-byte messages with acks) "
         f"| {num(nats_rate)} ({ratio(nats_rate, ceiling)} of the lower) | {'yes' if nats_rate >= ceiling / 2 else 'no'} |",
@@ -132,7 +159,7 @@ def main() -> None:
                    "| --- |" + " --- |" * (len(QUESTIONS) + 1)]
     for c in emb["checkpoints"]:
         checkpoints.append(f"| {c['events_held']:,} | " + " | ".join(num(c["queries_ms"][q]["p99"], 2) for q in QUESTIONS)
-                           + f" | {num(c['rss_kib'] / 1024)} |")
+                           + f" | {memory(c)} |")
     section = "\n".join([
         f"### {date}, `bench/run.sh {mode}`: {events:,} events, {pg['version'].split()[0]} PostgreSQL, {ch['version']}",
         "",
