@@ -1,11 +1,17 @@
 //! Error groups: events per group, bucket and the attributes queries filter
 //! on, with their users, and each group's first and last sighting.
 
-use differential_dataflow::{ExchangeData, Hashable, VecCollection};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use differential_dataflow::consolidation::consolidate;
+use differential_dataflow::{AsCollection, Hashable, VecCollection};
 use serde::{Deserialize, Serialize};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::operator::Operator;
 
 use crate::buckets::Interval;
-use crate::retention::expire_at;
 use crate::{Symbol, Time};
 
 /// One error event as the dataflow sees it.
@@ -65,40 +71,157 @@ pub fn error_group_views<'s>(
             ErrorUpdate::Event(cell, row.visitor)
         })
     });
-    // First and last sighting over the retained events; the daily bucket's
-    // expiry bounds them like the counts. A `reduce` sees every distinct
-    // value of its key whenever the key changes, so the extremes are taken
-    // per second, then per minute, per hour and per group: a new event costs
-    // at most 1,000 + 60 + 60 + (hours retained) values, not one per
-    // millisecond the group was ever seen in.
-    // Only a row's group and time are held until it expires: 16 bytes where
-    // the whole row took 40.
-    let sightings = rows.map(|row| (row.project, row.group, row.ts));
-    let retained = expire_at(sightings, move |(_, _, ts)| {
-        Interval::Day.bucket_of(*ts).saturating_add(Interval::Day.millis()).saturating_add(retention_ms)
-    });
-    let per_second = extremes(retained.map(|(project, group, ts)| ((project, group, ts.div_euclid(1_000)), (ts, ts))));
-    let per_minute =
-        extremes(per_second.map(|((project, group, second), seen)| ((project, group, second.div_euclid(60)), seen)));
-    let per_hour =
-        extremes(per_minute.map(|((project, group, minute), seen)| ((project, group, minute.div_euclid(60)), seen)));
-    let seen = extremes(per_hour.map(|((project, group, _hour), seen)| ((project, group), seen)))
-        .map(|((project, group), (first, last))| ErrorUpdate::Seen { project, group, first, last });
-    events.concat(seen)
+    events.concat(first_and_last_seen(rows, retention_ms))
 }
 
-/// The earliest first and the latest last of each key's `(first, last)`
-/// values.
-fn extremes<'s, K: ExchangeData + Hashable>(
-    sightings: VecCollection<'s, Time, (K, (i64, i64))>,
-) -> VecCollection<'s, Time, (K, (i64, i64))> {
-    sightings.reduce(|_key, values, out| {
-        let first = values.iter().map(|((first, _), _)| *first).min();
-        let last = values.iter().map(|((_, last), _)| *last).max();
-        if let (Some(first), Some(last)) = (first, last) {
-            out.push(((first, last), 1));
+/// A group: (project, fingerprint).
+type GroupKey = (Symbol, Symbol);
+
+/// Each group's first and last sighting over its retained events: a day's
+/// events count until the tick its bucket ends plus `retention_ms`, as the
+/// read model's buckets do, and one already past that when it arrives does
+/// not count.
+///
+/// Each worker keeps its groups' sightings ([`Sightings`]) and, once
+/// a tick is complete, publishes the changed extremes: the old retracted,
+/// the new inserted. A day's sightings leave at once, when its expiry tick
+/// is reached. This took a tenth of the memory of its dataflow form
+/// (retractions held by `expire_at`, then a `reduce` of the extremes per
+/// second, minute, hour and group, each arranged: 76 MB at 10M events).
+fn first_and_last_seen<'s>(
+    rows: VecCollection<'s, Time, ErrorRow>,
+    retention_ms: i64,
+) -> VecCollection<'s, Time, ErrorUpdate> {
+    type Sighting = ((GroupKey, i64), Time, isize);
+    type Out = (ErrorUpdate, Time, isize);
+    let day_leaves = move |ts: i64| {
+        let end = Interval::Day.bucket_of(ts).saturating_add(Interval::Day.millis());
+        Time::try_from(end.saturating_add(retention_ms)).unwrap_or(0)
+    };
+    let exchange = Exchange::new(|((group, _), _, _): &Sighting| group.hashed());
+    rows.map(|row| ((row.project, row.group), row.ts))
+        .inner
+        .unary_frontier::<CapacityContainerBuilder<Vec<Out>>, _, _, _>(exchange, "FirstAndLastSeen", move |_, _| {
+            let mut groups: HashMap<GroupKey, Sightings> = HashMap::new();
+            // Sightings by tick, until the tick is complete.
+            let mut pending: BTreeMap<Time, (Capability<Time>, Vec<((GroupKey, i64), isize)>)> = BTreeMap::new();
+            // By expiry tick, each (group, day start) with sightings to forget then.
+            let mut expiring: BTreeMap<Time, (Capability<Time>, BTreeSet<(GroupKey, i64)>)> = BTreeMap::new();
+            move |(input, frontier), output| {
+                input.for_each(|cap, data| {
+                    for ((group, ts), time, diff) in data.drain(..) {
+                        let (_, held) = pending
+                            .entry(time)
+                            .or_insert_with(|| (cap.delayed(&time, output.output_index()), Vec::new()));
+                        held.push(((group, ts), diff));
+                    }
+                });
+                let reached = frontier.frontier().first().copied().unwrap_or(Time::MAX);
+                loop {
+                    let next_tick = pending.first_key_value().map(|(t, _)| *t).filter(|t| *t < reached);
+                    let next_expiry = expiring.first_key_value().map(|(t, _)| *t).filter(|t| *t < reached);
+                    let mut before: HashMap<GroupKey, Option<(i64, i64)>> = HashMap::new();
+                    let tick_first = match (next_tick, next_expiry) {
+                        (None, None) => break,
+                        (Some(tick), Some(expiry)) => tick <= expiry,
+                        (tick, _) => tick.is_some(),
+                    };
+                    let cap = if tick_first {
+                        let (tick, (cap, mut held)) = pending.pop_first().expect("a complete tick");
+                        // Net changes only: a sighting retracted in the tick
+                        // that brought it is never held.
+                        consolidate(&mut held);
+                        for ((group, ts), diff) in held {
+                            let expires = day_leaves(ts);
+                            if expires <= tick {
+                                continue;
+                            }
+                            let times = groups.entry(group).or_default();
+                            before.entry(group).or_insert_with(|| extremes(times));
+                            times.change(ts, diff);
+                            let (_, days) =
+                                expiring.entry(expires).or_insert_with(|| (cap.delayed(&expires), BTreeSet::new()));
+                            days.insert((group, Interval::Day.bucket_of(ts)));
+                        }
+                        cap
+                    } else {
+                        let (_, (cap, days)) = expiring.pop_first().expect("a reached expiry");
+                        for (group, day) in days {
+                            if let Some(times) = groups.get_mut(&group) {
+                                before.entry(group).or_insert_with(|| extremes(times));
+                                times.forget(day..day.saturating_add(Interval::Day.millis()));
+                            }
+                        }
+                        cap
+                    };
+                    let time = *cap.time();
+                    let mut session = output.session(&cap);
+                    for (group, old) in before {
+                        let new = groups.get(&group).and_then(extremes);
+                        if new.is_none() {
+                            groups.remove(&group);
+                        }
+                        if old != new {
+                            let update = |(first, last): (i64, i64)| ErrorUpdate::Seen {
+                                project: group.0,
+                                group: group.1,
+                                first,
+                                last,
+                            };
+                            session.give_iterator(
+                                old.map(|seen| (update(seen), time, -1))
+                                    .into_iter()
+                                    .chain(new.map(|seen| (update(seen), time, 1))),
+                            );
+                        }
+                    }
+                }
+            }
+        })
+        .as_collection()
+}
+
+/// The earliest and the latest of a group's sighting times.
+fn extremes(times: &Sightings) -> Option<(i64, i64)> {
+    Some((*times.0.first()?, *times.0.last()?))
+}
+
+/// A group's sighting times, sorted, one entry per event: 8 bytes an event
+/// where a `BTreeMap` of times and counts took about 60. Events come in
+/// time order but for late ones (at most an hour late), so an event is
+/// added at the end or near it.
+#[derive(Debug, Default)]
+struct Sightings(Vec<i64>);
+
+impl Sightings {
+    /// Adds `diff` sightings at `ts`, or takes `-diff` away (as many as
+    /// there are).
+    fn change(&mut self, ts: i64, diff: isize) {
+        let times = &mut self.0;
+        if diff > 0 {
+            let at = if times.last().is_none_or(|last| *last <= ts) {
+                times.len()
+            } else {
+                times.partition_point(|t| *t <= ts)
+            };
+            times.splice(at..at, std::iter::repeat_n(ts, diff.unsigned_abs()));
+        } else {
+            let from = times.partition_point(|t| *t < ts);
+            let to = times[from..].partition_point(|t| *t == ts).min(diff.unsigned_abs());
+            times.drain(from..from + to);
         }
-    })
+    }
+
+    /// Takes away every sighting in `range`, and the room it leaves.
+    fn forget(&mut self, range: std::ops::Range<i64>) {
+        let times = &mut self.0;
+        let from = times.partition_point(|t| *t < range.start);
+        let to = times.partition_point(|t| *t < range.end);
+        times.drain(from..to);
+        if times.capacity() > 2 * times.len() + 64 {
+            times.shrink_to(times.len() + times.len() / 4);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -137,6 +260,75 @@ mod tests {
                 .map(|((project, group), (first, last))| (ErrorUpdate::Seen { project, group, first, last }, 1)),
         );
         view
+    }
+
+    #[test]
+    fn sightings_keep_their_times_sorted_through_late_ones_retractions_and_expiry() {
+        let mut times = Sightings::default();
+        for (ts, diff) in [(10, 1), (30, 2), (20, 1), (30, -1), (5, 1), (40, -1), (20, 1), (10, -3)] {
+            times.change(ts, diff);
+        }
+        assert_eq!(times.0, [5, 20, 20, 30]);
+        assert_eq!(extremes(&times), Some((5, 30)));
+        times.forget(20..30);
+        assert_eq!(times.0, [5, 30]);
+        times.forget(0..100);
+        assert_eq!(extremes(&times), None);
+    }
+
+    /// A day's sightings leave the first and last seen at the tick its
+    /// bucket ends plus the retention (the counts stay: the read model drops
+    /// their buckets), and one already past it on arrival is not counted.
+    #[test]
+    fn a_day_s_sightings_leave_at_its_expiry_tick() {
+        const RETENTION_MS: i64 = 4;
+        let day = Interval::Day.millis();
+        // Days -1 and 0: the first leaves at tick 4, the second long after.
+        let rows = |rng: &mut StdRng, n| -> Vec<ErrorRow> {
+            random_rows(rng, n, 2 * day)
+                .into_iter()
+                .map(|r| ErrorRow { ts: r.ts - 1_700_000_000_000 - day, ..r })
+                .collect()
+        };
+        for seed in 0..4u64 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let (first, second) = (rows(&mut rng, 150), rows(&mut rng, 150));
+            let retracted: Vec<ErrorRow> = first.iter().filter(|_| rng.random_bool(0.3)).copied().collect();
+            let mut kept = first.clone();
+            for r in &retracted {
+                kept.remove(kept.iter().position(|k| k == r).unwrap());
+            }
+            kept.extend(&second);
+            // Arrived at tick 5, after day -1 left: not counted there.
+            let late: Vec<ErrorRow> = rows(&mut rng, 40).into_iter().filter(|r| r.ts < 0).collect();
+            let batches = vec![
+                first.into_iter().map(|r| (r, 1)).collect(),
+                second.into_iter().map(|r| (r, 1)).collect(),
+                retracted.into_iter().map(|r| (r, -1)).collect(),
+                vec![],
+                late.iter().map(|r| (*r, 1)).collect(),
+            ];
+            let seen_of = |rows: &[ErrorRow]| -> View {
+                reference(rows).into_iter().filter(|(u, _)| matches!(u, ErrorUpdate::Seen { .. })).collect()
+            };
+            let events_of = |rows: &[ErrorRow]| -> View {
+                reference(rows).into_iter().filter(|(u, _)| matches!(u, ErrorUpdate::Event(..))).collect()
+            };
+            let day_zero: Vec<ErrorRow> = kept.iter().filter(|r| r.ts >= 0).copied().collect();
+            let mut all = kept.clone();
+            all.extend(&late);
+            for workers in [1, 2, 3] {
+                let run = |batches: &[Vec<(ErrorRow, isize)>], until| {
+                    crate::testing::run(workers, batches.to_vec(), until, RETENTION_MS, error_group_views)
+                };
+                let mut before = events_of(&kept);
+                before.extend(seen_of(&kept));
+                assert_eq!(run(&batches[..3], 4), before, "seed {seed}, {workers} workers, before day -1 leaves");
+                let mut after = events_of(&all);
+                after.extend(seen_of(&day_zero));
+                assert_eq!(run(&batches, 10), after, "seed {seed}, {workers} workers, after");
+            }
+        }
     }
 
     fn run(workers: usize, batches: Vec<Vec<(ErrorRow, isize)>>, until: Time) -> View {
