@@ -54,6 +54,12 @@ def sustained(run: dict) -> float | None:
     return kept[-1]["offered_per_second"] if kept else None
 
 
+def sustained_text(run: dict) -> str:
+    """The sustained rate, as a lower bound when the ramp ran out of events before it fell behind."""
+    bound = "" if run.get("ramp_fell_behind", True) else "≥ "
+    return bound + num(sustained(run))
+
+
 def achieved(run: dict) -> float | None:
     kept = [step for step in run["ramp"] if step["kept_up"]]
     return kept[-1]["events_per_second"] if kept else None
@@ -110,7 +116,7 @@ def main() -> None:
         "| | Sightline, embedded | Sightline, NATS | PostgreSQL | ClickHouse (chDB) | Sightline embedded against the better baseline |",
         "| --- | --- | --- | --- | --- | --- |",
         f"| **events stored per second**, batches of 100 (Sightline: HTTP, every view on, highest ramp step kept up with; "
-        f"databases: 100-row INSERTs) | **{num(sustained(emb))}** | {num(sustained(nats))} "
+        f"databases: 100-row INSERTs) | **{sustained_text(emb)}** | {sustained_text(nats)} "
         f"| {num(pg['insert_100_events_per_s'])} (4 connections) | {num(ch['insert_100_events_per_s'])} "
         f"| {ratio(sustained(emb), best_insert)} |",
         f"| as fast as it takes them (Sightline: the events left after the ramp; databases: bulk load) | {rest(emb)} "
@@ -142,7 +148,7 @@ def main() -> None:
     floors = [
         "| floor (issue 9) | measured | met |",
         "| --- | --- | --- |",
-        f"| embedded, HTTP, batches of 100: ≥ {FLOORS['sustained']:,} events/s | {num(sustained(emb))} kept up with "
+        f"| embedded, HTTP, batches of 100: ≥ {FLOORS['sustained']:,} events/s | {sustained_text(emb)} kept up with "
         f"({num(achieved(emb))} achieved over the step) "
         f"| {'yes' if (sustained(emb) or 0) >= FLOORS['sustained'] else 'no'} |",
         f"| event-to-view p99 < {FLOORS['event_to_view_p99_ms']:.0f} ms at half that rate | {num(e2v['embedded']['p99'], 1)} ms "

@@ -380,8 +380,14 @@ async fn main() -> anyhow::Result<()> {
     let mut steps = Vec::new();
     let mut sustained: Option<f64> = None;
     let mut rate = bench.args.ramp_from as f64;
-    while next < bench.batches.len() {
+    // A tenth of the events is kept for the rest, which the profiler records.
+    let ramp_end = batches_for(&bench.batches, 0, bench.args.events - bench.args.events / 10);
+    let mut fell_behind = false;
+    while next < ramp_end {
         let end = batches_for(&bench.batches, next, (rate * bench.args.step_seconds) as u64);
+        if end > ramp_end {
+            break;
+        }
         let limit = Duration::from_secs_f64(bench.args.step_seconds * 2.0);
         let report = bench
             .send(next..end, Pace { rate: Some(rate), concurrency: bench.args.open_loop_in_flight, limit: Some(limit) })
@@ -405,6 +411,7 @@ async fn main() -> anyhow::Result<()> {
         step["kept_up"] = json!(kept_up);
         steps.push(step);
         if !kept_up {
+            fell_behind = true;
             break;
         }
         // The rate offered: a step kept up with took every batch on
@@ -457,6 +464,9 @@ async fn main() -> anyhow::Result<()> {
             "fill": fill.map(|r| r.to_json()),
             "ramp": steps,
             "sustained_events_per_second": sustained.map(f64::round),
+            // Whether the ramp found a step it fell behind at, or ran out of
+            // events first (the sustained rate is then a lower bound).
+            "ramp_fell_behind": fell_behind,
             "rest": rest.to_json(),
             "rest_profiled": bench.args.profile_flag.is_some(),
             "checkpoints": checkpoints,
