@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-quick}
 case $mode in
-  quick) events=1000000 checkpoint=100000 rounds=20 ramp_from=60000 ramp_step=30000 step_s=1.5 latency_s=5
+  quick) events=1000000 checkpoint=100000 rounds=20 ramp_from=140000 ramp_step=60000 step_s=1 latency_s=5
          insert_sample=50000 baseline_rounds=5 ceiling=300000 profile=0 ;;
   full)  events=10000000 checkpoint=1000000 rounds=100 ramp_from=140000 ramp_step=30000 step_s=5 latency_s=20
          insert_sample=1000000 baseline_rounds=20 ceiling=3000000 profile=1 ;;
