@@ -48,6 +48,12 @@ pub enum RuleStatus {
     Unknown,
 }
 
+/// A rule's current value in `views`.
+pub fn rule_value(views: &sightline_pipeline::ViewStore, rule: &Rule, definition: &RuleDefinition) -> Option<f64> {
+    let score = definition.anomaly_series().and_then(|series| views.anomaly_score(&rule.project_id, series));
+    definition.value(&views.rule_window(&rule.id), score)
+}
+
 pub struct AlertEngine {
     store: Store,
     pipeline: Arc<Pipeline>,
@@ -149,6 +155,30 @@ impl AlertEngine {
         Ok(())
     }
 
+    /// Brings the dataflow's rules in line with the store's: rules made,
+    /// changed or deleted through another process (an API node of a
+    /// cluster) are reloaded.
+    pub async fn sync_with_store(&self) -> Result<(), StoreError> {
+        let stored: HashMap<String, Rule> =
+            self.store.all_rules().await?.into_iter().map(|r| (r.id.clone(), r)).collect();
+        let stale: Vec<(String, String)> = {
+            let rules = self.rules.lock().await;
+            let changed = stored
+                .values()
+                .filter(|r| rules.get(&r.id).is_none_or(|running| running.rule.updated_at != r.updated_at))
+                .map(|r| (r.project_id.clone(), r.id.clone()));
+            let gone = rules
+                .values()
+                .filter(|running| !stored.contains_key(&running.rule.id))
+                .map(|running| (running.rule.project_id.clone(), running.rule.id.clone()));
+            changed.chain(gone).collect()
+        };
+        for (project_id, rule_id) in stale {
+            self.reload(&project_id, &rule_id).await?;
+        }
+        Ok(())
+    }
+
     /// Starts evaluating the rules: once the archive is replayed.
     pub fn start_evaluating(&self) {
         self.evaluating.send_replace(true);
@@ -190,8 +220,7 @@ impl AlertEngine {
     }
 
     fn value(views: &sightline_pipeline::ViewStore, r: &Running) -> Option<f64> {
-        let score = r.definition.anomaly_series().and_then(|series| views.anomaly_score(&r.rule.project_id, series));
-        r.definition.value(&views.rule_window(&r.rule.id), score)
+        rule_value(views, &r.rule, &r.definition)
     }
 
     /// Steps every rule with its current value.

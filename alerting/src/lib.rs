@@ -20,7 +20,9 @@ use crate::outbox::{Outbox, OutboxSettings};
 /// Alerting as the server runs it: the engine evaluating the rules and the
 /// outbox delivering what they queue.
 pub struct Alerting {
-    pub engine: Arc<AlertEngine>,
+    /// The engine, in the process that runs the dataflow's rules (`serve`,
+    /// or process 0 of a cluster's workers); `None` on an API node.
+    pub engine: Option<Arc<AlertEngine>>,
     pub outbox: Arc<Outbox>,
     /// Refuse channel destinations on private networks.
     pub deny_private_egress: bool,
@@ -44,7 +46,47 @@ impl Alerting {
         tokio::spawn(async move { running.run().await });
         let public_url = public_url.trim_end_matches('/').to_owned();
         let engine = AlertEngine::start(store, pipeline, outbox.clone(), public_url.clone()).await?;
-        Ok(Alerting { engine, outbox, deny_private_egress, public_url })
+        Ok(Alerting { engine: Some(engine), outbox, deny_private_egress, public_url })
+    }
+
+    /// Alerting on an API node of a cluster: no engine and no delivery
+    /// loop (process 0 of the workers runs both; its engine picks up rule
+    /// changes from the store), only test sends.
+    pub fn without_engine(store: Store, settings: OutboxSettings, public_url: String) -> Alerting {
+        let deny_private_egress = settings.deny_private_egress;
+        let outbox = Arc::new(Outbox::new(store, settings));
+        Alerting { engine: None, outbox, deny_private_egress, public_url: public_url.trim_end_matches('/').to_owned() }
+    }
+
+    /// Tells the engine a rule was made, changed or deleted.
+    pub async fn reload(&self, project_id: &str, rule_id: &str) -> Result<(), StoreError> {
+        match &self.engine {
+            Some(engine) => engine.reload(project_id, rule_id).await,
+            None => Ok(()),
+        }
+    }
+
+    /// A rule's status and current value. Without the engine (an API
+    /// node): firing while it has an open incident, else ok once `views`
+    /// hold a value for it.
+    pub async fn status(
+        &self,
+        store: &Store,
+        views: &sightline_pipeline::ViewStore,
+        rule: &sightline_store::Rule,
+        definition: &rules::RuleDefinition,
+    ) -> Result<(engine::RuleStatus, Option<f64>), StoreError> {
+        if let Some(engine) = &self.engine {
+            return Ok(engine.status(&rule.id).await);
+        }
+        let value = engine::rule_value(views, rule, definition);
+        let firing = store.incidents(&rule.id, 1).await?.first().is_some_and(|i| i.resolved_at.is_none());
+        let status = match (firing, value) {
+            (true, _) => engine::RuleStatus::Firing,
+            (false, Some(_)) => engine::RuleStatus::Ok,
+            (false, None) => engine::RuleStatus::Unknown,
+        };
+        Ok((status, value))
     }
 }
 

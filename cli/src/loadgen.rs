@@ -25,9 +25,12 @@ pub struct LoadgenArgs {
     #[arg(long, default_value_t = 20)]
     projects: usize,
     /// The last event's time, ms since the epoch (default: now); the events
-    /// cover the 24 hours before it.
+    /// cover the `--span-minutes` before it.
     #[arg(long)]
     end_ms: Option<i64>,
+    /// How much event time the events cover, ending at `--end-ms`.
+    #[arg(long, default_value_t = 1_440, value_parser = clap::value_parser!(u32).range(1..=43_200))]
+    span_minutes: u32,
     /// Write the events as CSV to this file and send nothing (the columns
     /// are in bench/baselines/README.md).
     #[arg(long, conflicts_with = "nats")]
@@ -61,7 +64,11 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
     let end_ms = args.end_ms.unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
     });
-    let workload = Workload { projects: args.projects, ..Workload::day(args.seed, args.events, end_ms) };
+    let workload = Workload {
+        projects: args.projects,
+        span_ms: i64::from(args.span_minutes) * 60_000,
+        ..Workload::day(args.seed, args.events, end_ms)
+    };
     if let Some(path) = &args.csv {
         let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
         let mut out = BufWriter::with_capacity(1 << 20, file);

@@ -1,5 +1,6 @@
 //! `sightline`: the one binary.
 
+mod cluster;
 mod loadgen;
 mod serve;
 mod sourcemaps;
@@ -30,6 +31,13 @@ struct Cli {
 enum Command {
     /// Run everything in one process: ingest, pipeline, query API.
     Serve(serve::ServeArgs),
+    /// Run one process of a cluster's dataflow: a timely process that
+    /// archives its share of the JetStream partitions (process 0 also holds
+    /// the views, runs alerting and publishes the view feed).
+    Worker(cluster::WorkerArgs),
+    /// Run an API node of a cluster: ingest to JetStream and the query API
+    /// over views fed by the workers; any number, stateless.
+    Api(cluster::ApiArgs),
     /// Source maps for readable stack traces.
     #[command(subcommand)]
     Sourcemaps(sourcemaps::Command),
@@ -51,6 +59,8 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve::serve(args)),
+        Command::Worker(args) => runtime.block_on(cluster::worker(args)),
+        Command::Api(args) => runtime.block_on(cluster::api(args)),
         Command::Sourcemaps(command) => runtime.block_on(sourcemaps::run(command)),
         Command::Loadgen(args) => runtime.block_on(loadgen::run(args)),
         Command::Openapi => {

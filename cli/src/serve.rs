@@ -11,10 +11,10 @@ use clap::Args;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use sightline_alerting::Alerting;
 use sightline_alerting::outbox::{OutboxSettings, SmtpSettings};
-use sightline_connectors::{Archive, Bus, Deliver, EmbeddedBus, NatsBus, NatsConfig, SourceMapStore};
+use sightline_connectors::{Archive, Bus, Deliver, EmbeddedBus, NatsBus, NatsConfig, Partitions, SourceMapStore};
 use sightline_model::Envelope;
 use sightline_pipeline::{Pipeline, PipelineConfig, ViewStore};
-use sightline_query_api::{Access, AdminToken, AppState, router};
+use sightline_query_api::{Access, AdminToken, AppState, Dataflow, router};
 use sightline_store::{NewUser, Store, StoreError, hash_password, one_time_password};
 
 /// Flags of `sightline serve`; each has an environment twin.
@@ -23,24 +23,43 @@ pub struct ServeArgs {
     /// Address the HTTP API listens on.
     #[arg(long, env = "SIGHTLINE_LISTEN", default_value = "127.0.0.1:7700")]
     listen: SocketAddr,
-    /// Where the archive and the default SQLite database live.
-    #[arg(long, env = "SIGHTLINE_DATA_DIR", default_value = "./sightline-data")]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    storage: StorageArgs,
     /// NATS server URL (`nats://127.0.0.1:4222`); unset: the embedded in-process bus.
     #[arg(long = "nats", env = "SIGHTLINE_NATS_URL")]
     nats_url: Option<String>,
     /// JetStream stream name in NATS mode; its subjects are `<name lowercased>.events.>`.
     #[arg(long, env = "SIGHTLINE_NATS_STREAM", default_value = "SIGHTLINE")]
     nats_stream: String,
-    /// Metadata database: `sqlite://…` or `postgres://…`; default: SQLite file in the data dir.
-    #[arg(long, env = "SIGHTLINE_DATABASE_URL", hide_env_values = true)]
-    database_url: Option<String>,
-    /// Where raw events are archived: `file:///path`; default: the data dir's `archive/`.
-    #[arg(long, env = "SIGHTLINE_OBJECT_STORE")]
-    object_store: Option<String>,
     /// Timely worker threads; default: one per core.
     #[arg(long, env = "SIGHTLINE_WORKERS")]
     workers: Option<usize>,
+    #[command(flatten)]
+    access: AccessArgs,
+    #[command(flatten)]
+    alerts: AlertArgs,
+}
+
+/// Where data lives: flags shared by `serve`, `worker` and `api`.
+#[derive(Debug, Args)]
+pub struct StorageArgs {
+    /// Where the archive and the default SQLite database live.
+    #[arg(long, env = "SIGHTLINE_DATA_DIR", default_value = "./sightline-data")]
+    pub data_dir: PathBuf,
+    /// Metadata database: `sqlite://…` or `postgres://…`; default: SQLite file in the data dir.
+    #[arg(long, env = "SIGHTLINE_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Where raw events are archived: `file:///path`; default: the data dir's `archive/`.
+    #[arg(long, env = "SIGHTLINE_OBJECT_STORE")]
+    pub object_store: Option<String>,
+    /// Views forget event-time buckets this many days after they end.
+    #[arg(long, env = "SIGHTLINE_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub retention_days: u32,
+}
+
+/// Who may call besides users: flags of the processes that serve the API.
+#[derive(Debug, Args)]
+pub struct AccessArgs {
     /// Bootstrap secret with the admin role, for automation.
     #[arg(long, env = "SIGHTLINE_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
@@ -49,9 +68,11 @@ pub struct ServeArgs {
     /// audit log); comma-separated.
     #[arg(long = "trusted-proxy", env = "SIGHTLINE_TRUSTED_PROXIES", value_delimiter = ',')]
     trusted_proxies: Vec<std::net::IpAddr>,
-    /// Views forget event-time buckets this many days after they end.
-    #[arg(long, env = "SIGHTLINE_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
-    retention_days: u32,
+}
+
+/// How alerts are sent: flags of the processes that send or test them.
+#[derive(Debug, Args)]
+pub struct AlertArgs {
     /// The dashboard's address as users reach it, for links in alert
     /// messages; default: `http://<listen>`.
     #[arg(long, env = "SIGHTLINE_PUBLIC_URL")]
@@ -69,6 +90,51 @@ pub struct ServeArgs {
     deny_private_egress: bool,
 }
 
+impl AlertArgs {
+    pub fn outbox(&self) -> OutboxSettings {
+        OutboxSettings {
+            smtp: self.smtp_url.clone().map(|url| SmtpSettings { url, from: self.smtp_from.clone() }),
+            deny_private_egress: self.deny_private_egress,
+        }
+    }
+
+    pub fn public_url(&self, listen: SocketAddr) -> String {
+        self.public_url.clone().unwrap_or_else(|| format!("http://{listen}"))
+    }
+}
+
+impl AccessArgs {
+    pub fn access(&self) -> Access {
+        Access {
+            admin_token: self.admin_token.clone().and_then(AdminToken::new),
+            trusted_proxies: self.trusted_proxies.clone(),
+        }
+    }
+}
+
+/// The metadata store and the object store's folder.
+pub struct Storage {
+    pub store: Store,
+    pub object_store: PathBuf,
+    pub retention_ms: i64,
+}
+
+impl StorageArgs {
+    pub async fn open(&self) -> anyhow::Result<Storage> {
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("creating the data dir {}", self.data_dir.display()))?;
+        let data_dir = self.data_dir.canonicalize()?;
+        let database_url = match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", data_dir.join("sightline.db").display()),
+        };
+        let store = Store::connect(&database_url).await.context("opening the metadata store")?;
+        let object_store = archive_dir(self.object_store.as_deref(), &data_dir)?;
+        let retention_ms = i64::from(self.retention_days) * 86_400_000;
+        Ok(Storage { store, object_store, retention_ms })
+    }
+}
+
 fn archive_dir(object_store: Option<&str>, data_dir: &Path) -> anyhow::Result<PathBuf> {
     match object_store {
         None => Ok(data_dir.join("archive")),
@@ -82,21 +148,12 @@ fn archive_dir(object_store: Option<&str>, data_dir: &Path) -> anyhow::Result<Pa
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let metrics = PrometheusBuilder::new().install_recorder().context("installing the metrics recorder")?;
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("creating the data dir {}", args.data_dir.display()))?;
-    let data_dir = args.data_dir.canonicalize()?;
-    let database_url = match &args.database_url {
-        Some(url) => url.clone(),
-        None => format!("sqlite://{}", data_dir.join("sightline.db").display()),
-    };
-    let store = Store::connect(&database_url).await.context("opening the metadata store")?;
+    let Storage { store, object_store, retention_ms } = args.storage.open().await?;
 
-    let workers = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    let retention_ms = i64::from(args.retention_days) * 86_400_000;
+    let workers = args.workers.unwrap_or_else(default_workers);
     let views = Arc::new(ViewStore::new(retention_ms));
     let pipeline = Arc::new(Pipeline::start(PipelineConfig { workers }, views)?);
 
-    let object_store = archive_dir(args.object_store.as_deref(), &data_dir)?;
     let archive = Archive::open(&object_store)?;
     // Source maps live in the object store beside the archive.
     let sourcemaps = SourceMapStore::open(&object_store.join("sourcemaps"))?;
@@ -105,14 +162,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     for project in store.deleted_projects().await? {
         pipeline.forget_project(&project);
     }
-    let outbox = OutboxSettings {
-        smtp: args.smtp_url.clone().map(|url| SmtpSettings { url, from: args.smtp_from.clone() }),
-        deny_private_egress: args.deny_private_egress,
-    };
-    let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{}", args.listen));
-    let alerting = Alerting::start(store.clone(), pipeline.clone(), outbox, public_url).await?;
+    let public_url = args.alerts.public_url(args.listen);
+    let alerting = Alerting::start(store.clone(), pipeline.clone(), args.alerts.outbox(), public_url).await?;
     let (replayed, archived_seqs) = replay(&archive, pipeline.clone()).await?;
-    alerting.engine.start_evaluating();
+    if let Some(engine) = &alerting.engine {
+        engine.start_evaluating();
+    }
     tracing::info!(batches = replayed, "archive replayed into the pipeline");
 
     let expiring = archive.clone();
@@ -125,16 +180,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(url) => {
             let config = NatsConfig { url: url.clone(), stream: args.nats_stream.clone() };
             let bus = NatsBus::connect(&config).await?;
-            bus.start_archiver(archive, deliver, archived_seqs).await?;
+            bus.start_archiver(archive, deliver, archived_seqs, &Partitions::All).await?;
             Bus::Nats(Box::new(bus))
         }
     };
-    let admin_token = args.admin_token.clone().and_then(AdminToken::new);
-    if admin_token.is_none() {
+    let access = args.access.access();
+    if access.admin_token.is_none() {
         create_first_owner(&store).await?;
     }
-    let access = Access { admin_token, trusted_proxies: args.trusted_proxies.clone() };
-    let state = AppState::new(store, bus, pipeline, access, metrics, sourcemaps, alerting);
+    let state = AppState::new(store, bus, Dataflow::Local(pipeline), access, metrics, sourcemaps, alerting);
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     state.mark_ready();
@@ -146,6 +200,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ready_ms = started.elapsed().as_millis() as u64,
         "sightline is ready"
     );
+    serve_http(listener, state).await
+}
+
+/// One timely worker thread per core.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// Serves the whole HTTP API until SIGINT or SIGTERM.
+pub async fn serve_http(listener: tokio::net::TcpListener, state: Arc<AppState>) -> anyhow::Result<()> {
     let stopping = state.clone();
     let shutdown = async move {
         shutdown_signal().await;
@@ -164,7 +228,7 @@ pub const FIRST_OWNER_EMAIL: &str = "admin@localhost";
 /// On a first start without an admin token (no user yet), the
 /// organization's owner, with a one-time password printed once to stderr:
 /// its first login can only set a new one.
-async fn create_first_owner(store: &Store) -> anyhow::Result<()> {
+pub async fn create_first_owner(store: &Store) -> anyhow::Result<()> {
     if store.user_count().await? > 0 {
         return Ok(());
     }
@@ -196,7 +260,7 @@ async fn create_first_owner(store: &Store) -> anyhow::Result<()> {
 
 /// Feeds every archived batch to the pipeline; returns how many and the
 /// JetStream sequences among them.
-async fn replay(archive: &Archive, pipeline: Arc<Pipeline>) -> anyhow::Result<(u64, HashSet<u64>)> {
+pub async fn replay(archive: &Archive, pipeline: Arc<Pipeline>) -> anyhow::Result<(u64, HashSet<u64>)> {
     let archive = archive.clone();
     tokio::task::spawn_blocking(move || {
         let mut seqs = HashSet::new();
@@ -218,7 +282,7 @@ async fn replay(archive: &Archive, pipeline: Arc<Pipeline>) -> anyhow::Result<(u
 /// retention window: a segment last written at `w` holds events of at most
 /// `w + 1 day` (later client clocks are corrected at ingest), whose day
 /// buckets end at most a day after that.
-async fn delete_expired_archive(archive: Archive, retention_ms: i64) {
+pub async fn delete_expired_archive(archive: Archive, retention_ms: i64) {
     let keep = Duration::from_millis(u64::try_from(retention_ms).unwrap_or(0)) + Duration::from_secs(2 * 86_400);
     let mut every = tokio::time::interval(Duration::from_secs(3_600));
     loop {
@@ -236,7 +300,7 @@ async fn delete_expired_archive(archive: Archive, retention_ms: i64) {
     }
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -16,5 +16,6 @@ pub mod telemetry;
 
 pub use archive::{Archive, ArchiveError, ArchivedBatch};
 pub use bus::{Bus, BusError, Deliver, EmbeddedBus};
-pub use nats::{NatsBus, NatsConfig};
+pub use nats::views::ViewFeed;
+pub use nats::{NatsBus, NatsConfig, Partitions};
 pub use sourcemaps::{BatchMaps, SourceMapError, SourceMapStore};

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sightline_connectors::{Archive, Bus, Deliver, NatsBus, NatsConfig};
+use sightline_connectors::{Archive, Bus, Deliver, NatsBus, NatsConfig, Partitions};
 use sightline_model::Envelope;
 
 fn config() -> NatsConfig {
@@ -50,7 +50,7 @@ async fn a_retried_publish_is_stored_and_delivered_once() {
     let archive = Archive::open(dir.path()).unwrap();
     let bus = NatsBus::connect(&config).await.unwrap();
     let (deliver, seen) = collecting();
-    bus.start_archiver(archive.clone(), deliver, HashSet::new()).await.unwrap();
+    bus.start_archiver(archive.clone(), deliver, HashSet::new(), &Partitions::All).await.unwrap();
     let bus = Bus::Nats(Box::new(bus));
     let first = envelope();
     bus.publish(first.clone()).await.unwrap();
@@ -86,7 +86,7 @@ async fn a_restarted_archiver_skips_what_it_archived_and_gets_the_rest_at_once()
     let (deliver, seen) = collecting();
     let started = Instant::now();
     let Bus::Nats(nats) = &bus else { unreachable!() };
-    nats.start_archiver(archive.clone(), deliver, HashSet::from([1, 2])).await.unwrap();
+    nats.start_archiver(archive.clone(), deliver, HashSet::from([1, 2]), &Partitions::All).await.unwrap();
     wait_for(&seen, 1).await;
     assert!(started.elapsed() < Duration::from_secs(5), "redelivery waited for ack_wait");
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -1,14 +1,17 @@
 //! The dataflow graph, read top to bottom like the brief's data path.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use differential_dataflow::VecCollection;
 use differential_dataflow::consolidation::consolidate;
 use differential_dataflow::input::InputSession;
-use timely::dataflow::ProbeHandle;
+use differential_dataflow::{AsCollection, VecCollection};
+use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Probe;
 use timely::dataflow::operators::generic::operator::Operator;
+use timely::dataflow::operators::vec::{Map, Partition};
+use timely::dataflow::{InputHandleVec, ProbeHandle, StreamVec};
 use timely::worker::Worker;
 
 use sightline_operators::{
@@ -16,6 +19,7 @@ use sightline_operators::{
     error_group_views, new_group_signal, rule_windows, session_views, vital_views,
 };
 
+use crate::runtime::{Forwarded, RowMaker, Rows, TickHook};
 use crate::views::{ViewStore, ViewUpdate};
 
 /// The inputs of one worker's dataflow.
@@ -31,6 +35,9 @@ pub struct Inputs {
     /// The current (hour start ms, minute of the hour), for anomaly
     /// scores: one record, kept by worker 0.
     pub clock: InputSession<Time, (i64, i64), isize>,
+    /// Batches a cluster's other processes archived, on their way to
+    /// process 0, which makes their rows.
+    pub forwarded: InputHandleVec<Time, Forwarded>,
 }
 
 impl Inputs {
@@ -50,6 +57,7 @@ impl Inputs {
             self.signals.advance_to(time);
             self.rules.advance_to(time);
             self.clock.advance_to(time);
+            self.forwarded.advance_to(time);
         }
         self.pageviews.flush();
         self.errors.flush();
@@ -59,12 +67,107 @@ impl Inputs {
         self.signals.flush();
         self.rules.flush();
         self.clock.flush();
+        self.forwarded.flush();
     }
+}
+
+/// What the forwarded batches need on process 0.
+pub struct Forwarding {
+    pub(crate) rows: Arc<RowMaker>,
+    /// Worker threads per process: process 0's workers are the first this many.
+    pub(crate) process_workers: usize,
+    /// Processes whose end-of-replay mark has reached process 0.
+    pub(crate) replayed: Arc<AtomicUsize>,
+}
+
+/// One row of a forwarded batch, for its input.
+#[derive(Clone)]
+enum ForwardedRow {
+    Pageview(PageviewRow),
+    Error(ErrorRow),
+    Vital(VitalRow),
+    Event(EventRow),
+    Session(SessionHit),
+    Signal(SignalRow),
+}
+
+impl ForwardedRow {
+    const KINDS: u64 = 6;
+
+    fn kind(&self) -> u64 {
+        match self {
+            ForwardedRow::Pageview(_) => 0,
+            ForwardedRow::Error(_) => 1,
+            ForwardedRow::Vital(_) => 2,
+            ForwardedRow::Event(_) => 3,
+            ForwardedRow::Session(_) => 4,
+            ForwardedRow::Signal(_) => 5,
+        }
+    }
+
+    fn of(rows: Rows) -> impl Iterator<Item = ForwardedRow> {
+        let Rows { pageviews, errors, vitals, events, sessions, signals, .. } = rows;
+        (pageviews.into_iter().map(ForwardedRow::Pageview))
+            .chain(errors.into_iter().map(ForwardedRow::Error))
+            .chain(vitals.into_iter().map(ForwardedRow::Vital))
+            .chain(events.into_iter().map(ForwardedRow::Event))
+            .chain(sessions.into_iter().map(ForwardedRow::Session))
+            .chain(signals.into_iter().map(ForwardedRow::Signal))
+    }
+}
+
+/// The rows of forwarded batches, made on process 0's workers (spread over
+/// them by the batch's bytes), one stream per input in the order of
+/// [`ForwardedRow::kind`]. Alone, nothing is ever forwarded.
+fn forwarded_rows<'s>(
+    batches: StreamVec<'s, Time, Forwarded>,
+    forwarding: Forwarding,
+) -> Vec<StreamVec<'s, Time, (ForwardedRow, Time, isize)>> {
+    let Forwarding { rows, process_workers, replayed } = forwarding;
+    let to_process_0 = Exchange::new(move |(_, bytes): &Forwarded| {
+        let spread = bytes.iter().rev().take(16).fold(bytes.len() as u64, |h, b| h.wrapping_mul(31) ^ u64::from(*b));
+        spread % process_workers as u64
+    });
+    batches
+        .unary::<CapacityContainerBuilder<Vec<(ForwardedRow, Time, isize)>>, _, _, _>(
+            to_process_0,
+            "MakeForwardedRows",
+            move |_, _| {
+                move |input, output| {
+                    input.for_each(|cap, data| {
+                        let time = *cap.least().expect("a totally ordered time");
+                        let mut session = output.session(&cap);
+                        for (process, bytes) in data.drain(..) {
+                            if bytes.is_empty() {
+                                replayed.fetch_add(1, Ordering::AcqRel);
+                                tracing::info!(process, "a worker process's replay reached process 0");
+                                continue;
+                            }
+                            match sightline_model::Envelope::decode(&bytes) {
+                                Ok(envelope) => {
+                                    if let Some(made) = rows.rows(envelope) {
+                                        session.give_iterator(ForwardedRow::of(made).map(|row| (row, time, 1)));
+                                    }
+                                }
+                                Err(e) => tracing::error!(process, error = %e, "skipping a forwarded batch that does not decode"),
+                            }
+                        }
+                    });
+                }
+            },
+        )
+        .partition(ForwardedRow::KINDS, |update| (update.0.kind(), update))
 }
 
 /// Builds the dataflow on one worker and returns its inputs and a probe on
 /// the view updates.
-pub fn build(worker: &mut Worker, retention_ms: i64, views: Arc<ViewStore>) -> (Inputs, ProbeHandle<Time>) {
+pub fn build(
+    worker: &mut Worker,
+    retention_ms: i64,
+    views: Arc<ViewStore>,
+    forwarding: Forwarding,
+    on_tick: Option<TickHook>,
+) -> (Inputs, ProbeHandle<Time>) {
     let mut pageviews = InputSession::new();
     let mut errors = InputSession::new();
     let mut vitals = InputSession::new();
@@ -73,11 +176,41 @@ pub fn build(worker: &mut Worker, retention_ms: i64, views: Arc<ViewStore>) -> (
     let mut signals = InputSession::new();
     let mut rules = InputSession::new();
     let mut clock = InputSession::new();
+    let mut forwarded = InputHandleVec::new();
     let index = worker.index();
     let probe = worker.dataflow::<Time, _, _>(|scope| {
-        let pageview_rows = pageviews.to_collection(scope);
-        let error_rows = errors.to_collection(scope);
-        let vital_rows = vitals.to_collection(scope);
+        let mut remote_streams = forwarded_rows(forwarded.to_stream(scope), forwarding).into_iter();
+        let mut remote = || remote_streams.next().expect("a stream per kind of forwarded row");
+        let pageview_rows = pageviews.to_collection(scope).concat(
+            remote()
+                .flat_map(|(row, t, r)| if let ForwardedRow::Pageview(x) = row { Some((x, t, r)) } else { None })
+                .as_collection(),
+        );
+        let error_rows = errors.to_collection(scope).concat(
+            remote()
+                .flat_map(|(row, t, r)| if let ForwardedRow::Error(x) = row { Some((x, t, r)) } else { None })
+                .as_collection(),
+        );
+        let vital_rows = vitals.to_collection(scope).concat(
+            remote()
+                .flat_map(|(row, t, r)| if let ForwardedRow::Vital(x) = row { Some((x, t, r)) } else { None })
+                .as_collection(),
+        );
+        let event_rows = events.to_collection(scope).concat(
+            remote()
+                .flat_map(|(row, t, r)| if let ForwardedRow::Event(x) = row { Some((x, t, r)) } else { None })
+                .as_collection(),
+        );
+        let session_hits = sessions.to_collection(scope).concat(
+            remote()
+                .flat_map(|(row, t, r)| if let ForwardedRow::Session(x) = row { Some((x, t, r)) } else { None })
+                .as_collection(),
+        );
+        let signal_rows = signals.to_collection(scope).concat(
+            remote()
+                .flat_map(|(row, t, r)| if let ForwardedRow::Signal(x) = row { Some((x, t, r)) } else { None })
+                .as_collection(),
+        );
         let hour = |ts: i64| Interval::Hour.bucket_of(ts);
         let anomaly_updates = anomaly_scores(
             pageview_rows.clone().map(move |r: PageviewRow| (r.project, hour(r.ts))),
@@ -92,9 +225,9 @@ pub fn build(worker: &mut Worker, retention_ms: i64, views: Arc<ViewStore>) -> (
         let new_groups = error_views.clone().flat_map(|u| new_group_signal(&u));
         let error_updates = error_views.map(ViewUpdate::Error);
         let vital_updates = vital_views(vital_rows).map(ViewUpdate::Vital);
-        let event_updates = events.to_collection(scope).map(ViewUpdate::Event);
-        let session_updates = session_views(sessions.to_collection(scope), retention_ms).map(ViewUpdate::Session);
-        let signals = signals.to_collection(scope).concat(new_groups);
+        let event_updates = event_rows.map(ViewUpdate::Event);
+        let session_updates = session_views(session_hits, retention_ms).map(ViewUpdate::Session);
+        let signals = signal_rows.concat(new_groups);
         let rule_updates = rule_windows(signals, rules.to_collection(scope)).map(ViewUpdate::Rule);
         let updates = page_updates
             .concat(error_updates)
@@ -103,9 +236,9 @@ pub fn build(worker: &mut Worker, retention_ms: i64, views: Arc<ViewStore>) -> (
             .concat(session_updates)
             .concat(rule_updates)
             .concat(anomaly_updates);
-        apply_to_views(updates, index, views)
+        apply_to_views(updates, index, views, on_tick)
     });
-    (Inputs { pageviews, errors, vitals, events, sessions, signals, rules, clock }, probe)
+    (Inputs { pageviews, errors, vitals, events, sessions, signals, rules, clock, forwarded }, probe)
 }
 
 /// The serving sink: gathers every update on worker 0 and holds it until the
@@ -120,11 +253,12 @@ fn apply_to_views<'s>(
     updates: VecCollection<'s, Time, ViewUpdate>,
     worker: usize,
     views: Arc<ViewStore>,
+    on_tick: Option<TickHook>,
 ) -> ProbeHandle<Time> {
     let (probe, stream) = updates.inner.probe();
     let mut pending: Vec<(ViewUpdate, Time, isize)> = Vec::new();
     let mut applied: Time = 0;
-    let mut applier = (worker == 0).then(|| ViewApplier::start(views));
+    let mut applier = (worker == 0).then(|| ViewApplier::start(views, on_tick));
     stream.sink(Exchange::new(|_: &(ViewUpdate, Time, isize)| 0u64), "ApplyToViews", move |(input, frontier)| {
         input.for_each(|_cap, data| pending.append(data));
         let Some(applier) = applier.as_mut() else {
@@ -155,13 +289,16 @@ struct ViewApplier {
 const TICKS_AHEAD: usize = 4;
 
 impl ViewApplier {
-    fn start(views: Arc<ViewStore>) -> ViewApplier {
+    fn start(views: Arc<ViewStore>, mut on_tick: Option<TickHook>) -> ViewApplier {
         let (ticks, to_apply) = std::sync::mpsc::sync_channel::<Ticks>(TICKS_AHEAD);
         let (give_back, emptied) = std::sync::mpsc::channel();
         let apply = move || {
             for (through, mut ready) in to_apply {
                 consolidate(&mut ready);
                 views.apply(through, &ready);
+                if let Some(on_tick) = on_tick.as_mut() {
+                    on_tick(through, &ready);
+                }
                 ready.clear();
                 let _ = give_back.send(ready);
             }

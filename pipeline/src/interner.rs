@@ -55,6 +55,21 @@ impl Interner {
     pub fn name(&self, id: Symbol) -> Arc<str> {
         self.0.read().unwrap_or_else(|e| e.into_inner()).names[id as usize].clone()
     }
+
+    /// How many names there are; the next new one gets this symbol.
+    pub fn len(&self) -> usize {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The names made since the first `from`, in the order of their symbols.
+    pub fn since(&self, from: usize) -> Vec<Arc<str>> {
+        let table = self.0.read().unwrap_or_else(|e| e.into_inner());
+        table.names.get(from..).map(<[Arc<str>]>::to_vec).unwrap_or_default()
+    }
 }
 
 /// Interning for one batch of events: the table's read lock is taken once
@@ -105,6 +120,32 @@ impl PropSets {
             self.0.write().unwrap_or_else(|e| e.into_inner()).insert(set, pairs);
         }
         set
+    }
+
+    /// Registers a property set whose symbol another interner made (a
+    /// replica's), from its canonical text; `None` if the text is not one.
+    /// Its keys and values must already be names.
+    pub fn register(&self, names: &Interner, set: Symbol, canonical: &str) -> Option<()> {
+        let mut rest = canonical.strip_prefix("props")?;
+        let mut pairs = Vec::new();
+        let field = |rest: &mut &str| -> Option<Symbol> {
+            let (len, tail) = rest.split_once(':')?;
+            let len: usize = len.parse().ok()?;
+            let text = tail.get(..len)?;
+            *rest = &tail[len..];
+            names.lookup(text)
+        };
+        while let Some(tail) = rest.strip_prefix(';') {
+            rest = tail;
+            let key = field(&mut rest)?;
+            let value = field(&mut rest)?;
+            pairs.push((key, value));
+        }
+        if !rest.is_empty() {
+            return None;
+        }
+        self.0.write().unwrap_or_else(|e| e.into_inner()).insert(set, pairs.into());
+        Some(())
     }
 
     /// The (key, value) pairs of a set made by [`PropSets::intern`].

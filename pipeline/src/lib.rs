@@ -7,14 +7,17 @@
 //! - [`dataflow`]: the graph, from input rows through the operators to the
 //!   frontier-gated sink.
 //! - [`views`]: the read model and its queries, and the change feed.
+//! - [`replica`]: a cluster's view feed, from process 0 to the API nodes.
 
 pub mod dataflow;
 pub mod interner;
+pub mod replica;
 pub mod rows;
 pub mod runtime;
 pub mod views;
 
-pub use runtime::{Pipeline, PipelineConfig};
+pub use replica::{FeedWriter, Replica};
+pub use runtime::{ClusterConfig, Pipeline, PipelineConfig};
 pub use views::{
     ErrorGroupDetail, ErrorRatePoint, ErrorsAnswer, ErrorsQuery, PageviewsAnswer, PageviewsPoint, PageviewsQuery,
     PageviewsTotal, ViewChange, ViewStore,

@@ -10,27 +10,27 @@ use std::time::Duration;
 use sightline_model::{Envelope, Event, EventKind};
 use sightline_operators::vitals::quantize;
 use sightline_operators::{
-    ErrorRow, EventRow, MAX_WINDOW_S, PageviewRow, RuleSpec, SessionHit, Signal, SignalRow, Symbol, VitalRow,
+    ErrorRow, EventRow, MAX_WINDOW_S, PageviewRow, RuleSpec, SessionHit, Signal, SignalRow, Symbol, Time, VitalRow,
 };
 
 use crate::dataflow;
 use crate::now_ms;
 use crate::rows::{EventSymbols, error_row, event_row, pageview_row, session_hit, vital_row};
-use crate::views::{LATEST_EVENTS, ViewStore};
+use crate::views::{LATEST_EVENTS, ViewStore, ViewUpdate};
 
 /// One batch's rows for each input.
 #[derive(Default)]
-struct Rows {
-    pageviews: Vec<PageviewRow>,
-    errors: Vec<ErrorRow>,
-    vitals: Vec<VitalRow>,
-    events: Vec<EventRow>,
-    sessions: Vec<SessionHit>,
-    signals: Vec<SignalRow>,
+pub(crate) struct Rows {
+    pub(crate) pageviews: Vec<PageviewRow>,
+    pub(crate) errors: Vec<ErrorRow>,
+    pub(crate) vitals: Vec<VitalRow>,
+    pub(crate) events: Vec<EventRow>,
+    pub(crate) sessions: Vec<SessionHit>,
+    pub(crate) signals: Vec<SignalRow>,
     /// Alert rules added (+1) or removed (−1); only ever sent to worker 0.
-    rules: Vec<(RuleSpec, isize)>,
+    pub(crate) rules: Vec<(RuleSpec, isize)>,
     /// Signals of a project from before its first rule, with counts.
-    backfill: Vec<(SignalRow, isize)>,
+    pub(crate) backfill: Vec<(SignalRow, isize)>,
 }
 
 impl Rows {
@@ -61,7 +61,21 @@ impl Rows {
     }
 }
 
-type RowReceiver = mpsc::Receiver<Rows>;
+/// What a worker is handed.
+enum Handed {
+    /// A batch's rows, made in this process.
+    Rows(Rows),
+    /// A batch archived by this process (not process 0 of a cluster), as
+    /// its encoded [`Envelope`], for process 0 to make its rows; or, empty,
+    /// the mark that this process has handed over its whole replay.
+    Forwarded(Forwarded),
+}
+
+/// An encoded [`Envelope`] on its way to process 0, with the process it
+/// comes from; an empty payload marks the end of that process's replay.
+pub type Forwarded = (u32, Vec<u8>);
+
+type HandedReceiver = mpsc::Receiver<Handed>;
 
 /// How the pipeline runs.
 #[derive(Debug, Clone)]
@@ -70,26 +84,54 @@ pub struct PipelineConfig {
     pub workers: usize,
 }
 
+/// This process's place in a timely cluster of worker processes. Process 0
+/// makes every batch's rows (the interner, and so the symbols, are its
+/// own), holds the views and applies every update; the others archive
+/// their partitions' batches and forward them to it, and every process's
+/// workers share the operators' work, records exchanged by key.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// This process's index in `peers`.
+    pub process: usize,
+    /// `host:port` of every process's timely endpoint, in process order.
+    pub peers: Vec<String>,
+}
+
+/// Called on worker 0's view applier after each tick is applied to the
+/// views, with the tick's consolidated updates (the cluster's view feed).
+pub type TickHook = Box<dyn FnMut(Time, &[(ViewUpdate, isize)]) + Send>;
+
 #[derive(Debug, thiserror::Error)]
 #[error("cannot start the pipeline: {0}")]
 pub struct PipelineError(String);
 
 /// The handle the rest of the process uses to feed the workers.
 pub struct Pipeline {
-    inputs: Vec<mpsc::Sender<Rows>>,
+    inputs: Vec<mpsc::Sender<Handed>>,
     next_worker: AtomicUsize,
     /// Wall-clock ms of the newest hand-over; the views have caught up once
     /// they are applied past it.
     last_push: Arc<AtomicU64>,
     /// Batches handed over and not yet taken by a worker.
     queued: Arc<AtomicI64>,
+    rows: Arc<RowMaker>,
+    /// This process's index in its cluster (0 alone).
+    process: usize,
+    processes: usize,
+    /// On process 0: the other processes whose replay has reached it.
+    replayed: Arc<AtomicUsize>,
+    runner: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Makes a batch's rows: on process 0 only, whose interner names the
+/// symbols.
+pub(crate) struct RowMaker {
     views: Arc<ViewStore>,
     /// Deleted projects, whose batches are not handed over.
     deleted: RwLock<HashSet<String>>,
     /// Projects that have had alert rules since the start: only their
     /// events are signals for the rules' windows.
     alerted: RwLock<HashSet<Symbol>>,
-    runner: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// How long an idle worker sleeps before it looks for work again.
@@ -109,19 +151,67 @@ const MIN_TICK_MS: u64 = 20;
 impl Pipeline {
     /// Starts `config.workers` timely workers applying updates to `views`.
     pub fn start(config: PipelineConfig, views: Arc<ViewStore>) -> Result<Pipeline, PipelineError> {
+        Pipeline::start_in_cluster(config, None, views, None)
+    }
+
+    /// Starts this process's `config.workers` timely workers, alone or as
+    /// one process of `cluster` (which returns once every peer is
+    /// connected). On process 0, `on_tick` sees each tick applied to the
+    /// views.
+    pub fn start_in_cluster(
+        config: PipelineConfig,
+        cluster: Option<ClusterConfig>,
+        views: Arc<ViewStore>,
+        on_tick: Option<TickHook>,
+    ) -> Result<Pipeline, PipelineError> {
         let workers = config.workers.max(1);
+        let (process, processes) = cluster.as_ref().map_or((0, 1), |c| (c.process, c.peers.len()));
+        let timely_config = match cluster {
+            None => timely::Config::process(workers),
+            Some(cluster) => {
+                if cluster.process >= cluster.peers.len() {
+                    return Err(PipelineError(format!(
+                        "process {} is not among the {} peers",
+                        cluster.process,
+                        cluster.peers.len()
+                    )));
+                }
+                timely::Config {
+                    communication: timely::CommunicationConfig::Cluster {
+                        threads: workers,
+                        process: cluster.process,
+                        addresses: cluster.peers,
+                        report: false,
+                        zerocopy: false,
+                    },
+                    worker: timely::WorkerConfig::default(),
+                }
+            }
+        };
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..workers).map(|_| mpsc::channel()).unzip();
-        let receivers: Arc<Mutex<Vec<Option<RowReceiver>>>> =
+        let receivers: Arc<Mutex<Vec<Option<HandedReceiver>>>> =
             Arc::new(Mutex::new(receivers.into_iter().map(Some).collect()));
         let queued = Arc::new(AtomicI64::new(0));
-        let worker_views = views.clone();
+        let rows = Arc::new(RowMaker { views, deleted: RwLock::default(), alerted: RwLock::default() });
+        let worker_rows = rows.clone();
         let worker_queued = queued.clone();
         let last_push = Arc::new(AtomicU64::new(0));
         let worker_last_push = last_push.clone();
-        let retention_ms = views.retention_ms();
-        let guards = timely::execute(timely::Config::process(workers), move |worker| {
-            let rx = receivers.lock().expect("receivers")[worker.index()].take().expect("one receiver per worker");
-            let (mut inputs, probe) = dataflow::build(worker, retention_ms, worker_views.clone());
+        let replayed = Arc::new(AtomicUsize::new(0));
+        let worker_replayed = replayed.clone();
+        let on_tick = Mutex::new(on_tick);
+        let retention_ms = rows.views.retention_ms();
+        let guards = timely::execute(timely_config, move |worker| {
+            let rx =
+                receivers.lock().expect("receivers")[worker.index() % workers].take().expect("one receiver per worker");
+            let feed = if worker.index() == 0 { on_tick.lock().expect("the tick hook").take() } else { None };
+            let forwarding = dataflow::Forwarding {
+                rows: worker_rows.clone(),
+                process_workers: workers,
+                replayed: worker_replayed.clone(),
+            };
+            let (mut inputs, probe) =
+                dataflow::build(worker, retention_ms, worker_rows.views.clone(), forwarding, feed);
             // Worker 0 keeps the dataflow's clock: (hour start, minute of the hour).
             let mut clock: Option<(i64, i64)> = None;
             loop {
@@ -146,7 +236,12 @@ impl Pipeline {
                 let (mut received, mut closed) = (false, false);
                 loop {
                     match rx.try_recv() {
-                        Ok(rows) => {
+                        Ok(Handed::Forwarded(batch)) => {
+                            received = true;
+                            worker_queued.fetch_sub(1, Ordering::Relaxed);
+                            inputs.forwarded.send(batch);
+                        }
+                        Ok(Handed::Rows(rows)) => {
                             received = true;
                             worker_queued.fetch_sub(1, Ordering::Relaxed);
                             for row in rows.pageviews {
@@ -214,17 +309,60 @@ impl Pipeline {
             next_worker: AtomicUsize::new(0),
             last_push,
             queued,
-            views,
-            deleted: RwLock::default(),
-            alerted: RwLock::default(),
+            rows,
+            process,
+            processes,
+            replayed,
             runner: Mutex::new(Some(runner)),
         })
     }
 
-    /// Hands one accepted batch to a worker.
+    /// Hands one accepted batch to a worker: its rows, or on a process of
+    /// a cluster other than 0, the batch itself for process 0.
     pub fn push(&self, envelope: Envelope) {
-        if self.deleted.read().unwrap_or_else(|e| e.into_inner()).contains(&envelope.project_id) {
+        if self.process == 0 {
+            if let Some(rows) = self.rows.rows(envelope) {
+                self.hand_over(Handed::Rows(rows));
+            }
+        } else {
+            self.hand_over(Handed::Forwarded((self.process as u32, envelope.encode())));
+        }
+    }
+
+    /// Marks this process's replay as handed over. On process 0 of a
+    /// cluster, [`Pipeline::cluster_replayed`] tells when every other
+    /// process's mark has reached it.
+    pub fn replay_handed_over(&self) {
+        if self.process != 0 {
+            self.hand_over(Handed::Forwarded((self.process as u32, Vec::new())));
+        }
+    }
+
+    /// On process 0: whether every process's replay has reached the
+    /// dataflow (alone: always). Once it has and the views have caught up,
+    /// they hold everything archived before the start.
+    pub fn cluster_replayed(&self) -> bool {
+        self.replayed.load(Ordering::Acquire) + 1 >= self.processes
+    }
+
+    fn hand_over(&self, handed: Handed) {
+        let worker = self.next_worker.fetch_add(1, Ordering::Relaxed) % self.inputs.len();
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        if self.inputs[worker].send(handed).is_err() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            tracing::error!("pipeline worker has stopped; batch not applied to views");
             return;
+        }
+        self.last_push.fetch_max(now_ms(), Ordering::AcqRel);
+    }
+}
+
+impl RowMaker {
+    /// A batch's rows (none for a deleted project's); its error events
+    /// are noted as their groups' samples.
+    pub(crate) fn rows(&self, envelope: Envelope) -> Option<Rows> {
+        if self.deleted.read().unwrap_or_else(|e| e.into_inner()).contains(&envelope.project_id) {
+            return None;
         }
         let mut names = self.views.names().batch();
         let project = names.intern(&envelope.project_id);
@@ -292,19 +430,11 @@ impl Pipeline {
         let mut events = events;
         let samples = samples.into_iter().map(|(p, g, index)| (p, g, events.swap_remove(index))).collect();
         self.views.note_error_samples(samples);
-        if rows.is_empty() {
-            return;
-        }
-        let worker = self.next_worker.fetch_add(1, Ordering::Relaxed) % self.inputs.len();
-        self.queued.fetch_add(1, Ordering::Relaxed);
-        if self.inputs[worker].send(rows).is_err() {
-            self.queued.fetch_sub(1, Ordering::Relaxed);
-            tracing::error!("pipeline worker has stopped; batch not applied to views");
-            return;
-        }
-        self.last_push.fetch_max(now_ms(), Ordering::AcqRel);
+        (!rows.is_empty()).then_some(rows)
     }
+}
 
+impl Pipeline {
     /// Adds (+1) or removes (−1) alert rules in the dataflow. A rule's
     /// window (`ViewStore::rule_window`) fills at once from the signals
     /// already received within it. A project's events are signals once it
@@ -316,7 +446,7 @@ impl Pipeline {
         }
         let mut backfill = Vec::new();
         {
-            let mut alerted = self.alerted.write().unwrap_or_else(|e| e.into_inner());
+            let mut alerted = self.rows.alerted.write().unwrap_or_else(|e| e.into_inner());
             for (rule, _) in changes.iter().filter(|(_, diff)| *diff > 0) {
                 // A project's first rule: its windows start from what the
                 // views hold of the longest window, by minute. Its events
@@ -324,12 +454,12 @@ impl Pipeline {
                 // rules, so a later first rule is never filled twice.
                 if alerted.insert(rule.project) {
                     let since = now_ms() as i64 - MAX_WINDOW_S * 1000;
-                    backfill.extend(self.views.signals_since(rule.project, since));
+                    backfill.extend(self.rows.views.signals_since(rule.project, since));
                 }
             }
         }
         self.queued.fetch_add(1, Ordering::Relaxed);
-        if self.inputs[0].send(Rows { rules: changes, backfill, ..Rows::default() }).is_err() {
+        if self.inputs[0].send(Handed::Rows(Rows { rules: changes, backfill, ..Rows::default() })).is_err() {
             self.queued.fetch_sub(1, Ordering::Relaxed);
             tracing::error!("pipeline worker has stopped; alert rules not updated");
             return;
@@ -341,13 +471,13 @@ impl Pipeline {
     /// (nor replayed, when this is called before the replay at start) and
     /// the views drop it.
     pub fn forget_project(&self, project_id: &str) {
-        self.deleted.write().unwrap_or_else(|e| e.into_inner()).insert(project_id.to_owned());
-        self.views.forget_project(project_id);
+        self.rows.deleted.write().unwrap_or_else(|e| e.into_inner()).insert(project_id.to_owned());
+        self.rows.views.forget_project(project_id);
     }
 
     /// Whether every batch handed over so far is reflected in the views.
     pub fn caught_up(&self) -> bool {
-        self.views.applied_through() > self.last_push.load(Ordering::Acquire)
+        self.rows.views.applied_through() > self.last_push.load(Ordering::Acquire)
     }
 
     /// Batches handed over that no worker has taken yet.
@@ -356,7 +486,7 @@ impl Pipeline {
     }
 
     pub fn views(&self) -> &Arc<ViewStore> {
-        &self.views
+        &self.rows.views
     }
 
     /// Stops the workers after they took what was handed over.

@@ -266,7 +266,7 @@ fn definition(body: &AlertBody) -> Result<RuleDefinition, ApiError> {
 async fn view(state: &AppState, rule: Rule) -> Result<AlertView, ApiError> {
     let def: RuleDefinition = serde_json::from_value(rule.definition.clone())
         .map_err(|e| ApiError::internal(format!("rule {} does not read: {e}", rule.id)))?;
-    let (status, value) = state.alerting.engine.status(&rule.id).await;
+    let (status, value) = state.alerting.status(&state.store, &state.views(), &rule, &def).await?;
     Ok(AlertView {
         vital: def.vital.and_then(|v| serde_json::to_value(v).ok()).and_then(|v| v.as_str().map(str::to_owned)),
         id: rule.id,
@@ -415,7 +415,7 @@ pub async fn delete_channel(
         if rule.channels.contains(&channel_id) {
             let channels: Vec<String> = rule.channels.iter().filter(|c| **c != channel_id).cloned().collect();
             state.store.update_rule(&id, &rule.id, &rule.name, &rule.definition, &channels, rule.muted).await?;
-            state.alerting.engine.reload(&id, &rule.id).await?;
+            state.alerting.reload(&id, &rule.id).await?;
         }
     }
     let object = format!("channel:{channel_id}");
@@ -510,7 +510,7 @@ pub async fn create_alert(
     let stored = stored_definition(&state, &id, &body).await?;
     let rule =
         state.store.create_rule(&id, &body.name, &stored, &body.channels, body.muted, &principal.actor()).await?;
-    state.alerting.engine.reload(&id, &rule.id).await?;
+    state.alerting.reload(&id, &rule.id).await?;
     let object = format!("alert:{}", rule.id);
     audit::record_by(
         &state,
@@ -545,7 +545,7 @@ pub async fn update_alert(
         .update_rule(&id, &alert_id, &body.name, &stored, &body.channels, body.muted)
         .await?
         .ok_or_else(|| missing("alert", &id, &alert_id))?;
-    state.alerting.engine.reload(&id, &alert_id).await?;
+    state.alerting.reload(&id, &alert_id).await?;
     let object = format!("alert:{alert_id}");
     let details = json!({ "name": rule.name, "definition": stored, "muted": rule.muted });
     audit::record_by(&state, &principal, source, "alert_changed", &object, Some(&id), details).await;
@@ -567,7 +567,7 @@ pub async fn delete_alert(
     if !state.store.delete_rule(&id, &alert_id).await? {
         return Err(missing("alert", &id, &alert_id));
     }
-    state.alerting.engine.reload(&id, &alert_id).await?;
+    state.alerting.reload(&id, &alert_id).await?;
     let object = format!("alert:{alert_id}");
     audit::record_by(&state, &principal, source, "alert_deleted", &object, Some(&id), json!({})).await;
     Ok(StatusCode::NO_CONTENT)

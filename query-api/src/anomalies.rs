@@ -87,7 +87,7 @@ pub async fn anomalies(
         Series::VitalP75(metric) => unscale(metric, v),
     };
     let points: Vec<AnomalyPointView> = state
-        .views
+        .views()
         .anomalies(&id, series)
         .into_iter()
         .map(|p| AnomalyPointView {

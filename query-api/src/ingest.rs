@@ -515,7 +515,7 @@ const MAX_QUEUE_WAIT: Duration = Duration::from_millis(500);
 /// a short wait smooths a burst at less cost than a refusal and a retry.
 async fn pipeline_has_room(state: &AppState) -> bool {
     let deadline = Instant::now() + MAX_QUEUE_WAIT;
-    while state.pipeline.queued_batches() > MAX_QUEUED_BATCHES {
+    while state.dataflow.queued_batches() > MAX_QUEUED_BATCHES {
         if Instant::now() >= deadline {
             return false;
         }

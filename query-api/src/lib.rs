@@ -31,7 +31,7 @@ use axum::routing::{delete, get, patch, post, put};
 use metrics_exporter_prometheus::PrometheusHandle;
 use sightline_connectors::{Bus, SourceMapStore};
 use sightline_errors::RecentStacks;
-use sightline_pipeline::{Pipeline, ViewStore};
+use sightline_pipeline::{Pipeline, Replica, ViewStore};
 use sightline_store::Store;
 
 /// Memory for the groups of recent error stacks.
@@ -47,12 +47,64 @@ pub struct Access {
     pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
+/// Where this node's views come from.
+pub enum Dataflow {
+    /// The pipeline runs in this process (`sightline serve`).
+    Local(Arc<Pipeline>),
+    /// An API node of a cluster: views fed by the workers' view feed.
+    Replica(Arc<Replica>),
+}
+
+/// Views older than this are reported stale by `/healthz`.
+pub const STALE_AFTER_MS: u64 = 5_000;
+
+impl Dataflow {
+    /// The views to answer from.
+    pub fn views(&self) -> Arc<ViewStore> {
+        match self {
+            Dataflow::Local(pipeline) => pipeline.views().clone(),
+            Dataflow::Replica(replica) => replica.views(),
+        }
+    }
+
+    /// Whether the views reflect everything accepted (locally), or are of a
+    /// generation of the workers that replayed everything and is fresh
+    /// (a replica).
+    pub fn caught_up(&self) -> bool {
+        match self {
+            Dataflow::Local(pipeline) => pipeline.caught_up(),
+            Dataflow::Replica(replica) => replica.is_ready() && self.views_age_ms() < STALE_AFTER_MS,
+        }
+    }
+
+    /// Milliseconds since the last tick the views applied.
+    pub fn views_age_ms(&self) -> u64 {
+        sightline_pipeline::now_ms().saturating_sub(self.views().applied_through())
+    }
+
+    /// Batches waiting for a worker of this process (none on an API node:
+    /// JetStream holds them).
+    pub fn queued_batches(&self) -> i64 {
+        match self {
+            Dataflow::Local(pipeline) => pipeline.queued_batches(),
+            Dataflow::Replica(_) => 0,
+        }
+    }
+
+    /// Drops a deleted project's data.
+    pub fn forget_project(&self, project_id: &str) {
+        match self {
+            Dataflow::Local(pipeline) => pipeline.forget_project(project_id),
+            Dataflow::Replica(replica) => replica.forget_project(project_id),
+        }
+    }
+}
+
 /// Everything a handler may use.
 pub struct AppState {
     pub store: Store,
     pub bus: Bus,
-    pub pipeline: Arc<Pipeline>,
-    pub views: Arc<ViewStore>,
+    pub dataflow: Dataflow,
     pub admin_token: Option<AdminToken>,
     pub metrics: PrometheusHandle,
     pub ingest_keys: ingest::IngestKeyCache,
@@ -75,7 +127,7 @@ impl AppState {
     pub fn new(
         store: Store,
         bus: Bus,
-        pipeline: Arc<Pipeline>,
+        dataflow: Dataflow,
         access: Access,
         metrics: PrometheusHandle,
         sourcemaps: SourceMapStore,
@@ -83,10 +135,9 @@ impl AppState {
     ) -> Arc<AppState> {
         let Access { admin_token, trusted_proxies } = access;
         Arc::new(AppState {
-            views: pipeline.views().clone(),
             store,
             bus,
-            pipeline,
+            dataflow,
             admin_token,
             metrics,
             ingest_keys: Default::default(),
@@ -121,6 +172,11 @@ impl AppState {
 
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
+    }
+
+    /// The views to answer from.
+    pub fn views(&self) -> Arc<ViewStore> {
+        self.dataflow.views()
     }
 }
 

@@ -19,18 +19,29 @@ pub struct Health {
     pub status: &'static str,
     /// `embedded` or `nats`.
     pub bus: &'static str,
-    /// Whether every accepted batch is reflected in the views.
+    /// Whether every accepted batch is reflected in the views (on an API
+    /// node of a cluster: whether its views are of a generation of the
+    /// workers that has replayed everything, and fresh).
     pub caught_up: bool,
+    /// Milliseconds since the views applied their last tick (about a
+    /// second at most while the dataflow runs).
+    pub views_age_ms: u64,
+    /// The views are older than 5 s: on an API node, the workers are down
+    /// or restarting and the answers are the last views they sent.
+    pub stale: bool,
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "ops",
     responses((status = 200, body = Health), (status = 503, description = "still replaying the archive", body = Health)))]
 pub async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let ready = state.is_ready();
+    let views_age_ms = state.dataflow.views_age_ms();
     let health = Health {
         status: if ready { "ok" } else { "starting" },
         bus: state.bus.kind(),
-        caught_up: ready && state.pipeline.caught_up(),
+        caught_up: ready && state.dataflow.caught_up(),
+        views_age_ms,
+        stale: views_age_ms > crate::STALE_AFTER_MS,
     };
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(health))
@@ -38,10 +49,9 @@ pub async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    metrics::gauge!(telemetry::BUS_LAG_BATCHES).set(state.pipeline.queued_batches() as f64);
-    let applied = state.views.applied_through();
-    let lag_ms = sightline_pipeline::now_ms().saturating_sub(applied);
-    let freshness = if state.pipeline.caught_up() { 0.0 } else { lag_ms as f64 / 1000.0 };
+    metrics::gauge!(telemetry::BUS_LAG_BATCHES).set(state.dataflow.queued_batches() as f64);
+    let lag_ms = state.dataflow.views_age_ms();
+    let freshness = if state.dataflow.caught_up() { 0.0 } else { lag_ms as f64 / 1000.0 };
     metrics::gauge!(telemetry::VIEW_FRESHNESS_SECONDS).set(freshness);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }

@@ -160,7 +160,7 @@ pub async fn delete_project(
         return Err(ApiError::not_found(format!("no project `{id}`")));
     }
     state.ingest_keys.forget_project(&id);
-    state.pipeline.forget_project(&id);
+    state.dataflow.forget_project(&id);
     if let Err(e) = state.sourcemaps.delete_project(&id) {
         tracing::error!(project = %id, error = %e, "could not delete a deleted project's source maps");
     }

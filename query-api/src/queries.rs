@@ -98,7 +98,7 @@ pub async fn pageviews(
         ));
     }
     let query = PageviewsQuery { project_id: id, interval, from, to, filters: filters.into() };
-    Ok(Json(state.views.pageviews(&query)))
+    Ok(Json(state.views().pageviews(&query)))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -123,7 +123,7 @@ pub async fn sessions_summary(
     authenticate(&state, &headers).await?.can_read(&id)?;
     let (Query(params), Query(filters)) = (params?, filters?);
     let (from, to) = range(params.from, params.to)?;
-    Ok(Json(state.views.sessions_summary(&SessionsQuery { project_id: id, from, to, filters: filters.into() })))
+    Ok(Json(state.views().sessions_summary(&SessionsQuery { project_id: id, from, to, filters: filters.into() })))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -184,12 +184,12 @@ pub async fn breakdown(
     let mut rows = match page_dimension {
         Some(d) => {
             let query = PageviewsQuery { project_id: id, interval: interval_for(from, to), from, to, filters };
-            state.views.breakdown(&query, d, params.limit.unwrap_or(100))
+            state.views().breakdown(&query, d, params.limit.unwrap_or(100))
         }
         // Entry and exit pages are per session: the filters match the
         // session's entry page view.
         None => {
-            state.views.session_pages(&SessionsQuery { project_id: id, from, to, filters }, dimension == "exit_page")
+            state.views().session_pages(&SessionsQuery { project_id: id, from, to, filters }, dimension == "exit_page")
         }
     };
     rows.truncate(params.limit.unwrap_or(100));
@@ -214,7 +214,7 @@ pub async fn current_visitors(
 ) -> Result<Json<CurrentVisitors>, ApiError> {
     authenticate(&state, &headers).await?.can_read(&id)?;
     let now = sightline_pipeline::now_ms() as i64;
-    Ok(Json(CurrentVisitors { visitors: state.views.current_visitors(&id, now) }))
+    Ok(Json(CurrentVisitors { visitors: state.views().current_visitors(&id, now) }))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -258,7 +258,7 @@ pub async fn errors(
 ) -> Result<Json<ErrorsAnswer>, ApiError> {
     authenticate(&state, &headers).await?.can_read(&id)?;
     let Query(params) = params?;
-    Ok(Json(state.views.errors(&errors_query(id, params)?)))
+    Ok(Json(state.views().errors(&errors_query(id, params)?)))
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}/errors/{fingerprint}", tag = "queries",
@@ -275,7 +275,7 @@ pub async fn error_group(
     let Query(params) = params?;
     let query = errors_query(id, params)?;
     let mut detail = state
-        .views
+        .views()
         .error_group(&query, &fingerprint)
         .ok_or_else(|| ApiError::not_found(format!("no error group `{fingerprint}` in this project")))?;
     if let Some(event) = &mut detail.latest_event {
@@ -314,7 +314,7 @@ pub async fn error_rate(
     if (to - interval.bucket_of(from)) / interval.millis() > MAX_SERIES_POINTS {
         return Err(ApiError::bad_request("invalid_value", "interval", "too many buckets; use a coarser interval"));
     }
-    Ok(Json(state.views.error_rate(&id, interval, from, to)))
+    Ok(Json(state.views().error_rate(&id, interval, from, to)))
 }
 
 /// The query parameters of `events`, parsed by hand: `prop.<key>` can be
@@ -386,7 +386,7 @@ pub async fn events(
 ) -> Result<Json<EventsAnswer>, ApiError> {
     authenticate(&state, &headers).await?.can_read(&id)?;
     let Query(params) = params?;
-    Ok(Json(state.views.events(&events_query(id, params)?)))
+    Ok(Json(state.views().events(&events_query(id, params)?)))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -421,7 +421,7 @@ pub async fn vitals(
     let Query(params) = params?;
     let query = vitals_query(id, params.name.as_deref(), params.from, params.to, params.path)?;
     let query = VitalsQuery { device: params.device, browser: params.browser, release: params.release, ..query };
-    Ok(Json(state.views.vitals(&query)))
+    Ok(Json(state.views().vitals(&query)))
 }
 
 /// A vitals question's metric and range, checked.
@@ -475,7 +475,7 @@ pub async fn vitals_by_page(
     let Query(params) = params?;
     let query = vitals_query(id, params.name.as_deref(), params.from, params.to, None)?;
     let query = VitalsQuery { device: params.device, browser: params.browser, release: params.release, ..query };
-    Ok(Json(state.views.vitals_by_page(&query, params.limit.unwrap_or(20))))
+    Ok(Json(state.views().vitals_by_page(&query, params.limit.unwrap_or(20))))
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{id}/live", tag = "queries", params(("id" = String, Path)),
@@ -487,7 +487,7 @@ pub async fn live(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     authenticate(&state, &headers).await?.can_read(&id)?;
-    let changes = BroadcastStream::new(state.views.subscribe()).filter_map(move |change| match change {
+    let changes = BroadcastStream::new(state.views().subscribe()).filter_map(move |change| match change {
         Ok(change) if change.project_id == id => {
             Some(Ok(Event::default().event(change.view()).json_data(&*change).unwrap_or_default()))
         }

@@ -19,6 +19,8 @@ use crate::archive::Archive;
 use crate::bus::{BusError, Deliver};
 use crate::telemetry;
 
+pub mod views;
+
 /// Where and under which names Sightline uses JetStream.
 #[derive(Debug, Clone)]
 pub struct NatsConfig {
@@ -29,9 +31,10 @@ pub struct NatsConfig {
 }
 
 impl NatsConfig {
-    /// The subject a project's batches are published on.
+    /// The subject a project's batches are published on:
+    /// `<prefix>.<partition>.<project id>`.
     pub fn subject(&self, project_id: &str) -> String {
-        format!("{}.{project_id}", self.subject_prefix())
+        format!("{}.{}.{project_id}", self.subject_prefix(), partition_of(project_id))
     }
 
     fn subject_prefix(&self) -> String {
@@ -39,8 +42,41 @@ impl NatsConfig {
     }
 }
 
-/// The name of the durable consumer the archiver reads through.
+/// The name of the durable consumer the archiver of `sightline serve`
+/// reads every partition through.
 pub const ARCHIVER_CONSUMER: &str = "sightline-archiver";
+
+/// How many partitions the stream's subjects are split into. A worker
+/// process of a cluster reads the partitions `p` with `p % processes ==
+/// process`, each through its own durable consumer, so clusters of up to
+/// this many processes need no change of the subjects.
+pub const PARTITIONS: u32 = 16;
+
+/// A project's partition: every batch of a project is in one partition, so
+/// one worker process archives all of it, in order (FNV-1a: stable across
+/// builds and machines).
+pub fn partition_of(project_id: &str) -> u32 {
+    let hash =
+        project_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    (hash % u64::from(PARTITIONS)) as u32
+}
+
+/// Which of the stream's batches an archiver reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Partitions {
+    /// Every partition, through one consumer (`sightline serve`).
+    All,
+    /// These partitions, each through its own durable consumer (a worker
+    /// process of a cluster).
+    Some(Vec<u32>),
+}
+
+impl Partitions {
+    /// The partitions process `process` of `processes` reads.
+    pub fn of_process(process: usize, processes: usize) -> Partitions {
+        Partitions::Some((0..PARTITIONS).filter(|p| *p as usize % processes.max(1) == process).collect())
+    }
+}
 
 /// Publishes batches to JetStream.
 pub struct NatsBus {
@@ -49,7 +85,7 @@ pub struct NatsBus {
     prefix: String,
 }
 
-fn nats_err(e: impl std::fmt::Display) -> BusError {
+pub(crate) fn nats_err(e: impl std::fmt::Display) -> BusError {
     BusError::Nats(e.to_string())
 }
 
@@ -77,7 +113,7 @@ impl NatsBus {
     }
 
     pub(crate) async fn publish(&self, envelope: &Envelope) -> Result<(), BusError> {
-        let subject = format!("{}.{}", self.prefix, envelope.project_id);
+        let subject = format!("{}.{}.{}", self.prefix, partition_of(&envelope.project_id), envelope.project_id);
         let publish = jetstream::message::PublishMessage::build()
             .message_id(envelope.batch_id.to_string())
             .payload(envelope.encode().into());
@@ -86,11 +122,36 @@ impl NatsBus {
         Ok(())
     }
 
-    /// Starts the archiver: reads the stream from where the durable consumer
-    /// left off, archives, acknowledges and delivers each batch.
-    /// `archived` holds the stream sequences already in the archive.
+    /// Starts the archiver: reads `partitions` of the stream from where
+    /// their durable consumers left off, archives, acknowledges and
+    /// delivers each batch. `archived` holds the stream sequences already in
+    /// the archive.
     pub async fn start_archiver(
         &self,
+        archive: Archive,
+        deliver: Deliver,
+        archived: HashSet<u64>,
+        partitions: &Partitions,
+    ) -> Result<Vec<tokio::task::JoinHandle<()>>, BusError> {
+        let consumers: Vec<(String, Option<String>)> = match partitions {
+            Partitions::All => vec![(ARCHIVER_CONSUMER.to_owned(), None)],
+            Partitions::Some(owned) => owned
+                .iter()
+                .map(|p| (format!("{ARCHIVER_CONSUMER}-{p}"), Some(format!("{}.{p}.>", self.prefix))))
+                .collect(),
+        };
+        let mut tasks = Vec::new();
+        for (name, filter) in consumers {
+            let task = self.start_consumer(name, filter, archive.clone(), deliver.clone(), archived.clone()).await?;
+            tasks.push(task);
+        }
+        Ok(tasks)
+    }
+
+    async fn start_consumer(
+        &self,
+        name: String,
+        filter_subject: Option<String>,
         archive: Archive,
         deliver: Deliver,
         mut archived: HashSet<u64>,
@@ -99,12 +160,10 @@ impl NatsBus {
         // only come back after `ack_wait`. So the consumer is recreated at
         // its ack floor: everything unacknowledged is delivered at once, and
         // what was archived already is recognised by its sequence below.
-        let floor = match self.stream.consumer_info(ARCHIVER_CONSUMER).await {
-            Ok(info) => info.ack_floor.stream_sequence,
-            Err(_) => 0,
-        };
-        if floor > 0 || self.stream.consumer_info(ARCHIVER_CONSUMER).await.is_ok() {
-            self.stream.delete_consumer(ARCHIVER_CONSUMER).await.map_err(nats_err)?;
+        let existing = self.stream.consumer_info(&name).await.ok();
+        let floor = existing.as_ref().map_or(0, |info| info.ack_floor.stream_sequence);
+        if existing.is_some() {
+            self.stream.delete_consumer(&name).await.map_err(nats_err)?;
         }
         let deliver_policy = match floor {
             0 => consumer::DeliverPolicy::All,
@@ -113,7 +172,8 @@ impl NatsBus {
         let mut consumer = self
             .stream
             .create_consumer(consumer::pull::Config {
-                durable_name: Some(ARCHIVER_CONSUMER.to_owned()),
+                durable_name: Some(name.clone()),
+                filter_subject: filter_subject.unwrap_or_default(),
                 ack_policy: consumer::AckPolicy::Explicit,
                 ack_wait: Duration::from_secs(30),
                 max_ack_pending: 20_000,
@@ -124,7 +184,7 @@ impl NatsBus {
             .map_err(nats_err)?;
         archived.retain(|seq| *seq > floor);
         let messages = consumer.messages().await.map_err(nats_err)?;
-        tokio::spawn(report_pending(self.stream.clone()));
+        tokio::spawn(report_pending(self.stream.clone(), name));
         Ok(tokio::spawn(async move {
             let mut chunks = messages.ready_chunks(512);
             while let Some(chunk) = chunks.next().await {
@@ -143,14 +203,14 @@ impl NatsBus {
 }
 
 /// Every few seconds, how far the archiver trails the stream.
-async fn report_pending(stream: stream::Stream) {
+async fn report_pending(stream: stream::Stream, consumer: String) {
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     loop {
         tick.tick().await;
-        match stream.consumer_info(ARCHIVER_CONSUMER).await {
+        match stream.consumer_info(&consumer).await {
             Ok(info) => {
                 let pending = info.num_pending + info.num_ack_pending as u64;
-                metrics::gauge!(telemetry::NATS_CONSUMER_PENDING).set(pending as f64);
+                metrics::gauge!(telemetry::NATS_CONSUMER_PENDING, "consumer" => consumer.clone()).set(pending as f64);
             }
             Err(e) => tracing::debug!(error = %e, "consumer info unavailable"),
         }

@@ -273,6 +273,9 @@ pub struct ViewStore {
     /// The second of the last [`ViewStore::expire`].
     expired_second: AtomicU64,
     changes: broadcast::Sender<Arc<ViewChange>>,
+    /// Copies of the error samples noted since they were last taken, for
+    /// the cluster's view feed; `None` unless [`ViewStore::tap_samples`].
+    sample_tap: std::sync::Mutex<Option<Vec<(Symbol, Symbol, Event)>>>,
 }
 
 /// The retention window of `ViewStore::default()`: `serve`'s default.
@@ -303,7 +306,19 @@ impl ViewStore {
             retention_ms,
             expired_second: AtomicU64::new(0),
             changes: broadcast::channel(4096).0,
+            sample_tap: std::sync::Mutex::new(None),
         }
+    }
+
+    /// From now on keeps a copy of each noted error sample for
+    /// [`ViewStore::take_tapped_samples`].
+    pub fn tap_samples(&self) {
+        self.sample_tap.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(Vec::new);
+    }
+
+    /// The error samples noted since the last call (with the tap on).
+    pub fn take_tapped_samples(&self) -> Vec<(Symbol, Symbol, Event)> {
+        self.sample_tap.lock().unwrap_or_else(|e| e.into_inner()).as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// How long after its end a bucket is kept.
@@ -498,6 +513,9 @@ impl ViewStore {
     pub fn note_error_samples(&self, samples: Vec<(Symbol, Symbol, Event)>) {
         if samples.is_empty() {
             return;
+        }
+        if let Some(tap) = self.sample_tap.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            tap.extend(samples.iter().cloned());
         }
         let mut dropped = Vec::new();
         {

@@ -1170,10 +1170,25 @@ export interface components {
         Health: {
             /** @description `embedded` or `nats`. */
             bus: string;
-            /** @description Whether every accepted batch is reflected in the views. */
+            /**
+             * @description Whether every accepted batch is reflected in the views (on an API
+             *     node of a cluster: whether its views are of a generation of the
+             *     workers that has replayed everything, and fresh).
+             */
             caught_up: boolean;
+            /**
+             * @description The views are older than 5 s: on an API node, the workers are down
+             *     or restarting and the answers are the last views they sent.
+             */
+            stale: boolean;
             /** @description `ok` once the pipeline accepts events, `starting` before. */
             status: string;
+            /**
+             * Format: int64
+             * @description Milliseconds since the views applied their last tick (about a
+             *     second at most while the dataflow runs).
+             */
+            views_age_ms: number;
         };
         IncidentView: {
             id: string;
