@@ -82,6 +82,14 @@ impl Dataflow {
         sightline_pipeline::now_ms().saturating_sub(self.views().applied_through())
     }
 
+    /// The generation of the workers' views a replica serves.
+    pub fn generation(&self) -> Option<u64> {
+        match self {
+            Dataflow::Local(_) => None,
+            Dataflow::Replica(replica) => replica.generation(),
+        }
+    }
+
     /// Batches waiting for a worker of this process (none on an API node:
     /// JetStream holds them).
     pub fn queued_batches(&self) -> i64 {

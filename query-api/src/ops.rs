@@ -29,6 +29,11 @@ pub struct Health {
     /// The views are older than 5 s: on an API node, the workers are down
     /// or restarting and the answers are the last views they sent.
     pub stale: bool,
+    /// On an API node: the generation of the workers' views it serves (the
+    /// start of their process 0, ms); it changes once they have restarted
+    /// and replayed everything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "ops",
@@ -42,6 +47,7 @@ pub async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         caught_up: ready && state.dataflow.caught_up(),
         views_age_ms,
         stale: views_age_ms > crate::STALE_AFTER_MS,
+        generation: state.dataflow.generation(),
     };
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(health))

@@ -1177,6 +1177,13 @@ export interface components {
              */
             caught_up: boolean;
             /**
+             * Format: int64
+             * @description On an API node: the generation of the workers' views it serves (the
+             *     start of their process 0, ms); it changes once they have restarted
+             *     and replayed everything.
+             */
+            generation?: number | null;
+            /**
              * @description The views are older than 5 s: on an API node, the workers are down
              *     or restarting and the answers are the last views they sent.
              */
