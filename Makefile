@@ -7,9 +7,10 @@ CARGO ?= cargo
 run: dashboard
 	$(CARGO) run --release -p sightline -- serve
 
-## Every check CI runs: format, lints, and every test against real NATS and PostgreSQL.
+## Every check CI runs: format, lints, and every test against real NATS, PostgreSQL and S3 (s3s-fs).
 test: lint
 	./scripts/services.sh
+	./scripts/s3s.sh >/dev/null
 	./scripts/chromium.sh
 	npm ci --prefix cli/tests/bundle --no-audit --no-fund --loglevel=error
 	npm ci --prefix alerting/tests/receiver --no-audit --no-fund --loglevel=error

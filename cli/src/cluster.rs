@@ -28,14 +28,14 @@ use futures::StreamExt;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::Serialize;
 use sightline_alerting::Alerting;
-use sightline_connectors::{Archive, Bus, Deliver, NatsBus, NatsConfig, Partitions, SourceMapStore, ViewFeed};
+use sightline_connectors::{Bus, Deliver, NatsBus, NatsConfig, Partitions, ViewFeed};
 use sightline_model::Envelope;
 use sightline_pipeline::{ClusterConfig, FeedWriter, Pipeline, PipelineConfig, Replica, ViewStore, now_ms};
 use sightline_query_api::{AppState, Dataflow};
 
 use crate::serve::{
-    AccessArgs, AlertArgs, Storage, StorageArgs, create_first_owner, default_workers, delete_expired_archive, replay,
-    serve_http, shutdown_signal,
+    AccessArgs, AlertArgs, StorageArgs, create_first_owner, default_workers, delete_expired_archive, replay,
+    serve_http, ship_archive, shutdown_signal,
 };
 
 /// The exit code of a worker process that stops because its cluster lost
@@ -160,7 +160,8 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
         std::process::exit(0);
     });
     let metrics = PrometheusBuilder::new().install_recorder().context("installing the metrics recorder")?;
-    let Storage { store, object_store, retention_ms } = args.storage.open().await?;
+    let storage = args.storage.open().await?;
+    let (store, retention_ms) = (storage.store.clone(), storage.retention_ms);
     let partitions = Partitions::of_process(process, processes);
     let Partitions::Some(owned) = &partitions else { unreachable!("a process's partitions") };
     let state = Arc::new(WorkerState {
@@ -195,7 +196,7 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
         .await??
     };
     let pipeline = Arc::new(pipeline);
-    let archive = Archive::open(&object_store)?;
+    let archive = storage.archive(&format!("worker-{process}")).await?;
     let alerting = if process == 0 {
         for project in store.deleted_projects().await? {
             pipeline.forget_project(&project);
@@ -215,6 +216,7 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     };
     let bus = NatsBus::connect(&nats).await?;
     bus.start_archiver(archive.clone(), deliver, archived_seqs, &partitions).await?;
+    tokio::spawn(ship_archive(archive.clone(), storage.ship_every));
     tokio::spawn(delete_expired_archive(archive, retention_ms));
     if let Some(alerting) = alerting {
         // The views hold everything archived before the start once every
@@ -330,8 +332,9 @@ async fn worker_metrics(State(state): State<Arc<WorkerState>>) -> impl IntoRespo
 pub async fn api(args: ApiArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let metrics = PrometheusBuilder::new().install_recorder().context("installing the metrics recorder")?;
-    let Storage { store, object_store, retention_ms } = args.storage.open().await?;
-    let sourcemaps = SourceMapStore::open(&object_store.join("sourcemaps"))?;
+    let storage = args.storage.open().await?;
+    let (store, retention_ms) = (storage.store.clone(), storage.retention_ms);
+    let sourcemaps = storage.sourcemaps()?;
     let nats = NatsConfig { url: args.nats_url.clone(), stream: args.nats_stream.clone() };
     let replica = Arc::new(Replica::new(retention_ms));
     for project in store.deleted_projects().await? {

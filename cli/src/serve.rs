@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -11,7 +11,9 @@ use clap::Args;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use sightline_alerting::Alerting;
 use sightline_alerting::outbox::{OutboxSettings, SmtpSettings};
-use sightline_connectors::{Archive, Bus, Deliver, EmbeddedBus, NatsBus, NatsConfig, Partitions, SourceMapStore};
+use sightline_connectors::{
+    Archive, Bus, Deliver, EmbeddedBus, NatsBus, NatsConfig, Objects, Partitions, SourceMapStore,
+};
 use sightline_model::Envelope;
 use sightline_pipeline::{Pipeline, PipelineConfig, ViewStore};
 use sightline_query_api::{Access, AdminToken, AppState, Dataflow, router};
@@ -49,9 +51,16 @@ pub struct StorageArgs {
     /// Metadata database: `sqlite://…` or `postgres://…`; default: SQLite file in the data dir.
     #[arg(long, env = "SIGHTLINE_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
-    /// Where raw events are archived: `file:///path`; default: the data dir's `archive/`.
+    /// Where raw events are archived and source maps kept: `file:///path`,
+    /// or `s3://bucket/prefix` (endpoint and credentials from the `AWS_*`
+    /// variables; sealed archive segments are shipped there, the segment
+    /// being written stays in the data dir); default: the data dir's `archive/`.
     #[arg(long, env = "SIGHTLINE_OBJECT_STORE")]
     pub object_store: Option<String>,
+    /// With an `s3://` object store: seconds between shipments of the
+    /// archive's sealed segments (the one being written is sealed first).
+    #[arg(long, env = "SIGHTLINE_ARCHIVE_SHIP_SECONDS", default_value_t = 60, hide = true)]
+    pub archive_ship_seconds: u64,
     /// Views forget event-time buckets this many days after they end.
     #[arg(long, env = "SIGHTLINE_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub retention_days: u32,
@@ -112,11 +121,33 @@ impl AccessArgs {
     }
 }
 
-/// The metadata store and the object store's folder.
+/// The metadata store, and where the archive and the source maps are.
 pub struct Storage {
     pub store: Store,
-    pub object_store: PathBuf,
+    /// The archive's folder (with a bucket: the segment being written).
+    pub archive_dir: PathBuf,
+    /// The `s3://` bucket, if any.
+    pub bucket: Option<Objects>,
     pub retention_ms: i64,
+    pub ship_every: Duration,
+}
+
+impl Storage {
+    /// The archive, its sealed segments shipped to the bucket as `node`.
+    pub async fn archive(&self, node: &str) -> anyhow::Result<Archive> {
+        Ok(match &self.bucket {
+            Some(bucket) => Archive::open_shipping(&self.archive_dir, bucket.clone(), node).await?,
+            None => Archive::open(&self.archive_dir)?,
+        })
+    }
+
+    /// The uploaded source maps: in the bucket, or beside the archive.
+    pub fn sourcemaps(&self) -> anyhow::Result<SourceMapStore> {
+        Ok(match &self.bucket {
+            Some(bucket) => SourceMapStore::in_bucket(bucket.clone()),
+            None => SourceMapStore::open(&self.archive_dir.join("sourcemaps"))?,
+        })
+    }
 }
 
 impl StorageArgs {
@@ -129,34 +160,32 @@ impl StorageArgs {
             None => format!("sqlite://{}", data_dir.join("sightline.db").display()),
         };
         let store = Store::connect(&database_url).await.context("opening the metadata store")?;
-        let object_store = archive_dir(self.object_store.as_deref(), &data_dir)?;
+        let (archive_dir, bucket) = match self.object_store.as_deref() {
+            None => (data_dir.join("archive"), None),
+            Some(url) if url.starts_with("s3://") => (data_dir.join("archive"), Some(Objects::s3(url)?)),
+            Some(url) => match url.strip_prefix("file://") {
+                Some(path) if !path.is_empty() => (PathBuf::from(path), None),
+                _ => bail!("--object-store: `{url}`: use s3://bucket/prefix or file:///absolute/path"),
+            },
+        };
         let retention_ms = i64::from(self.retention_days) * 86_400_000;
-        Ok(Storage { store, object_store, retention_ms })
-    }
-}
-
-fn archive_dir(object_store: Option<&str>, data_dir: &Path) -> anyhow::Result<PathBuf> {
-    match object_store {
-        None => Ok(data_dir.join("archive")),
-        Some(url) => match url.strip_prefix("file://") {
-            Some(path) if !path.is_empty() => Ok(PathBuf::from(path)),
-            _ => bail!("--object-store: `{url}` is not supported by this build; use file:///absolute/path"),
-        },
+        let ship_every = Duration::from_secs(self.archive_ship_seconds.max(1));
+        Ok(Storage { store, archive_dir, bucket, retention_ms, ship_every })
     }
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let metrics = PrometheusBuilder::new().install_recorder().context("installing the metrics recorder")?;
-    let Storage { store, object_store, retention_ms } = args.storage.open().await?;
+    let storage = args.storage.open().await?;
+    let (store, retention_ms) = (storage.store.clone(), storage.retention_ms);
 
     let workers = args.workers.unwrap_or_else(default_workers);
     let views = Arc::new(ViewStore::new(retention_ms));
     let pipeline = Arc::new(Pipeline::start(PipelineConfig { workers }, views)?);
 
-    let archive = Archive::open(&object_store)?;
-    // Source maps live in the object store beside the archive.
-    let sourcemaps = SourceMapStore::open(&object_store.join("sourcemaps"))?;
+    let archive = storage.archive("serve").await?;
+    let sourcemaps = storage.sourcemaps()?;
     // Deleted projects' batches stay in the archive until retention; they
     // are not replayed.
     for project in store.deleted_projects().await? {
@@ -192,6 +221,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
     state.mark_ready();
+    tokio::spawn(ship_archive(expiring.clone(), storage.ship_every));
     tokio::spawn(delete_expired_archive(expiring, retention_ms));
     tracing::info!(
         listen = %listener.local_addr()?,
@@ -276,6 +306,20 @@ pub async fn replay(archive: &Archive, pipeline: Arc<Pipeline>) -> anyhow::Resul
         Ok((count, seqs))
     })
     .await?
+}
+
+/// With a bucket, ships the archive's sealed segments there every
+/// `every` (a no-op without one).
+pub async fn ship_archive(archive: Archive, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        match archive.ship().await {
+            Ok(0) => {}
+            Ok(segments) => tracing::debug!(segments, "archive segments shipped to the object store"),
+            Err(e) => tracing::warn!(error = %e, "shipping archive segments to the object store; retrying"),
+        }
+    }
 }
 
 /// Every hour, deletes archive segments whose events are all past the

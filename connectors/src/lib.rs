@@ -11,6 +11,7 @@
 pub mod archive;
 pub mod bus;
 pub mod nats;
+pub mod objects;
 pub mod sourcemaps;
 pub mod telemetry;
 
@@ -18,4 +19,5 @@ pub use archive::{Archive, ArchiveError, ArchivedBatch};
 pub use bus::{Bus, BusError, Deliver, EmbeddedBus};
 pub use nats::views::ViewFeed;
 pub use nats::{NatsBus, NatsConfig, Partitions};
+pub use objects::Objects;
 pub use sourcemaps::{BatchMaps, SourceMapError, SourceMapStore};

@@ -1,6 +1,11 @@
-//! Uploaded source maps: stored as files, parsed once, kept in a bounded
+//! Uploaded source maps: stored as files (in a folder, or in the object
+//! store's bucket under `sourcemaps/`), parsed once, kept in a bounded
 //! cache. Maps only ever come in through the upload API; nothing here
 //! fetches a URL (another product's SSRF hole).
+//!
+//! Several API nodes share the bucket (or a folder on a shared volume): a
+//! node sees a map uploaded through another within [`RECHECK`], as a cached
+//! lookup older than that asks the store whether the file changed.
 
 use std::cell::RefCell;
 use std::fs;
@@ -8,11 +13,14 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use lru::LruCache;
 use sha2::{Digest, Sha256};
 use sightline_errors::IndexedMap;
 use sourcemap::SourceMap;
+
+use crate::objects::{Objects, ObjectsError};
 
 /// Largest accepted map.
 pub const MAX_MAP_BYTES: usize = 64 * 1024 * 1024;
@@ -20,6 +28,8 @@ pub const MAX_MAP_BYTES: usize = 64 * 1024 * 1024;
 const CACHE_BYTES: usize = 256 * 1024 * 1024;
 /// And remembers at most this many lookups (including misses).
 const CACHE_ENTRIES: usize = 4096;
+/// A lookup cached this long is checked against the store again.
+pub const RECHECK: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceMapError {
@@ -29,14 +39,33 @@ pub enum SourceMapError {
     TooLarge,
     #[error("source map storage at {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    #[error("source map storage: {0}")]
+    Objects(#[from] ObjectsError),
 }
 
-/// What a cache slot holds: the indexed map and its size, or a known miss.
-type Slot = Option<(Arc<IndexedMap>, usize)>;
+/// A cache slot: the indexed map and its size, or a known miss; when it
+/// was looked up, and the stored file's version then.
+struct Slot {
+    map: Option<(Arc<IndexedMap>, usize)>,
+    checked: Instant,
+    version: Option<String>,
+}
+
+impl Slot {
+    fn size(&self) -> usize {
+        self.map.as_ref().map_or(0, |(_, size)| *size)
+    }
+}
+
+/// Where the map files are.
+enum Files {
+    Dir(PathBuf),
+    Bucket(Objects),
+}
 
 /// The maps of every project and release.
 pub struct SourceMapStore {
-    dir: PathBuf,
+    files: Files,
     cache: Mutex<Cache>,
     /// Counts uploads, so results derived from maps can tell they are stale.
     generation: AtomicU64,
@@ -69,20 +98,62 @@ fn hashed(s: &str) -> String {
 }
 
 impl SourceMapStore {
+    /// Maps as files in `dir`.
     pub fn open(dir: &Path) -> Result<SourceMapStore, SourceMapError> {
         fs::create_dir_all(dir).map_err(|source| SourceMapError::Io { path: dir.to_owned(), source })?;
-        Ok(SourceMapStore {
-            dir: dir.to_owned(),
+        Ok(SourceMapStore::with_files(Files::Dir(dir.to_owned())))
+    }
+
+    /// Maps in the object store's bucket, under `sourcemaps/`.
+    pub fn in_bucket(objects: Objects) -> SourceMapStore {
+        SourceMapStore::with_files(Files::Bucket(objects))
+    }
+
+    fn with_files(files: Files) -> SourceMapStore {
+        SourceMapStore {
+            files,
             cache: Mutex::new(Cache {
                 entries: LruCache::new(NonZeroUsize::new(CACHE_ENTRIES).expect("non-zero")),
                 bytes: 0,
             }),
             generation: AtomicU64::new(0),
-        })
+        }
     }
 
-    fn path(&self, project: &str, release: &str, url: &str) -> PathBuf {
-        self.dir.join(hashed(project)).join(hashed(release)).join(format!("{}.map", hashed(normalize_url(url))))
+    /// A map's file, relative to the folder or the bucket's `sourcemaps/`.
+    fn relative(project: &str, release: &str, url: &str) -> String {
+        format!("{}/{}/{}.map", hashed(project), hashed(release), hashed(normalize_url(url)))
+    }
+
+    /// The stored file's bytes and version (`None`: no such map).
+    fn read(&self, relative: &str) -> Result<Option<(Vec<u8>, String)>, SourceMapError> {
+        match &self.files {
+            Files::Dir(dir) => {
+                let path = dir.join(relative);
+                match fs::read(&path) {
+                    Ok(bytes) => Ok(Some((bytes, file_version(&path)))),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(source) => Err(SourceMapError::Io { path, source }),
+                }
+            }
+            Files::Bucket(objects) => {
+                let key = format!("sourcemaps/{relative}");
+                let version = objects.block(objects.version(&key))?;
+                let Some(version) = version else { return Ok(None) };
+                Ok(objects.block(objects.get(&key))?.map(|bytes| (bytes, version)))
+            }
+        }
+    }
+
+    /// The stored file's version now (`None`: no such map).
+    fn version(&self, relative: &str) -> Option<String> {
+        match &self.files {
+            Files::Dir(dir) => {
+                let path = dir.join(relative);
+                path.exists().then(|| file_version(&path))
+            }
+            Files::Bucket(objects) => objects.block(objects.version(&format!("sourcemaps/{relative}"))).ok()?,
+        }
     }
 
     /// Validates and stores a map for the minified file at `url` in
@@ -92,15 +163,21 @@ impl SourceMapStore {
             return Err(SourceMapError::TooLarge);
         }
         let map = SourceMap::from_slice(bytes).map_err(|e| SourceMapError::Invalid(e.to_string()))?;
-        let path = self.path(project, release, url);
-        let io = |source| SourceMapError::Io { path: path.clone(), source };
-        fs::create_dir_all(path.parent().expect("a map path has a parent")).map_err(io)?;
-        let tmp = path.with_extension("map.tmp");
-        fs::write(&tmp, bytes).map_err(io)?;
-        fs::rename(&tmp, &path).map_err(io)?;
+        let relative = SourceMapStore::relative(project, release, url);
+        match &self.files {
+            Files::Dir(dir) => {
+                let path = dir.join(&relative);
+                let io = |source| SourceMapError::Io { path: path.clone(), source };
+                fs::create_dir_all(path.parent().expect("a map path has a parent")).map_err(io)?;
+                let tmp = path.with_extension("map.tmp");
+                fs::write(&tmp, bytes).map_err(io)?;
+                fs::rename(&tmp, &path).map_err(io)?;
+            }
+            Files::Bucket(objects) => objects.block(objects.put(&format!("sourcemaps/{relative}"), bytes.to_vec()))?,
+        }
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(Some((_, size))) = cache.entries.pop(&cache_key(project, release, url)) {
-            cache.bytes -= size;
+        if let Some(slot) = cache.entries.pop(&cache_key(project, release, url)) {
+            cache.bytes -= slot.size();
         }
         self.generation.fetch_add(1, Ordering::AcqRel);
         Ok(map.get_source_count())
@@ -108,19 +185,28 @@ impl SourceMapStore {
 
     /// Removes every map of a deleted project.
     pub fn delete_project(&self, project: &str) -> Result<(), SourceMapError> {
-        let dir = self.dir.join(hashed(project));
-        match fs::remove_dir_all(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(SourceMapError::Io { path: dir, source }),
+        match &self.files {
+            Files::Dir(dir) => {
+                let dir = dir.join(hashed(project));
+                match fs::remove_dir_all(&dir) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(source) => return Err(SourceMapError::Io { path: dir, source }),
+                }
+            }
+            Files::Bucket(objects) => {
+                for listed in objects.block(objects.list(&format!("sourcemaps/{}/", hashed(project))))? {
+                    objects.block(objects.delete(&listed.key))?;
+                }
+            }
         }
         let prefix = format!("{project}\0");
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         let stale: Vec<String> =
             cache.entries.iter().map(|(k, _)| k).filter(|k| k.starts_with(&prefix)).cloned().collect();
         for key in stale {
-            if let Some(Some((_, size))) = cache.entries.pop(&key) {
-                cache.bytes -= size;
+            if let Some(slot) = cache.entries.pop(&key) {
+                cache.bytes -= slot.size();
             }
         }
         self.generation.fetch_add(1, Ordering::AcqRel);
@@ -136,30 +222,60 @@ impl SourceMapStore {
     /// The parsed map of the minified file at `url` in `release`.
     pub fn get(&self, project: &str, release: &str, url: &str) -> Option<Arc<IndexedMap>> {
         let key = cache_key(project, release, url);
-        if let Some(slot) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).entries.get(&key) {
-            return slot.as_ref().map(|(map, _)| map.clone());
+        let relative = SourceMapStore::relative(project, release, url);
+        let recheck = {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            match cache.entries.get_mut(&key) {
+                Some(slot) if slot.checked.elapsed() < RECHECK => return slot.map.as_ref().map(|(map, _)| map.clone()),
+                Some(slot) => Some(slot.version.clone()),
+                None => None,
+            }
+        };
+        // Checked again after a while: another node may have uploaded it.
+        if let Some(version) = recheck
+            && self.version(&relative) == version
+        {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(slot) = cache.entries.get_mut(&key) {
+                slot.checked = Instant::now();
+                return slot.map.as_ref().map(|(map, _)| map.clone());
+            }
         }
-        let loaded = fs::read(self.path(project, release, url)).ok().and_then(|bytes| {
+        let read = match self.read(&relative) {
+            Ok(read) => read,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading a source map");
+                return None;
+            }
+        };
+        let version = read.as_ref().map(|(_, version)| version.clone());
+        let map = read.and_then(|(bytes, _)| {
             let map = IndexedMap::new(SourceMap::from_slice(&bytes).ok()?);
             let size = bytes.len() + map.index_bytes();
             Some((Arc::new(map), size))
         });
-        let found = loaded.as_ref().map(|(map, _)| map.clone());
+        let found = map.as_ref().map(|(map, _)| map.clone());
+        let slot = Slot { map, checked: Instant::now(), version };
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, size)) = &loaded {
-            cache.bytes += size;
-        }
-        if let Some((_, Some((_, size)))) = cache.entries.push(key, loaded) {
-            cache.bytes -= size;
+        cache.bytes += slot.size();
+        if let Some((_, old)) = cache.entries.push(key, slot) {
+            cache.bytes -= old.size();
         }
         while cache.bytes > CACHE_BYTES {
             match cache.entries.pop_lru() {
-                Some((_, Some((_, size)))) => cache.bytes -= size,
-                Some((_, None)) => {}
+                Some((_, old)) => cache.bytes -= old.size(),
                 None => break,
             }
         }
         found
+    }
+}
+
+/// A file's version: its modification time and length.
+fn file_version(path: &Path) -> String {
+    match fs::metadata(path) {
+        Ok(meta) => format!("{:?}/{}", meta.modified().ok(), meta.len()),
+        Err(_) => String::new(),
     }
 }
 

@@ -66,7 +66,7 @@ pub async fn upload(
         SourceMapError::TooLarge => {
             ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", e.to_string()).field("body")
         }
-        SourceMapError::Io { .. } => ApiError::internal(e.to_string()),
+        SourceMapError::Io { .. } | SourceMapError::Objects(_) => ApiError::internal(e.to_string()),
     })?;
     tracing::info!(project = %id, release = %params.release, url = %params.url, sources, "source map uploaded");
     let details = serde_json::json!({ "release": params.release, "url": params.url, "sources": sources });

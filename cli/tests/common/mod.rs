@@ -59,6 +59,13 @@ impl Server {
         Server::healthy(cmd).await
     }
 
+    /// An embedded-mode server over `data_dir` with these environment variables.
+    pub async fn start_with_env(data_dir: &Path, env: &[(String, String)]) -> Server {
+        let mut cmd = Server::command(data_dir);
+        cmd.env("SIGHTLINE_ADMIN_TOKEN", ADMIN).envs(env.iter().cloned()).stderr(Stdio::inherit());
+        Server::healthy(cmd).await
+    }
+
     /// A first start without an admin token, and the one-time password of
     /// the owner account it printed.
     pub async fn start_first_time(data_dir: &Path) -> (Server, String) {

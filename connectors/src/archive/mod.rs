@@ -11,6 +11,15 @@
 //! then calls `fdatasync` once for all of it (group commit), so many
 //! concurrent requests share one flush.
 //!
+//! With an object store (`--object-store s3://…`), sealed segments are
+//! shipped to the bucket (`archive/<node>/segment-N.log`) and then removed
+//! from the disk: [`Archive::ship`] seals the segment being written if it
+//! holds anything, uploads every sealed one and deletes it locally
+//! (`sightline serve` and `worker` do so every minute). The disk then holds
+//! at most a minute or a segment of batches; a replay reads the bucket's
+//! segments, then the disk's. Numbering goes on after the bucket's highest,
+//! so a fresh disk (a new machine) never overwrites a shipped segment.
+//!
 //! Retention: [`Archive::delete_sealed_before`] removes closed segments last
 //! written before a cutoff. The caller picks the cutoff so every event in
 //! such a segment is past the window (an event's time is at most a day
@@ -22,6 +31,8 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use tokio::sync::oneshot;
+
+use crate::objects::{Listed, Objects, ObjectsError};
 
 /// A segment is closed and a new one started past this size.
 const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
@@ -37,6 +48,8 @@ pub enum ArchiveError {
     Write(String),
     #[error("archive writer has stopped")]
     Closed,
+    #[error("archive in the object store: {0}")]
+    Objects(#[from] ObjectsError),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ArchiveError + '_ {
@@ -58,13 +71,30 @@ struct WriteRequest {
     done: oneshot::Sender<Result<(), String>>,
 }
 
+/// What the writer thread is asked.
+enum ToWriter {
+    Write(WriteRequest),
+    /// Close the segment being written, if it holds anything.
+    Seal(oneshot::Sender<Result<(), String>>),
+}
+
 /// A handle to the archive; cheap to clone.
 #[derive(Clone)]
 pub struct Archive {
     dir: PathBuf,
-    writer: mpsc::Sender<WriteRequest>,
+    writer: mpsc::Sender<ToWriter>,
     /// Segments and their lengths as found on open: what [`Archive::replay`] reads.
     existing: std::sync::Arc<Vec<(PathBuf, u64)>>,
+    remote: Option<std::sync::Arc<Remote>>,
+}
+
+/// Where sealed segments are shipped.
+struct Remote {
+    objects: Objects,
+    /// `archive/<node>/`.
+    prefix: String,
+    /// The shipped segments as found on open.
+    shipped: Vec<Listed>,
 }
 
 /// What [`Archive::delete_sealed_before`] removed.
@@ -83,6 +113,31 @@ impl Archive {
 
     /// [`Archive::open`] with segments closed past `segment_bytes`.
     pub fn open_with_segment_bytes(dir: &Path, segment_bytes: u64) -> Result<Archive, ArchiveError> {
+        Archive::open_after(dir, segment_bytes, 0, None)
+    }
+
+    /// Opens the archive in `dir` whose sealed segments are shipped to
+    /// `objects` under `archive/<node>/` ([`Archive::ship`]).
+    pub async fn open_shipping(dir: &Path, objects: Objects, node: &str) -> Result<Archive, ArchiveError> {
+        let prefix = format!("archive/{node}/");
+        let shipped: Vec<Listed> = objects
+            .list(&prefix)
+            .await?
+            .into_iter()
+            .filter(|listed| segment_number(Path::new(&listed.key)).is_some())
+            .collect();
+        let highest = shipped.iter().filter_map(|l| segment_number(Path::new(&l.key))).max().unwrap_or(0);
+        let remote = Remote { objects, prefix, shipped };
+        Archive::open_after(dir, SEGMENT_BYTES, highest, Some(remote))
+    }
+
+    /// Opens `dir`; a new segment is numbered after `highest_shipped`.
+    fn open_after(
+        dir: &Path,
+        segment_bytes: u64,
+        highest_shipped: u64,
+        remote: Option<Remote>,
+    ) -> Result<Archive, ArchiveError> {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         let mut segments = list_segments(dir)?;
         if let Some(last) = segments.last() {
@@ -94,15 +149,20 @@ impl Archive {
             .collect::<Result<Vec<_>, ArchiveError>>()?;
         let next_number = segments.last().map(|p| segment_number(p).unwrap_or(0)).unwrap_or(0);
         let current = match segments.pop() {
-            Some(p) => p,
-            None => dir.join(segment_name(next_number + 1)),
+            Some(p) if next_number > highest_shipped => p,
+            _ => dir.join(segment_name(next_number.max(highest_shipped) + 1)),
         };
         let file = OpenOptions::new().create(true).append(true).open(&current).map_err(io_err(&current))?;
         let size = file.metadata().map_err(io_err(&current))?.len();
         let (tx, rx) = mpsc::channel();
         let writer = Writer { dir: dir.to_owned(), path: current, file, size, segment_bytes };
         std::thread::Builder::new().name("archive-writer".into()).spawn(move || writer.run(rx)).map_err(io_err(dir))?;
-        Ok(Archive { dir: dir.to_owned(), writer: tx, existing: std::sync::Arc::new(existing) })
+        Ok(Archive {
+            dir: dir.to_owned(),
+            writer: tx,
+            existing: std::sync::Arc::new(existing),
+            remote: remote.map(std::sync::Arc::new),
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -113,9 +173,35 @@ impl Archive {
     pub async fn append(&self, source_seq: Option<u64>, payload: Vec<u8>) -> Result<(), ArchiveError> {
         let (done, wait) = oneshot::channel();
         self.writer
-            .send(WriteRequest { source_seq: source_seq.unwrap_or(0), payload, done })
+            .send(ToWriter::Write(WriteRequest { source_seq: source_seq.unwrap_or(0), payload, done }))
             .map_err(|_| ArchiveError::Closed)?;
         wait.await.map_err(|_| ArchiveError::Closed)?.map_err(ArchiveError::Write)
+    }
+
+    /// Seals the segment being written (if it holds anything), uploads
+    /// every sealed segment to the object store and deletes it from the
+    /// disk; returns how many. Without an object store, does nothing. Call
+    /// it only once the replay has finished.
+    pub async fn ship(&self) -> Result<u64, ArchiveError> {
+        let Some(remote) = &self.remote else {
+            return Ok(0);
+        };
+        let (done, wait) = oneshot::channel();
+        self.writer.send(ToWriter::Seal(done)).map_err(|_| ArchiveError::Closed)?;
+        wait.await.map_err(|_| ArchiveError::Closed)?.map_err(ArchiveError::Write)?;
+        let mut sealed = list_segments(&self.dir)?;
+        sealed.pop(); // the one the writer appends to
+        for path in &sealed {
+            let bytes = fs::read(path).map_err(io_err(path))?;
+            let name = path.file_name().and_then(|n| n.to_str()).expect("a segment's name");
+            remote.objects.put(&format!("{}{name}", remote.prefix), bytes).await?;
+            fs::remove_file(path).map_err(io_err(path))?;
+            metrics::counter!(crate::telemetry::ARCHIVE_SEGMENTS_SHIPPED).increment(1);
+        }
+        if !sealed.is_empty() {
+            File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io_err(&self.dir))?;
+        }
+        Ok(sealed.len() as u64)
     }
 
     /// Deletes every closed segment (all but the newest) last written
@@ -133,17 +219,46 @@ impl Archive {
             }
         }
         if deleted.segments > 0 {
-            metrics::counter!(crate::telemetry::ARCHIVE_SEGMENTS_DELETED).increment(deleted.segments);
             File::open(&self.dir).and_then(|d| d.sync_all()).map_err(io_err(&self.dir))?;
+        }
+        if let Some(remote) = &self.remote {
+            for listed in remote.objects.block(remote.objects.list(&remote.prefix))? {
+                if segment_number(Path::new(&listed.key)).is_some() && listed.last_modified < cutoff {
+                    remote.objects.block(remote.objects.delete(&listed.key))?;
+                    deleted.segments += 1;
+                    deleted.bytes += listed.size;
+                }
+            }
+        }
+        if deleted.segments > 0 {
+            metrics::counter!(crate::telemetry::ARCHIVE_SEGMENTS_DELETED).increment(deleted.segments);
         }
         Ok(deleted)
     }
 
     /// Reads back, in order, every batch that was in the archive when it was
-    /// opened. Appends made since are not included: they reach the pipeline
-    /// through the bus.
+    /// opened: the shipped segments (those not also on the disk, where a
+    /// crash between upload and removal leaves one), then the disk's.
+    /// Appends made since are not included: they reach the pipeline through
+    /// the bus.
     pub fn replay(&self, mut each: impl FnMut(ArchivedBatch)) -> Result<u64, ArchiveError> {
         let mut count = 0;
+        if let Some(remote) = &self.remote {
+            let local: Vec<Option<u64>> = self.existing.iter().map(|(p, _)| segment_number(p)).collect();
+            for listed in &remote.shipped {
+                if local.contains(&segment_number(Path::new(&listed.key))) {
+                    continue;
+                }
+                let Some(bytes) = remote.objects.block(remote.objects.get(&listed.key))? else {
+                    continue; // deleted past retention meanwhile
+                };
+                let mut reader = std::io::Cursor::new(bytes);
+                while let Some(batch) = read_record(&mut reader).map_err(io_err(&self.dir))? {
+                    each(batch);
+                    count += 1;
+                }
+            }
+        }
         for (path, len) in self.existing.iter() {
             let file = File::open(path).map_err(io_err(path))?;
             let mut reader = BufReader::with_capacity(1 << 20, file.take(*len));
@@ -165,11 +280,22 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(mut self, requests: mpsc::Receiver<WriteRequest>) {
+    fn run(mut self, requests: mpsc::Receiver<ToWriter>) {
         let mut buf = Vec::with_capacity(1 << 20);
         while let Ok(first) = requests.recv() {
-            let mut group = vec![first];
-            group.extend(requests.try_iter());
+            let mut group = Vec::new();
+            for message in std::iter::once(first).chain(requests.try_iter()) {
+                match message {
+                    ToWriter::Write(request) => group.push(request),
+                    ToWriter::Seal(done) => {
+                        let sealed = self.seal().map_err(|e| format!("{}: {e}", self.path.display()));
+                        let _ = done.send(sealed);
+                    }
+                }
+            }
+            if group.is_empty() {
+                continue;
+            }
             buf.clear();
             for req in &group {
                 encode_record(&mut buf, req.source_seq, &req.payload);
@@ -183,18 +309,26 @@ impl Writer {
     }
 
     fn write_and_sync(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        if self.size > 0 && self.size + buf.len() as u64 > self.segment_bytes {
-            self.file.sync_all()?;
-            let number = segment_number(&self.path).unwrap_or(0) + 1;
-            self.path = self.dir.join(segment_name(number));
-            self.file = OpenOptions::new().create(true).append(true).open(&self.path)?;
-            self.size = 0;
-            File::open(&self.dir)?.sync_all()?;
+        if self.size + buf.len() as u64 > self.segment_bytes {
+            self.seal()?;
         }
         self.file.write_all(buf)?;
         self.file.sync_data()?;
         self.size += buf.len() as u64;
         Ok(())
+    }
+
+    /// Closes the segment being written and starts the next, unless it is empty.
+    fn seal(&mut self) -> std::io::Result<()> {
+        if self.size == 0 {
+            return Ok(());
+        }
+        self.file.sync_all()?;
+        let number = segment_number(&self.path).unwrap_or(0) + 1;
+        self.path = self.dir.join(segment_name(number));
+        self.file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        self.size = 0;
+        File::open(&self.dir)?.sync_all()
     }
 }
 
