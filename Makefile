@@ -1,7 +1,7 @@
 # The two commands a fresh machine needs: `make run` and `make test`.
 CARGO ?= cargo
 
-.PHONY: run test lint build bench bench-full dashboard
+.PHONY: run test lint build bench bench-full bench-cluster dashboard
 
 ## Run Sightline on embedded defaults (data in ./sightline-data, API on 127.0.0.1:7700).
 run: dashboard
@@ -42,3 +42,9 @@ bench: build
 ## The same at 10M events, with a CPU profile (about twenty minutes).
 bench-full: build
 	./bench/run.sh full
+
+## Sightline as a cluster on this machine: 1, 2 and 3 worker processes, their exchange, and the
+## recovery after a kill (bench/results/<date>-cluster.json; about three minutes).
+bench-cluster: build
+	./scripts/services.sh >/dev/null
+	python3 bench/cluster.py --events 1000000 --processes 1,2,3 --recovery-events 3000000

@@ -94,22 +94,21 @@ def expected_pageviews(events, end_ms, work):
 
 
 def exchange_bytes(ports):
-    """Bytes sent on every established connection to or from a timely port."""
+    """Bytes sent on every established connection to or from a timely port
+    (on loopback both ends are listed, so each direction counts once)."""
     out = subprocess.run(["ss", "-tin", "state", "established"], capture_output=True, text=True).stdout
     total, lines = 0, out.splitlines()
-    for i, line in enumerate(lines):
+    for i, line in enumerate(lines[:-1]):
+        if line[:1].isspace():
+            continue  # a socket's details, read with its line below
         fields = line.split()
-        if len(fields) < 4 or ":" not in fields[-1]:
+        try:
+            local, peer = int(fields[-2].rsplit(":", 1)[1]), int(fields[-1].rsplit(":", 1)[1])
+        except (IndexError, ValueError):
             continue
-        local, peer = fields[-2], fields[-1]
-        if int(local.rsplit(":", 1)[1]) in ports and i + 1 < len(lines):
-            m = re.search(r"bytes_sent:(\d+)", lines[i + 1])
-            if m:
-                total += int(m.group(1))
-        elif int(peer.rsplit(":", 1)[1]) in ports and i + 1 < len(lines):
-            m = re.search(r"bytes_sent:(\d+)", lines[i + 1])
-            if m:
-                total += int(m.group(1))
+        if local in ports or peer in ports:
+            sent = re.search(r"bytes_sent:(\d+)", lines[i + 1])
+            total += int(sent.group(1)) if sent else 0
     return total
 
 

@@ -355,6 +355,68 @@ impl Pipeline {
         }
         self.last_push.fetch_max(now_ms(), Ordering::AcqRel);
     }
+
+    /// Adds (+1) or removes (−1) alert rules in the dataflow. A rule's
+    /// window (`ViewStore::rule_window`) fills at once from the signals
+    /// already received within it. A project's events are signals once it
+    /// has a rule; its first rule's windows are filled from the views'
+    /// minute cells (each counted at its minute's start).
+    pub fn update_rules(&self, changes: Vec<(RuleSpec, isize)>) {
+        if changes.is_empty() {
+            return;
+        }
+        let mut backfill = Vec::new();
+        {
+            let mut alerted = self.rows.alerted.write().unwrap_or_else(|e| e.into_inner());
+            for (rule, _) in changes.iter().filter(|(_, diff)| *diff > 0) {
+                // A project's first rule: its windows start from what the
+                // views hold of the longest window, by minute. Its events
+                // stay signals from then on (until a restart), even without
+                // rules, so a later first rule is never filled twice.
+                if alerted.insert(rule.project) {
+                    let since = now_ms() as i64 - MAX_WINDOW_S * 1000;
+                    backfill.extend(self.rows.views.signals_since(rule.project, since));
+                }
+            }
+        }
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        if self.inputs[0].send(Handed::Rows(Rows { rules: changes, backfill, ..Rows::default() })).is_err() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            tracing::error!("pipeline worker has stopped; alert rules not updated");
+            return;
+        }
+        self.last_push.fetch_max(now_ms(), Ordering::AcqRel);
+    }
+
+    /// Forgets a deleted project: its batches are no longer handed over
+    /// (nor replayed, when this is called before the replay at start) and
+    /// the views drop it.
+    pub fn forget_project(&self, project_id: &str) {
+        self.rows.deleted.write().unwrap_or_else(|e| e.into_inner()).insert(project_id.to_owned());
+        self.rows.views.forget_project(project_id);
+    }
+
+    /// Whether every batch handed over so far is reflected in the views.
+    pub fn caught_up(&self) -> bool {
+        self.rows.views.applied_through() > self.last_push.load(Ordering::Acquire)
+    }
+
+    /// Batches handed over that no worker has taken yet.
+    pub fn queued_batches(&self) -> i64 {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    pub fn views(&self) -> &Arc<ViewStore> {
+        &self.rows.views
+    }
+
+    /// Stops the workers after they took what was handed over.
+    pub fn shutdown(mut self) {
+        self.inputs.clear();
+        if let Some(runner) = self.runner.lock().ok().and_then(|mut r| r.take()) {
+            let _ = runner.join();
+        }
+    }
 }
 
 impl RowMaker {
@@ -431,70 +493,6 @@ impl RowMaker {
         let samples = samples.into_iter().map(|(p, g, index)| (p, g, events.swap_remove(index))).collect();
         self.views.note_error_samples(samples);
         (!rows.is_empty()).then_some(rows)
-    }
-}
-
-impl Pipeline {
-    /// Adds (+1) or removes (−1) alert rules in the dataflow. A rule's
-    /// window (`ViewStore::rule_window`) fills at once from the signals
-    /// already received within it. A project's events are signals once it
-    /// has a rule; its first rule's windows are filled from the views'
-    /// minute cells (each counted at its minute's start).
-    pub fn update_rules(&self, changes: Vec<(RuleSpec, isize)>) {
-        if changes.is_empty() {
-            return;
-        }
-        let mut backfill = Vec::new();
-        {
-            let mut alerted = self.rows.alerted.write().unwrap_or_else(|e| e.into_inner());
-            for (rule, _) in changes.iter().filter(|(_, diff)| *diff > 0) {
-                // A project's first rule: its windows start from what the
-                // views hold of the longest window, by minute. Its events
-                // stay signals from then on (until a restart), even without
-                // rules, so a later first rule is never filled twice.
-                if alerted.insert(rule.project) {
-                    let since = now_ms() as i64 - MAX_WINDOW_S * 1000;
-                    backfill.extend(self.rows.views.signals_since(rule.project, since));
-                }
-            }
-        }
-        self.queued.fetch_add(1, Ordering::Relaxed);
-        if self.inputs[0].send(Handed::Rows(Rows { rules: changes, backfill, ..Rows::default() })).is_err() {
-            self.queued.fetch_sub(1, Ordering::Relaxed);
-            tracing::error!("pipeline worker has stopped; alert rules not updated");
-            return;
-        }
-        self.last_push.fetch_max(now_ms(), Ordering::AcqRel);
-    }
-
-    /// Forgets a deleted project: its batches are no longer handed over
-    /// (nor replayed, when this is called before the replay at start) and
-    /// the views drop it.
-    pub fn forget_project(&self, project_id: &str) {
-        self.rows.deleted.write().unwrap_or_else(|e| e.into_inner()).insert(project_id.to_owned());
-        self.rows.views.forget_project(project_id);
-    }
-
-    /// Whether every batch handed over so far is reflected in the views.
-    pub fn caught_up(&self) -> bool {
-        self.rows.views.applied_through() > self.last_push.load(Ordering::Acquire)
-    }
-
-    /// Batches handed over that no worker has taken yet.
-    pub fn queued_batches(&self) -> i64 {
-        self.queued.load(Ordering::Relaxed)
-    }
-
-    pub fn views(&self) -> &Arc<ViewStore> {
-        &self.rows.views
-    }
-
-    /// Stops the workers after they took what was handed over.
-    pub fn shutdown(mut self) {
-        self.inputs.clear();
-        if let Some(runner) = self.runner.lock().ok().and_then(|mut r| r.take()) {
-            let _ = runner.join();
-        }
     }
 }
 
