@@ -136,6 +136,10 @@ def run(processes, events, end_ms, pageviews, work, log):
     def views_pageviews():
         return sum(get(f"{base}/api/v1/projects/{p}/pageviews?{rng}", TOKEN)["total"]["pageviews"] for p in projects)
 
+    def views_sessions():
+        srng = f"from={end_ms - 90_000_000}&to={end_ms + 60_000}"
+        return sum(get(f"{base}/api/v1/projects/{p}/sessions/summary?{srng}", TOKEN)["sessions"] for p in projects)
+
     timely_ports = [free_port() for _ in range(processes)]
     peers = ",".join(f"127.0.0.1:{p}" for p in timely_ports)
     workers = []
@@ -156,6 +160,8 @@ def run(processes, events, end_ms, pageviews, work, log):
         time.sleep(0.1)
     took = time.time() - started
     exchanged = exchange_bytes(set(timely_ports)) if processes > 1 else 0
+    time.sleep(1)
+    sessions_live = views_sessions()
     # Recovery: one worker killed, every process restarted as it exits.
     generation = get(f"{base}/healthz").get("generation")
     killed = time.time()
@@ -171,6 +177,7 @@ def run(processes, events, end_ms, pageviews, work, log):
         time.sleep(0.05)
     recovered = time.time() - killed
     assert views_pageviews() == pageviews, "the recovered views hold every page view once"
+    sessions_replayed = views_sessions()
     for w in workers + [api]:
         w.stop()
     psql(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
@@ -182,6 +189,8 @@ def run(processes, events, end_ms, pageviews, work, log):
         "exchange_bytes": exchanged,
         "exchange_bytes_per_event": round(exchanged / events, 1),
         "recovery_seconds": round(recovered, 2),
+        "sessions_live": sessions_live,
+        "sessions_after_recovery": sessions_replayed,
     }
 
 

@@ -306,15 +306,19 @@ async fn follow_the_store(
         if let Err(e) = engine.sync_with_store().await {
             tracing::warn!(error = %e, "reading alert rules from the store");
         }
-        match store.deleted_projects().await {
-            Ok(projects) => {
-                for project in projects {
-                    if deleted.insert(project.clone()) {
-                        pipeline.forget_project(&project);
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "reading deleted projects from the store"),
+        for project in newly_deleted(&store, &mut deleted).await {
+            pipeline.forget_project(&project);
+        }
+    }
+}
+
+/// The projects deleted since the last call, `seen` holding those before.
+async fn newly_deleted(store: &sightline_store::Store, seen: &mut std::collections::HashSet<String>) -> Vec<String> {
+    match store.deleted_projects().await {
+        Ok(projects) => projects.into_iter().filter(|p| seen.insert(p.clone())).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading deleted projects from the store");
+            Vec::new()
         }
     }
 }
@@ -342,6 +346,7 @@ pub async fn api(args: ApiArgs) -> anyhow::Result<()> {
     }
     let feed = ViewFeed::connect(&nats).await?;
     tokio::spawn(follow_view_feed(feed, replica.clone()));
+    tokio::spawn(forget_deleted_projects(store.clone(), replica.clone()));
     let bus = Bus::Nats(Box::new(NatsBus::connect(&nats).await?));
     let access = args.access.access();
     if access.admin_token.is_none() {
@@ -367,6 +372,19 @@ pub async fn api(args: ApiArgs) -> anyhow::Result<()> {
     }
     tracing::info!(listen = %listener.local_addr()?, "sightline api node is listening");
     serve_http(listener, state).await
+}
+
+/// Every few seconds, drops the projects deleted through another node from
+/// the replica's views.
+async fn forget_deleted_projects(store: sightline_store::Store, replica: Arc<Replica>) {
+    let mut every = tokio::time::interval(Duration::from_secs(2));
+    let mut deleted = std::collections::HashSet::new();
+    loop {
+        every.tick().await;
+        for project in newly_deleted(&store, &mut deleted).await {
+            replica.forget_project(&project);
+        }
+    }
 }
 
 /// Applies the view feed to the replica, from the first message the
