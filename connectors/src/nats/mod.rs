@@ -209,8 +209,14 @@ async fn report_pending(stream: stream::Stream, consumer: String) {
         tick.tick().await;
         match stream.consumer_info(&consumer).await {
             Ok(info) => {
-                let pending = info.num_pending + info.num_ack_pending as u64;
-                metrics::gauge!(telemetry::NATS_CONSUMER_PENDING, "consumer" => consumer.clone()).set(pending as f64);
+                let pending = (info.num_pending + info.num_ack_pending as u64) as f64;
+                // `serve`'s one consumer keeps the unlabelled series; a
+                // worker's, one per partition, are labelled.
+                if consumer == ARCHIVER_CONSUMER {
+                    metrics::gauge!(telemetry::NATS_CONSUMER_PENDING).set(pending);
+                } else {
+                    metrics::gauge!(telemetry::NATS_CONSUMER_PENDING, "consumer" => consumer.clone()).set(pending);
+                }
             }
             Err(e) => tracing::debug!(error = %e, "consumer info unavailable"),
         }
