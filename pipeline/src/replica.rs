@@ -306,3 +306,139 @@ fn apply_tick(
     views.apply(through, updates);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use sightline_operators::{EventDims, EventRow, Interval, PageDims, PageviewRow};
+
+    use super::*;
+    use crate::views::{EventsQuery, PageviewsQuery};
+
+    /// The chunks a feed sent, encoded.
+    type Sent = Arc<Mutex<Vec<Vec<u8>>>>;
+
+    /// A feed of `views` as generation `generation`, what it sent, and its
+    /// ready flag.
+    fn feed_of(views: &Arc<ViewStore>, generation: u64) -> (FeedWriter, Sent, Arc<AtomicBool>) {
+        let sent: Sent = Arc::default();
+        let ready = Arc::new(AtomicBool::new(false));
+        let sink = sent.clone();
+        let send = Box::new(move |bytes| sink.lock().unwrap().push(bytes));
+        (FeedWriter::new(views.clone(), generation, ready.clone(), send), sent, ready)
+    }
+
+    /// `n` page views of project `p` at `ts`, over ten paths and a hundred visitors.
+    fn pageviews(views: &ViewStore, ts: i64, n: u64) -> Vec<(ViewUpdate, isize)> {
+        let names = views.names();
+        (0..n)
+            .map(|i| {
+                let dims = PageDims { browser: names.intern("Firefox"), ..PageDims::default() };
+                let path = names.intern(&format!("/p{}", i % 10));
+                // Visitors are hashes of their ids, as ingest makes them.
+                let visitor = xxhash_rust::xxh3::xxh3_64(&(i % 100).to_le_bytes());
+                let row = PageviewRow { project: names.intern("p"), ts: ts + i as i64, path, visitor, dims };
+                (ViewUpdate::Pageview(row), 1)
+            })
+            .collect()
+    }
+
+    /// Sign-ups at `ts`, with a `plan` property: a property set per plan.
+    fn signups(views: &ViewStore, ts: i64, plans: &[&str]) -> Vec<(ViewUpdate, isize)> {
+        let names = views.names();
+        plans
+            .iter()
+            .map(|plan| {
+                let props = [("plan".to_string(), sightline_model::PropValue::Str(plan.to_string()))].into();
+                let dims = EventDims {
+                    path: names.intern("/"),
+                    device: names.intern("desktop"),
+                    browser: names.intern("Firefox"),
+                    release: names.intern(""),
+                    props: views.prop_sets().intern(&mut names.batch(), &props),
+                };
+                (ViewUpdate::Event(EventRow { project: names.intern("p"), ts, name: names.intern("signup"), dims }), 1)
+            })
+            .collect()
+    }
+
+    /// The sign-ups' `plan` breakdown.
+    fn plans(views: &ViewStore, ts: i64) -> Vec<(String, i64)> {
+        let q = EventsQuery {
+            project_id: "p".into(),
+            interval: Interval::Hour,
+            from: ts - 3_600_000,
+            to: ts + 3_600_000,
+            name: Some("signup".into()),
+            filters: Default::default(),
+        };
+        let answer = views.events(&q);
+        answer.breakdown.get("plan").into_iter().flatten().map(|v| (v.value.clone(), v.count)).collect()
+    }
+
+    fn total(views: &ViewStore, ts: i64) -> (i64, i64) {
+        let q = PageviewsQuery {
+            project_id: "p".into(),
+            interval: Interval::Hour,
+            from: ts - 3_600_000,
+            to: ts + 3_600_000,
+            filters: Default::default(),
+        };
+        let answer = views.pageviews(&q);
+        (answer.total.pageviews, answer.total.visitors)
+    }
+
+    fn deliver(replica: &Replica, sent: &Mutex<Vec<Vec<u8>>>) -> Result<usize, FeedError> {
+        let chunks: Vec<Vec<u8>> = sent.lock().unwrap().drain(..).collect();
+        for chunk in &chunks {
+            replica.receive(chunk)?;
+        }
+        Ok(chunks.len())
+    }
+
+    #[test]
+    fn a_replica_holds_what_the_feed_s_views_hold_and_swaps_generations_only_once_ready() {
+        let ts = crate::now_ms() as i64 - 60_000;
+        let replica = Replica::new(crate::views::DEFAULT_RETENTION_MS);
+
+        // Generation 1: a tick too big for one chunk, served as it fills.
+        let first = Arc::new(ViewStore::default());
+        let (writer, sent, ready) = feed_of(&first, 1);
+        let mut hook = writer.into_hook();
+        let mut tick = pageviews(&first, ts, 10_000);
+        tick.extend(signups(&first, ts, &["pro", "pro", "free"]));
+        first.apply(ts as u64 + 20_000, &tick);
+        hook(ts as u64 + 20_000, &tick);
+        assert_eq!(deliver(&replica, &sent).unwrap(), 2, "8,192 updates a chunk");
+        assert_eq!(total(&replica.views(), ts), total(&first, ts));
+        assert_eq!(total(&replica.views(), ts), (10_000, 100));
+        // Names and property sets come with the feed.
+        assert_eq!(plans(&replica.views(), ts), plans(&first, ts));
+        assert_eq!(plans(&replica.views(), ts), vec![("pro".to_string(), 2), ("free".to_string(), 1)]);
+        assert!(!replica.is_ready(), "not before the feed says the replay is done");
+        ready.store(true, Ordering::Release);
+        hook(ts as u64 + 40_000, &[]);
+        deliver(&replica, &sent).unwrap();
+        assert!(replica.is_ready());
+        assert_eq!(replica.generation(), Some(1));
+
+        // Generation 2 (the workers restarted): built beside, swapped once ready.
+        let second = Arc::new(ViewStore::default());
+        let (writer, sent, ready) = feed_of(&second, 2);
+        let mut hook = writer.into_hook();
+        let tick = pageviews(&second, ts, 3);
+        second.apply(ts as u64 + 50_000, &tick);
+        hook(ts as u64 + 50_000, &tick);
+        deliver(&replica, &sent).unwrap();
+        assert_eq!(total(&replica.views(), ts), (10_000, 100), "the ready generation is still served");
+        ready.store(true, Ordering::Release);
+        hook(ts as u64 + 60_000, &[]);
+        deliver(&replica, &sent).unwrap();
+        assert_eq!((replica.generation(), total(&replica.views(), ts)), (Some(2), (3, 3)));
+
+        // A chunk missing from the feed: the replica must follow it again.
+        hook(ts as u64 + 70_000, &pageviews(&second, ts, 1));
+        hook(ts as u64 + 80_000, &pageviews(&second, ts, 1));
+        let chunks: Vec<Vec<u8>> = sent.lock().unwrap().drain(..).collect();
+        assert!(matches!(replica.receive(&chunks[1]), Err(FeedError::Gap { generation: 2, .. })));
+    }
+}
