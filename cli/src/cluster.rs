@@ -42,6 +42,23 @@ use crate::serve::{
 /// a process: its supervisor starts it again.
 const CLUSTER_LOST: i32 = 70;
 
+/// The NATS flags of a cluster's processes, which need NATS.
+#[derive(Debug, Args)]
+pub struct ClusterNats {
+    /// NATS server URL.
+    #[arg(long = "nats", env = "SIGHTLINE_NATS_URL")]
+    nats_url: String,
+    /// JetStream stream name; the view feed's stream is `<name>_VIEWS`.
+    #[arg(long, env = "SIGHTLINE_NATS_STREAM", default_value = "SIGHTLINE")]
+    nats_stream: String,
+}
+
+impl ClusterNats {
+    fn config(&self) -> NatsConfig {
+        NatsConfig { url: self.nats_url.clone(), stream: self.nats_stream.clone() }
+    }
+}
+
 /// Flags of `sightline worker`; each has an environment twin.
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
@@ -64,12 +81,8 @@ pub struct WorkerArgs {
     /// Address of this process's `/healthz` and `/metrics`.
     #[arg(long, env = "SIGHTLINE_LISTEN", default_value = "127.0.0.1:7800")]
     listen: SocketAddr,
-    /// NATS server URL.
-    #[arg(long = "nats", env = "SIGHTLINE_NATS_URL")]
-    nats_url: String,
-    /// JetStream stream name; the view feed's stream is `<name>_VIEWS`.
-    #[arg(long, env = "SIGHTLINE_NATS_STREAM", default_value = "SIGHTLINE")]
-    nats_stream: String,
+    #[command(flatten)]
+    nats: ClusterNats,
     #[command(flatten)]
     storage: StorageArgs,
     #[command(flatten)]
@@ -82,12 +95,8 @@ pub struct ApiArgs {
     /// Address the HTTP API listens on.
     #[arg(long, env = "SIGHTLINE_LISTEN", default_value = "127.0.0.1:7700")]
     listen: SocketAddr,
-    /// NATS server URL.
-    #[arg(long = "nats", env = "SIGHTLINE_NATS_URL")]
-    nats_url: String,
-    /// JetStream stream name; the view feed's stream is `<name>_VIEWS`.
-    #[arg(long, env = "SIGHTLINE_NATS_STREAM", default_value = "SIGHTLINE")]
-    nats_stream: String,
+    #[command(flatten)]
+    nats: ClusterNats,
     #[command(flatten)]
     storage: StorageArgs,
     #[command(flatten)]
@@ -182,7 +191,7 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
         .with_state(state.clone());
     tokio::spawn(async move { axum::serve(listener, router).await });
 
-    let nats = NatsConfig { url: args.nats_url.clone(), stream: args.nats_stream.clone() };
+    let nats = args.nats.config();
     let views = Arc::new(ViewStore::new(retention_ms));
     let ready = Arc::new(AtomicBool::new(false));
     let on_tick = if process == 0 { Some(start_view_feed(&nats, views.clone(), ready.clone()).await?) } else { None };
@@ -339,7 +348,7 @@ pub async fn api(args: ApiArgs) -> anyhow::Result<()> {
     let storage = args.storage.open().await?;
     let (store, retention_ms) = (storage.store.clone(), storage.retention_ms);
     let sourcemaps = storage.sourcemaps()?;
-    let nats = NatsConfig { url: args.nats_url.clone(), stream: args.nats_stream.clone() };
+    let nats = args.nats.config();
     let replica = Arc::new(Replica::new(retention_ms));
     for project in store.deleted_projects().await? {
         replica.forget_project(&project);

@@ -37,6 +37,11 @@ pub struct Listed {
     pub last_modified: SystemTime,
 }
 
+/// An object's version: its entity tag, else its time.
+fn version_of(meta: &object_store::ObjectMeta) -> String {
+    meta.e_tag.clone().unwrap_or_else(|| meta.last_modified.to_rfc3339())
+}
+
 /// A bucket (under a prefix); cheap to clone.
 #[derive(Clone)]
 pub struct Objects {
@@ -81,20 +86,22 @@ impl Objects {
         Ok(())
     }
 
-    /// An object's bytes, `None` if there is none.
-    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, ObjectsError> {
+    /// An object's bytes and version, `None` if there is none.
+    pub async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, ObjectsError> {
         match self.store.get(&ObjectPath::from(key)).await {
-            Ok(got) => Ok(Some(got.bytes().await?.to_vec())),
+            Ok(got) => {
+                let version = version_of(&got.meta);
+                Ok(Some((got.bytes().await?.to_vec(), version)))
+            }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
 
-    /// An object's version (its entity tag, else its time), `None` if
-    /// there is none.
+    /// An object's version, `None` if there is none.
     pub async fn version(&self, key: &str) -> Result<Option<String>, ObjectsError> {
         match self.store.head(&ObjectPath::from(key)).await {
-            Ok(meta) => Ok(Some(meta.e_tag.unwrap_or_else(|| meta.last_modified.to_rfc3339()))),
+            Ok(meta) => Ok(Some(version_of(&meta))),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }

@@ -136,12 +136,7 @@ impl SourceMapStore {
                     Err(source) => Err(SourceMapError::Io { path, source }),
                 }
             }
-            Files::Bucket(objects) => {
-                let key = format!("sourcemaps/{relative}");
-                let version = objects.block(objects.version(&key))?;
-                let Some(version) = version else { return Ok(None) };
-                Ok(objects.block(objects.get(&key))?.map(|bytes| (bytes, version)))
-            }
+            Files::Bucket(objects) => Ok(objects.block(objects.get(&format!("sourcemaps/{relative}")))?),
         }
     }
 

@@ -91,20 +91,17 @@ enum ForwardedRow {
     Signal(SignalRow),
 }
 
+/// The rows of forwarded batches, one collection per input.
+struct ForwardedRows<'s> {
+    pageviews: VecCollection<'s, Time, PageviewRow>,
+    errors: VecCollection<'s, Time, ErrorRow>,
+    vitals: VecCollection<'s, Time, VitalRow>,
+    events: VecCollection<'s, Time, EventRow>,
+    sessions: VecCollection<'s, Time, SessionHit>,
+    signals: VecCollection<'s, Time, SignalRow>,
+}
+
 impl ForwardedRow {
-    const KINDS: u64 = 6;
-
-    fn kind(&self) -> u64 {
-        match self {
-            ForwardedRow::Pageview(_) => 0,
-            ForwardedRow::Error(_) => 1,
-            ForwardedRow::Vital(_) => 2,
-            ForwardedRow::Event(_) => 3,
-            ForwardedRow::Session(_) => 4,
-            ForwardedRow::Signal(_) => 5,
-        }
-    }
-
     fn of(rows: Rows) -> impl Iterator<Item = ForwardedRow> {
         let Rows { pageviews, errors, vitals, events, sessions, signals, .. } = rows;
         (pageviews.into_iter().map(ForwardedRow::Pageview))
@@ -117,46 +114,75 @@ impl ForwardedRow {
 }
 
 /// The rows of forwarded batches, made on process 0's workers (spread over
-/// them by the batch's bytes), one stream per input in the order of
-/// [`ForwardedRow::kind`]. Alone, nothing is ever forwarded.
-fn forwarded_rows<'s>(
-    batches: StreamVec<'s, Time, Forwarded>,
-    forwarding: Forwarding,
-) -> Vec<StreamVec<'s, Time, (ForwardedRow, Time, isize)>> {
+/// them by the batch's bytes). Alone, nothing is ever forwarded.
+fn forwarded_rows<'s>(batches: StreamVec<'s, Time, Forwarded>, forwarding: Forwarding) -> ForwardedRows<'s> {
     let Forwarding { rows, process_workers, replayed } = forwarding;
     let to_process_0 = Exchange::new(move |(_, bytes): &Forwarded| {
         let spread = bytes.iter().rev().take(16).fold(bytes.len() as u64, |h, b| h.wrapping_mul(31) ^ u64::from(*b));
         spread % process_workers as u64
     });
-    batches
-        .unary::<CapacityContainerBuilder<Vec<(ForwardedRow, Time, isize)>>, _, _, _>(
-            to_process_0,
-            "MakeForwardedRows",
-            move |_, _| {
-                move |input, output| {
-                    input.for_each(|cap, data| {
-                        let time = *cap.least().expect("a totally ordered time");
-                        let mut session = output.session(&cap);
-                        for (process, bytes) in data.drain(..) {
-                            if bytes.is_empty() {
-                                replayed.fetch_add(1, Ordering::AcqRel);
-                                tracing::info!(process, "a worker process's replay reached process 0");
-                                continue;
-                            }
-                            match sightline_model::Envelope::decode(&bytes) {
-                                Ok(envelope) => {
-                                    if let Some(made) = rows.rows(envelope) {
-                                        session.give_iterator(ForwardedRow::of(made).map(|row| (row, time, 1)));
-                                    }
+    let made = batches.unary::<CapacityContainerBuilder<Vec<(ForwardedRow, Time, isize)>>, _, _, _>(
+        to_process_0,
+        "MakeForwardedRows",
+        move |_, _| {
+            move |input, output| {
+                input.for_each(|cap, data| {
+                    let time = *cap.least().expect("a totally ordered time");
+                    let mut session = output.session(&cap);
+                    for (process, bytes) in data.drain(..) {
+                        if bytes.is_empty() {
+                            replayed.fetch_add(1, Ordering::AcqRel);
+                            tracing::info!(process, "a worker process's replay reached process 0");
+                            continue;
+                        }
+                        match sightline_model::Envelope::decode(&bytes) {
+                            Ok(envelope) => {
+                                if let Some(made) = rows.rows(envelope) {
+                                    session.give_iterator(ForwardedRow::of(made).map(|row| (row, time, 1)));
                                 }
-                                Err(e) => tracing::error!(process, error = %e, "skipping a forwarded batch that does not decode"),
+                            }
+                            Err(e) => {
+                                tracing::error!(process, error = %e, "skipping a forwarded batch that does not decode")
                             }
                         }
-                    });
-                }
-            },
-        )
-        .partition(ForwardedRow::KINDS, |update| (update.0.kind(), update))
+                    }
+                });
+            }
+        },
+    );
+    // One stream per kind of row, each mapped to its input's records.
+    let mut kinds = made
+        .partition(6, |(row, t, r)| {
+            let kind = match &row {
+                ForwardedRow::Pageview(_) => 0,
+                ForwardedRow::Error(_) => 1,
+                ForwardedRow::Vital(_) => 2,
+                ForwardedRow::Event(_) => 3,
+                ForwardedRow::Session(_) => 4,
+                ForwardedRow::Signal(_) => 5,
+            };
+            (kind, (row, t, r))
+        })
+        .into_iter();
+    let mut next = || kinds.next().expect("a stream per kind of forwarded row");
+    macro_rules! kind {
+        ($variant:ident) => {
+            next()
+                .flat_map(|(row, t, r)| match row {
+                    ForwardedRow::$variant(x) => Some((x, t, r)),
+                    _ => None,
+                })
+                .as_collection()
+        };
+    }
+    ForwardedRows {
+        pageviews: kind!(Pageview),
+        errors: kind!(Error),
+        vitals: kind!(Vital),
+        events: kind!(Event),
+        sessions: kind!(Session),
+        signals: kind!(Signal),
+    }
 }
 
 /// Builds the dataflow on one worker and returns its inputs and a probe on
@@ -179,38 +205,13 @@ pub fn build(
     let mut forwarded = InputHandleVec::new();
     let index = worker.index();
     let probe = worker.dataflow::<Time, _, _>(|scope| {
-        let mut remote_streams = forwarded_rows(forwarded.to_stream(scope), forwarding).into_iter();
-        let mut remote = || remote_streams.next().expect("a stream per kind of forwarded row");
-        let pageview_rows = pageviews.to_collection(scope).concat(
-            remote()
-                .flat_map(|(row, t, r)| if let ForwardedRow::Pageview(x) = row { Some((x, t, r)) } else { None })
-                .as_collection(),
-        );
-        let error_rows = errors.to_collection(scope).concat(
-            remote()
-                .flat_map(|(row, t, r)| if let ForwardedRow::Error(x) = row { Some((x, t, r)) } else { None })
-                .as_collection(),
-        );
-        let vital_rows = vitals.to_collection(scope).concat(
-            remote()
-                .flat_map(|(row, t, r)| if let ForwardedRow::Vital(x) = row { Some((x, t, r)) } else { None })
-                .as_collection(),
-        );
-        let event_rows = events.to_collection(scope).concat(
-            remote()
-                .flat_map(|(row, t, r)| if let ForwardedRow::Event(x) = row { Some((x, t, r)) } else { None })
-                .as_collection(),
-        );
-        let session_hits = sessions.to_collection(scope).concat(
-            remote()
-                .flat_map(|(row, t, r)| if let ForwardedRow::Session(x) = row { Some((x, t, r)) } else { None })
-                .as_collection(),
-        );
-        let signal_rows = signals.to_collection(scope).concat(
-            remote()
-                .flat_map(|(row, t, r)| if let ForwardedRow::Signal(x) = row { Some((x, t, r)) } else { None })
-                .as_collection(),
-        );
+        let remote = forwarded_rows(forwarded.to_stream(scope), forwarding);
+        let pageview_rows = pageviews.to_collection(scope).concat(remote.pageviews);
+        let error_rows = errors.to_collection(scope).concat(remote.errors);
+        let vital_rows = vitals.to_collection(scope).concat(remote.vitals);
+        let event_rows = events.to_collection(scope).concat(remote.events);
+        let session_hits = sessions.to_collection(scope).concat(remote.sessions);
+        let signal_rows = signals.to_collection(scope).concat(remote.signals);
         let hour = |ts: i64| Interval::Hour.bucket_of(ts);
         let anomaly_updates = anomaly_scores(
             pageview_rows.clone().map(move |r: PageviewRow| (r.project, hour(r.ts))),

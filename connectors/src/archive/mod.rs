@@ -249,7 +249,7 @@ impl Archive {
                 if local.contains(&segment_number(Path::new(&listed.key))) {
                     continue;
                 }
-                let Some(bytes) = remote.objects.block(remote.objects.get(&listed.key))? else {
+                let Some((bytes, _)) = remote.objects.block(remote.objects.get(&listed.key))? else {
                     continue; // deleted past retention meanwhile
                 };
                 let mut reader = std::io::Cursor::new(bytes);

@@ -89,15 +89,20 @@ pub(crate) fn nats_err(e: impl std::fmt::Display) -> BusError {
     BusError::Nats(e.to_string())
 }
 
+/// A JetStream context on a new connection to `config.url`.
+pub(crate) async fn connect_jetstream(config: &NatsConfig) -> Result<jetstream::Context, BusError> {
+    let client = async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(5))
+        .connect(config.url.as_str())
+        .await
+        .map_err(|e| BusError::Nats(format!("cannot connect to {}: {e}", config.url)))?;
+    Ok(jetstream::new(client))
+}
+
 impl NatsBus {
     /// Connects and creates the stream when it is missing.
     pub async fn connect(config: &NatsConfig) -> Result<NatsBus, BusError> {
-        let client = async_nats::ConnectOptions::new()
-            .connection_timeout(Duration::from_secs(5))
-            .connect(config.url.as_str())
-            .await
-            .map_err(|e| BusError::Nats(format!("cannot connect to {}: {e}", config.url)))?;
-        let js = jetstream::new(client);
+        let js = connect_jetstream(config).await?;
         let prefix = config.subject_prefix();
         let stream = js
             .get_or_create_stream(stream::Config {

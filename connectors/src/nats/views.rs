@@ -4,13 +4,11 @@
 //! its first message. A new generation purges the older ones once its
 //! first message is stored, so the stream holds one generation's feed.
 
-use std::time::Duration;
-
 use async_nats::jetstream::{self, consumer, stream};
 use futures::{Stream, StreamExt};
 
 use crate::bus::BusError;
-use crate::nats::{NatsConfig, nats_err};
+use crate::nats::{NatsConfig, connect_jetstream, nats_err};
 
 /// The view feed's stream.
 pub struct ViewFeed {
@@ -22,12 +20,7 @@ pub struct ViewFeed {
 impl ViewFeed {
     /// Connects and creates the feed's stream when it is missing.
     pub async fn connect(config: &NatsConfig) -> Result<ViewFeed, BusError> {
-        let client = async_nats::ConnectOptions::new()
-            .connection_timeout(Duration::from_secs(5))
-            .connect(config.url.as_str())
-            .await
-            .map_err(|e| BusError::Nats(format!("cannot connect to {}: {e}", config.url)))?;
-        let js = jetstream::new(client);
+        let js = connect_jetstream(config).await?;
         let subject = format!("{}.views", config.stream.to_ascii_lowercase());
         let stream = js
             .get_or_create_stream(stream::Config {
